@@ -1,0 +1,43 @@
+# The two commands: `make run` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# `make test QUICK=1` leaves out the tests marked slow; CI runs everything.
+QUICK_FILTER := $(if $(QUICK), and not slow,)
+PYTEST_ARGS ?=
+
+.PHONY: install run web worker test test-sqlite test-postgres lint bench migrate
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+# Embedded mode: SQLite (WAL) + filesystem broker; web + one worker with beat. Ctrl-C stops all.
+run: migrate
+	$(BIN)/python manage.py seed --demo
+	$(BIN)/python manage.py sync_schedule
+	bash scripts/run-all.sh
+
+test: install
+	$(MAKE) test-sqlite test-postgres
+
+test-sqlite: install
+	$(BIN)/pytest -m "not postgres$(QUICK_FILTER)" $(PYTEST_ARGS)
+
+test-postgres: install
+	TEST_DB=postgres $(BIN)/pytest -m "(money or postgres)$(QUICK_FILTER)" $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install
+	$(BIN)/python bench/run.py

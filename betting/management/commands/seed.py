@@ -1,0 +1,47 @@
+import secrets
+
+from django.core.management.base import BaseCommand, CommandError
+
+from betting.models import User
+from betting.services import user_create
+from common.commands import command_errors
+from common.money import usdc
+from withdrawals.services import deposit_credit
+
+
+class Command(BaseCommand):
+    help = "Create N bettors (emails printed), optionally funded; --demo also creates the demo superuser."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--users", type=int, default=1, help="how many bettors to create")
+        parser.add_argument("--fund", type=int, default=0, help="micro-USDC to deposit to each new bettor")
+        parser.add_argument("--password", default="", help="password for every new bettor (default: random)")
+        parser.add_argument("--demo", action="store_true", help="also create admin@example.com / admin12345")
+
+    def handle(self, *args, users: int, fund: int, password: str, demo: bool, **options):
+        if users < 0 or users > 100_000:
+            raise CommandError("--users must be between 0 and 100000.")
+        if fund < 0:
+            raise CommandError("--fund must not be negative.")
+        with command_errors():
+            if demo and not User.objects.filter(email="admin@example.com").exists():
+                admin = user_create(email="admin@example.com", password="admin12345", is_staff=True)
+                admin.is_superuser = True
+                admin.save(update_fields=["is_superuser"])
+                self.stdout.write("superuser admin@example.com password admin12345")
+            start = User.objects.filter(email__startswith="bettor").count() + 1
+            created = 0
+            index = start
+            while created < users:
+                email = f"bettor{index}@example.com"
+                index += 1
+                if User.objects.filter(email=email).exists():
+                    continue
+                user_password = password or secrets.token_urlsafe(9)
+                user = user_create(email=email, password=user_password)
+                if fund:
+                    deposit_credit(user=user, amount_u=fund, tx_id=f"seed:{user.pk}", source="cli", reason="seed")
+                created += 1
+                line = f"{user.pk} {email} password {user_password}"
+                self.stdout.write(line + (f" balance {fund} u ({usdc(fund)} USDC)" if fund else ""))
+        self.stdout.write(self.style.SUCCESS(f"Created {created} bettor(s)."))

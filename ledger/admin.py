@@ -1,0 +1,84 @@
+import uuid
+
+from django import forms
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+
+from common.admin import ReadOnlyAdmin, admin_call
+from ledger.models import Account, LedgerBatch, LedgerEntry
+from ledger.services import ledger_manual_adjust
+
+
+class ManualAdjustForm(forms.Form):
+    direction = forms.ChoiceField(choices=[("credit", "Credit the user (house pays)"), ("debit", "Debit the user")])
+    amount_u = forms.IntegerField(min_value=1, label="Amount (micro-USDC)")
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=1000)
+    idempotency_key = forms.CharField(widget=forms.HiddenInput)
+
+
+@admin.register(Account)
+class AccountAdmin(ReadOnlyAdmin):
+    list_display = ["code", "kind", "owner", "balance_u", "created_at"]
+    list_filter = ["kind"]
+    search_fields = ["code", "owner__email"]
+    actions = ["manual_adjust"]
+
+    def has_manual_adjust_permission(self, request) -> bool:
+        return request.user.has_perm("ledger.manual_adjust")
+
+    @admin.action(description="Manual credit/debit against the house…", permissions=["manual_adjust"])
+    def manual_adjust(self, request, queryset):
+        accounts = list(queryset)
+        if len(accounts) != 1 or accounts[0].kind != Account.Kind.USER_CASH:
+            self.message_user(request, "Select exactly one user cash account.", level=messages.ERROR)
+            return None
+        account = accounts[0]
+        form = ManualAdjustForm(
+            request.POST if "confirm" in request.POST else None, initial={"idempotency_key": str(uuid.uuid4())}
+        )
+        if "confirm" in request.POST and form.is_valid():
+            data = form.cleaned_data
+            posted = admin_call(
+                request,
+                lambda: ledger_manual_adjust(
+                    user=account.owner,
+                    amount_u=data["amount_u"],
+                    direction=data["direction"],
+                    reason=data["reason"],
+                    acting_user=request.user,
+                    source="admin",
+                    idempotency_key=f"admin-adjust:{data['idempotency_key']}",
+                ),
+            )
+            if posted is not None:
+                self.message_user(
+                    request,
+                    f"Posted batch {posted.batch.pk}: {data['direction']} {data['amount_u']} u to {account.code}.",
+                )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Manual credit/debit",
+            "account": account,
+            "house": Account.objects.get(code=Account.HOUSE),
+            "form": form,
+            "queryset": accounts,
+            "action": "manual_adjust",
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/ledger/manual_adjust.html", context)
+
+
+@admin.register(LedgerBatch)
+class LedgerBatchAdmin(ReadOnlyAdmin):
+    list_display = ["id", "ref_type", "ref_id", "idempotency_key", "created_by", "created_at"]
+    list_filter = ["ref_type"]
+    search_fields = ["=id", "ref_id", "idempotency_key", "memo"]
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyAdmin):
+    list_display = ["id", "ts", "account", "amount_u", "ref_type", "ref_id", "batch"]
+    list_filter = ["ref_type"]
+    search_fields = ["account__code", "ref_type", "ref_id", "=batch__id"]
+    list_select_related = ["batch"]

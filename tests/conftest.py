@@ -1,0 +1,73 @@
+import uuid
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from ledger.selectors import ledger_audit
+from tests.factories import UserFactory, fund
+
+
+def pytest_report_header(config):
+    if getattr(settings, "TEST_DB", "sqlite") == "postgres" and not settings.POSTGRES_UNAVAILABLE:
+        from config.test_postgres import POSTGRES_FOR_TESTS
+
+        return f"database: PostgreSQL from {POSTGRES_FOR_TESTS['source']} ({POSTGRES_FOR_TESTS['url']})"
+    if getattr(settings, "POSTGRES_UNAVAILABLE", ""):
+        return f"database: *** PostgreSQL UNAVAILABLE, PostgreSQL run SKIPPED: {settings.POSTGRES_UNAVAILABLE} ***"
+    return "database: SQLite"
+
+
+def pytest_collection_modifyitems(config, items):
+    if getattr(settings, "POSTGRES_UNAVAILABLE", ""):
+        skip = pytest.mark.skip(reason=f"PostgreSQL unavailable (not CI): {settings.POSTGRES_UNAVAILABLE}")
+        for item in items:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only(request):
+    if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: run `make test-postgres` (SQLite cannot show a race)")
+
+
+@pytest.fixture
+def bettor(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def funded_bettor(db):
+    user = UserFactory()
+    fund(user, 100_000_000)
+    return user
+
+
+def api_client_for(user) -> APIClient:
+    client = APIClient()
+    token, _ = Token.objects.get_or_create(user=user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def api():
+    """api(user) -> an APIClient authenticated with that user's token."""
+    return api_client_for
+
+
+@pytest.fixture
+def new_key():
+    return lambda: str(uuid.uuid4())
+
+
+def assert_ledger_invariants() -> None:
+    """Σ entries = 0, every batch and ref = 0, cached = Σ entries, nothing protected < 0."""
+    report = ledger_audit()
+    assert report.global_sum_u == 0
+    assert report.unbalanced_batches == []
+    assert report.unbalanced_refs == []
+    assert report.balance_mismatches == []
+    assert report.negative_accounts == []

@@ -1,0 +1,27 @@
+from django.core.management.base import BaseCommand
+
+from betting.selectors import user_get_by_email
+from common.commands import command_errors, parse_amount_u
+from common.money import usdc
+from ledger.selectors import user_balance_u
+from withdrawals.services import withdrawal_request
+
+
+class Command(BaseCommand):
+    help = "Queue a withdrawal: user cash -> withdrawals:pending."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--user", required=True, help="the user's email")
+        parser.add_argument("--amount", required=True, help="micro-USDC (500000 = 0.5 USDC)")
+        parser.add_argument("--destination", default="", help="payout address")
+
+    def handle(self, *args, user: str, amount: str, destination: str, **options):
+        amount_u = parse_amount_u(amount)
+        with command_errors():
+            bettor = user_get_by_email(email=user)
+            withdrawal = withdrawal_request(user=bettor, amount_u=amount_u, destination=destination, source="cli")
+        balance_u = user_balance_u(user_id=bettor.pk)
+        self.stdout.write(
+            f"Withdrawal {withdrawal.pk} {withdrawal.status}: {amount_u} u ({usdc(amount_u)} USDC) for {bettor.email}; "
+            f"balance now {balance_u} u ({usdc(balance_u)} USDC)"
+        )

@@ -1,0 +1,2 @@
+urlpatterns: list = []
+runbook_urlpatterns: list = []
