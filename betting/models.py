@@ -42,3 +42,46 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.email
+
+
+class Bet(models.Model):
+    class Side(models.TextChoices):
+        UP = "UP"
+        DOWN = "DOWN"
+
+    class Status(models.TextChoices):
+        PLACED = "PLACED"
+        WON = "WON"
+        LOST = "LOST"
+        REFUNDED = "REFUNDED"
+
+    round = models.ForeignKey("rounds.Round", on_delete=models.PROTECT, related_name="bets")
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="bets")
+    side = models.CharField(max_length=4, choices=Side.choices)
+    stake_u = models.BigIntegerField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PLACED)
+    payout_u = models.BigIntegerField(default=0)
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True)
+    request_digest = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "bets"
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["round", "side"]),
+            models.Index(fields=["user", "round"]),
+            models.Index(fields=["created_at"]),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="bet_unique_idempotency_key_per_user",
+            ),
+            models.CheckConstraint(condition=models.Q(stake_u__gt=0), name="bet_stake_positive"),
+            models.CheckConstraint(condition=models.Q(payout_u__gte=0), name="bet_payout_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"bet {self.pk} {self.side} {self.stake_u} u"
