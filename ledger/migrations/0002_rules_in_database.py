@@ -6,17 +6,10 @@ SQLite: a trigger refuses UPDATE of entries. SQLite has no deferred triggers,
 so the zero-sum rule is not enforced by the database there (ledger_post and
 ledger_audit still hold it), and DELETE is left open because Django's test
 flush on SQLite deletes rows.
-Also creates the system accounts.
+The system accounts are created by ledger.apps on post_migrate (also after a test flush).
 """
 
 from django.db import migrations
-
-SYSTEM_ACCOUNTS = [
-    ("house", "house"),
-    ("withdrawals:pending", "pending"),
-    ("external:deposits", "external"),
-    ("external:withdrawals", "external"),
-]
 
 POSTGRES_FORWARD = r"""
 CREATE OR REPLACE FUNCTION ledger_batch_must_balance() RETURNS trigger AS $$
@@ -75,9 +68,6 @@ def forward(apps, schema_editor):
         schema_editor.execute(POSTGRES_FORWARD, params=None)
     elif vendor == "sqlite":
         schema_editor.execute(SQLITE_FORWARD)
-    Account = apps.get_model("ledger", "Account")
-    for code, kind in SYSTEM_ACCOUNTS:
-        Account.objects.get_or_create(code=code, defaults={"kind": kind})
 
 
 def reverse(apps, schema_editor):
@@ -86,8 +76,6 @@ def reverse(apps, schema_editor):
         schema_editor.execute(POSTGRES_REVERSE, params=None)
     elif vendor == "sqlite":
         schema_editor.execute(SQLITE_REVERSE)
-    Account = apps.get_model("ledger", "Account")
-    Account.objects.filter(code__in=[code for code, _ in SYSTEM_ACCOUNTS], balance_u=0).delete()
 
 
 class Migration(migrations.Migration):
