@@ -161,6 +161,39 @@ BET_MIN_STAKE_U = env.int("BET_MIN_STAKE_U", default=100_000)
 BET_MAX_STAKE_U = env.int("BET_MAX_STAKE_U", default=10_000_000_000)
 BET_MAX_USER_ROUND_STAKE_U = env.int("BET_MAX_USER_ROUND_STAKE_U", default=50_000_000_000)
 
+# --- Operations (ops app) ----------------------------------------------------
+# Readiness: the beat writes a heartbeat every 30 s; older than this is "stale".
+OPS_HEARTBEAT_STALE_SECONDS = env.int("OPS_HEARTBEAT_STALE_SECONDS", default=180)
+# A LOCKED round past settle_at + this grace is overdue (alert + circuit breaker).
+OPS_SETTLEMENT_GRACE_SECONDS = env.int("OPS_SETTLEMENT_GRACE_SECONDS", default=3600)
+# Circuit breaker thresholds (each rule is one function in ops/breaker.py).
+OPS_BREAKER_HOUSE_LOSS_U = env.int("OPS_BREAKER_HOUSE_LOSS_U", default=10_000_000_000)  # 24 h house loss
+OPS_BREAKER_WITHDRAWAL_FAILURE_RATE = env.float("OPS_BREAKER_WITHDRAWAL_FAILURE_RATE", default=0.5)
+OPS_BREAKER_WITHDRAWAL_MIN_COUNT = env.int("OPS_BREAKER_WITHDRAWAL_MIN_COUNT", default=5)
+OPS_BREAKER_REJECTION_RATE = env.float("OPS_BREAKER_REJECTION_RATE", default=0.5)
+OPS_BREAKER_REJECTION_MIN_COUNT = env.int("OPS_BREAKER_REJECTION_MIN_COUNT", default=20)
+OPS_BREAKER_STAKE_SHARE = env.float("OPS_BREAKER_STAKE_SHARE", default=0.8)
+OPS_BREAKER_STAKE_SHARE_MIN_POOL_U = env.int("OPS_BREAKER_STAKE_SHARE_MIN_POOL_U", default=1_000_000_000)
+OPS_BREAKER_WINDOW_SECONDS = env.int("OPS_BREAKER_WINDOW_SECONDS", default=3600)
+# Alerts: routes (email, Slack-compatible webhook), minimum severity per route (P0 most severe).
+ALERT_EMAIL_TO = env.list("ALERT_EMAIL_TO", default=[])
+ALERT_EMAIL_MIN_SEVERITY = env.str("ALERT_EMAIL_MIN_SEVERITY", default="P1")
+ALERT_WEBHOOK_URL = env.str("ALERT_WEBHOOK_URL", default="")
+ALERT_WEBHOOK_MIN_SEVERITY = env.str("ALERT_WEBHOOK_MIN_SEVERITY", default="P3")
+ALERT_WEBHOOK_TIMEOUT_SECONDS = env.float("ALERT_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+ALERT_RENOTIFY_SECONDS = env.int("ALERT_RENOTIFY_SECONDS", default=3600)
+ALERT_WITHDRAWAL_BACKLOG_SECONDS = env.int("ALERT_WITHDRAWAL_BACKLOG_SECONDS", default=3600)
+ALERT_WITHDRAWAL_FAILURE_BURST = env.int("ALERT_WITHDRAWAL_FAILURE_BURST", default=3)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="updown-house@localhost")
+# Backups: timestamped dumps + .sha256 files; restore refuses while web/beat look alive.
+BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(VAR_DIR / "backups")))
+# Prometheus multiprocess mode (gunicorn): config/gunicorn.py sets and wipes this directory.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+# Rounds: how long the beat retries AUTO settlement after settle_at before marking the round overdue.
+ROUND_SETTLE_GRACE_SECONDS = env.int("ROUND_SETTLE_GRACE_SECONDS", default=300)
+# The price oracle AUTO settlement asks (marketdata.oracle.PriceOracle).
+PRICE_ORACLE = env.str("PRICE_ORACLE", default="marketdata.oracle.OfficialCloseTableOracle")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -1,0 +1,17 @@
+from common.errors import ApplicationError
+
+
+class MarketDataError(ApplicationError):
+    code = "marketdata_error"
+
+
+class InvalidPrice(MarketDataError):
+    code = "invalid_price"
+
+
+class InvalidSymbol(MarketDataError):
+    code = "invalid_symbol"
+
+
+class InvalidDate(MarketDataError):
+    code = "invalid_date"
