@@ -16,7 +16,11 @@ class Command(BaseCommand):
         parser.add_argument("--users", type=int, default=1, help="how many bettors to create")
         parser.add_argument("--fund", type=int, default=0, help="micro-USDC to deposit to each new bettor")
         parser.add_argument("--password", default="", help="password for every new bettor (default: random)")
-        parser.add_argument("--demo", action="store_true", help="also create admin@example.com / admin12345")
+        parser.add_argument(
+            "--demo",
+            action="store_true",
+            help="also ensure admin@example.com/admin12345 and demo1..3@example.com/demo12345 with 100 USDC each",
+        )
 
     def handle(self, *args, users: int, fund: int, password: str, demo: bool, **options):
         if users < 0 or users > 100_000:
@@ -24,11 +28,8 @@ class Command(BaseCommand):
         if fund < 0:
             raise CommandError("--fund must not be negative.")
         with command_errors():
-            if demo and not User.objects.filter(email="admin@example.com").exists():
-                admin = user_create(email="admin@example.com", password="admin12345", is_staff=True)
-                admin.is_superuser = True
-                admin.save(update_fields=["is_superuser"])
-                self.stdout.write("superuser admin@example.com password admin12345")
+            if demo:
+                self._ensure_demo()
             start = User.objects.filter(email__startswith="bettor").count() + 1
             created = 0
             index = start
@@ -45,3 +46,16 @@ class Command(BaseCommand):
                 line = f"{user.pk} {email} password {user_password}"
                 self.stdout.write(line + (f" balance {fund} u ({usdc(fund)} USDC)" if fund else ""))
         self.stdout.write(self.style.SUCCESS(f"Created {created} bettor(s)."))
+
+    def _ensure_demo(self) -> None:
+        """Idempotent: re-running `make run` neither duplicates users nor deposits twice."""
+        if not User.objects.filter(email="admin@example.com").exists():
+            admin = user_create(email="admin@example.com", password="admin12345", is_staff=True)
+            admin.is_superuser = True
+            admin.save(update_fields=["is_superuser"])
+        self.stdout.write("superuser admin@example.com password admin12345")
+        for index in (1, 2, 3):
+            email = f"demo{index}@example.com"
+            user = User.objects.filter(email=email).first() or user_create(email=email, password="demo12345")
+            deposit_credit(user=user, amount_u=100_000_000, tx_id=f"demo:{email}", source="cli", reason="demo seed")
+            self.stdout.write(f"bettor {email} password demo12345")
