@@ -1,2 +1,13 @@
-urlpatterns: list = []
-runbook_urlpatterns: list = []
+from django.urls import path
+
+from rounds.apis import RoundCurrentApi, RoundDetailApi, RoundListApi
+
+urlpatterns = [
+    path("rounds", RoundListApi.as_view(), name="rounds"),
+    path("rounds/current", RoundCurrentApi.as_view(), name="round-current"),
+    path("rounds/<str:code>", RoundDetailApi.as_view(), name="round-detail"),
+]
+# The operating manual's own path: `curl http://localhost:8000/rounds/current`.
+runbook_urlpatterns = [
+    path("rounds/current", RoundCurrentApi.as_view(), name="round-current"),
+]

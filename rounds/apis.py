@@ -1,0 +1,107 @@
+"""The rounds read API: public market data (the runbook curls /rounds/current without a token)."""
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from common.api import paginated_response
+from common.errors import NotFound
+from rounds.models import Round
+from rounds.selectors import round_current, round_get
+
+
+class _ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class RoundOutputSerializer(serializers.Serializer):
+    """The fields the API contract fixes for /rounds/current (and the history rows)."""
+
+    code = serializers.CharField()
+    symbol = serializers.CharField()
+    status = serializers.ChoiceField(choices=Round.Status.choices)
+    result = serializers.ChoiceField(choices=Round.Result.choices, allow_null=True)
+    lock_at = serializers.DateTimeField()
+    settle_at = serializers.DateTimeField()
+    fee_bps = serializers.IntegerField()
+    up_pool_u = serializers.IntegerField()
+    down_pool_u = serializers.IntegerField()
+    commit_hash = serializers.CharField()
+
+
+class _PublicApi(APIView):
+    # Public market data: no token needed, and a stale token on a public page is no reason to fail.
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+
+class RoundCurrentApi(_PublicApi):
+    """The round bettors see now: the open one, else the latest locked one awaiting settlement."""
+
+    @extend_schema(
+        responses={
+            200: RoundOutputSerializer,
+            404: OpenApiResponse(_ErrorSerializer, description="`no_current_round`: none is open or locked."),
+        },
+    )
+    def get(self, request):
+        round_ = round_current()
+        if round_ is None:
+            raise NotFound(
+                "No round is open or locked right now; the next round opens before 09:00 ET on a trading day.",
+                code="no_current_round",
+            )
+        return Response(RoundOutputSerializer(round_).data)
+
+
+class RoundListApi(_PublicApi):
+    """Round history, newest first, paginated (limit/offset)."""
+
+    class FilterSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=Round.Status.choices, required=False)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("status", str, enum=Round.Status.values, description="Only rounds in this state.")
+        ],
+        responses={200: RoundOutputSerializer(many=True)},
+    )
+    def get(self, request):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        rounds = Round.objects.order_by("-code")
+        if "status" in filters.validated_data:
+            rounds = rounds.filter(status=filters.validated_data["status"])
+        return paginated_response(queryset=rounds, serializer_class=RoundOutputSerializer, request=request, view=self)
+
+
+class RoundDetailApi(_PublicApi):
+    """One round with its result, prices and their sources, pools, commit hash and settlement digest."""
+
+    class OutputSerializer(RoundOutputSerializer):
+        rule_version = serializers.IntegerField()
+        pool_u = serializers.SerializerMethodField()
+        reference_price = serializers.DecimalField(max_digits=18, decimal_places=6, allow_null=True)
+        reference_source = serializers.CharField()
+        close_price = serializers.DecimalField(max_digits=18, decimal_places=6, allow_null=True)
+        close_source = serializers.CharField()
+        prev_commit_hash = serializers.CharField()
+        settlement_digest = serializers.CharField()
+        locked_at = serializers.DateTimeField(allow_null=True)
+        settled_at = serializers.DateTimeField(allow_null=True)
+
+        def get_pool_u(self, round_: Round) -> int:
+            return round_.up_pool_u + round_.down_pool_u
+
+    @extend_schema(
+        responses={
+            200: OutputSerializer,
+            400: OpenApiResponse(_ErrorSerializer, description="`invalid_round_code`: not a YYYYMMDD date."),
+            404: OpenApiResponse(_ErrorSerializer, description="`unknown_round`."),
+        },
+    )
+    def get(self, request, code: str):
+        return Response(self.OutputSerializer(round_get(code=code)).data)
