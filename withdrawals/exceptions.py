@@ -8,3 +8,80 @@ class WithdrawalError(ApplicationError):
 class DepositConflict(ApplicationError):
     code = "deposit_conflict"
     status = 409
+
+
+class InvalidSignature(ApplicationError):
+    code = "invalid_signature"
+    status = 401
+
+
+class StaleWebhook(ApplicationError):
+    code = "stale_timestamp"
+    status = 400
+
+
+class InvalidWebhook(ApplicationError):
+    code = "invalid_webhook"
+    status = 400
+
+
+class SimulationDisabled(ApplicationError):
+    code = "not_found"
+    status = 404
+
+
+class WithdrawalNotFound(WithdrawalError):
+    code = "withdrawal_not_found"
+    status = 404
+
+
+class InvalidDestination(WithdrawalError):
+    code = "invalid_destination"
+    status = 400
+
+
+class DestinationRequired(WithdrawalError):
+    code = "destination_required"
+    status = 400
+
+
+class WithdrawalLimitExceeded(WithdrawalError):
+    code = "withdrawal_limit"
+    status = 400
+
+
+class InvalidTransition(WithdrawalError):
+    code = "invalid_transition"
+    status = 409
+
+
+class ApprovalRefused(WithdrawalError):
+    code = "approval_refused"
+    status = 403
+
+
+class PermissionRefused(WithdrawalError):
+    code = "permission_denied"
+    status = 403
+
+
+class ProcessingHalted(WithdrawalError):
+    code = "emergency_stop"
+    status = 409
+
+
+class PayoutInFlight(WithdrawalError):
+    code = "payout_in_flight"
+    status = 409
+
+
+class PayoutError(Exception):
+    """Raised by payout adapters (not an ApplicationError: processing translates it)."""
+
+
+class PayoutRejected(PayoutError):
+    """The custodian refused the payout for good (bad address, compliance, ...): fail and refund."""
+
+
+class PayoutUnavailable(PayoutError):
+    """The outcome is unknown (timeout, 5xx, network): keep PROCESSING and ask `status` later."""

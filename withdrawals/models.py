@@ -2,6 +2,37 @@ from django.conf import settings
 from django.db import models
 
 
+class DepositIntent(models.Model):
+    """A bettor's announced deposit: where to send USDC and the reference the custodian reports back."""
+
+    reference = models.CharField(max_length=32, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="deposit_intents")
+    address = models.CharField(max_length=42)
+    chain_id = models.PositiveIntegerField()
+    token_address = models.CharField(max_length=42)
+    amount_u = models.BigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "deposit_intents"
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(amount_u__isnull=True) | models.Q(amount_u__gt=0),
+                name="deposit_intent_amount_positive",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"deposit intent {self.reference}"
+
+    @property
+    def payment_uri(self) -> str:
+        """EIP-681: call `transfer(address, uint256)` on the USDC contract (6 decimals, so uint256 = micro-USDC)."""
+        uri = f"ethereum:{self.token_address}@{self.chain_id}/transfer?address={self.address}"
+        return uri + (f"&uint256={self.amount_u}" if self.amount_u else "")
+
+
 class Deposit(models.Model):
     """Money that arrived from outside; one per external transaction id."""
 
@@ -13,6 +44,10 @@ class Deposit(models.Model):
     amount_u = models.BigIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREDITED)
     source = models.CharField(max_length=16)
+    intent = models.ForeignKey(
+        DepositIntent, null=True, blank=True, on_delete=models.PROTECT, related_name="deposits"
+    )
+    from_address = models.CharField(max_length=42, blank=True)
     raw_payload = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -33,19 +68,75 @@ class Withdrawal(models.Model):
         FAILED = "FAILED"
         CANCELLED = "CANCELLED"
 
+    TERMINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
+
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="withdrawals")
     amount_u = models.BigIntegerField()
     destination = models.CharField(max_length=128, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     tx_hash = models.CharField(max_length=128, blank=True)
     failure_reason = models.TextField(blank=True)
+    # Who asked: the bettor, or the staff user acting on their behalf (never may approve it).
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    # Four-eyes: above WITHDRAWAL_APPROVAL_THRESHOLD_U nothing is paid until staff approve.
+    needs_approval = models.BooleanField(default=False)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    second_approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    second_approved_at = models.DateTimeField(null=True, blank=True)
+    # Processing: a worker holds a PROCESSING item until lease_until; after that a later run resumes it.
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    processing_started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         db_table = "withdrawals"
         ordering = ["-id"]
+        indexes = [models.Index(fields=["user", "created_at"])]
         constraints = [models.CheckConstraint(condition=models.Q(amount_u__gt=0), name="withdrawal_amount_positive")]
+        permissions = [
+            ("approve_withdrawal", "Can approve a large withdrawal (four-eyes)"),
+            ("process_withdrawal", "Can send withdrawals to the payout adapter now"),
+            ("fail_withdrawal", "Can mark a withdrawal failed and refund it"),
+        ]
 
     def __str__(self) -> str:
         return f"withdrawal {self.pk} {self.amount_u} u {self.status}"
+
+    @property
+    def reference(self) -> str:
+        """The idempotency reference the payout adapter sees: the withdrawal id."""
+        return str(self.pk)
+
+    @property
+    def approvals(self) -> int:
+        return int(self.approved_by_id is not None) + int(self.second_approved_by_id is not None)
+
+
+class SimulatedPayout(models.Model):
+    """The simulated payout adapter's 'chain': survives a worker crash so `status` can answer after one."""
+
+    reference = models.CharField(max_length=64, unique=True)
+    destination = models.CharField(max_length=128)
+    amount_u = models.BigIntegerField()
+    tx_hash = models.CharField(max_length=128, blank=True)
+    state = models.CharField(max_length=16)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "simulated_payouts"
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"simulated payout {self.reference} {self.state}"

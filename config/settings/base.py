@@ -166,6 +166,31 @@ BET_MIN_STAKE_U = env.int("BET_MIN_STAKE_U", default=100_000)
 BET_MAX_STAKE_U = env.int("BET_MAX_STAKE_U", default=10_000_000_000)
 BET_MAX_USER_ROUND_STAKE_U = env.int("BET_MAX_USER_ROUND_STAKE_U", default=50_000_000_000)
 
+# --- Deposits and withdrawals (withdrawals app) ------------------------------
+# Webhook: X-Signature = "sha256=" + HMAC-SHA256(raw body, DEPOSIT_WEBHOOK_SECRET); its signed
+# "timestamp" must be within this many seconds of now (older deliveries are replays).
+DEPOSIT_WEBHOOK_TOLERANCE_SECONDS = env.int("DEPOSIT_WEBHOOK_TOLERANCE_SECONDS", default=300)
+# Where bettors send USDC (deposit intents' EIP-681 URI): the custody address, the token, the chain.
+DEPOSIT_ADDRESS = env.str("DEPOSIT_ADDRESS", default="0x00000000000000000000000000000000000d0d05")
+DEPOSIT_TOKEN_ADDRESS = env.str("DEPOSIT_TOKEN_ADDRESS", default="0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48")
+DEPOSIT_CHAIN_ID = env.int("DEPOSIT_CHAIN_ID", default=1)
+WITHDRAWAL_MIN_U = env.int("WITHDRAWAL_MIN_U", default=100_000)  # 0.1 USDC
+WITHDRAWAL_MAX_U = env.int("WITHDRAWAL_MAX_U", default=50_000_000_000)  # 50 000 USDC per request
+WITHDRAWAL_MAX_PER_DAY_U = env.int("WITHDRAWAL_MAX_PER_DAY_U", default=100_000_000_000)  # per user, rolling 24 h
+# Four-eyes: above this a withdrawal waits for staff approval (1 or 2 approvers, never the requester).
+WITHDRAWAL_APPROVAL_THRESHOLD_U = env.int("WITHDRAWAL_APPROVAL_THRESHOLD_U", default=10_000_000_000)
+WITHDRAWAL_APPROVALS_REQUIRED = env.int("WITHDRAWAL_APPROVALS_REQUIRED", default=1)
+WITHDRAWAL_BATCH_SIZE = env.int("WITHDRAWAL_BATCH_SIZE", default=50)
+# A PROCESSING withdrawal whose worker went quiet this long is resumed (status first, then send).
+WITHDRAWAL_PROCESSING_LEASE_SECONDS = env.int("WITHDRAWAL_PROCESSING_LEASE_SECONDS", default=300)
+# Payout adapter: "simulated" (default), "http", or a dotted path to a class.
+PAYOUT_ADAPTER = env.str("PAYOUT_ADAPTER", default="simulated")
+PAYOUT_HTTP_URL = env.str("PAYOUT_HTTP_URL", default="")
+PAYOUT_HTTP_TOKEN = env.str("PAYOUT_HTTP_TOKEN", default="")
+PAYOUT_HTTP_TIMEOUT_SECONDS = env.float("PAYOUT_HTTP_TIMEOUT_SECONDS", default=10.0)
+PAYOUT_SIMULATED_FAILURE_RATE = env.float("PAYOUT_SIMULATED_FAILURE_RATE", default=0.0)
+PAYOUT_SIMULATED_DELAY_SECONDS = env.float("PAYOUT_SIMULATED_DELAY_SECONDS", default=0.0)
+
 # --- Operations (ops app) ----------------------------------------------------
 # Readiness: the beat writes a heartbeat every 30 s; older than this is "stale".
 OPS_HEARTBEAT_STALE_SECONDS = env.int("OPS_HEARTBEAT_STALE_SECONDS", default=180)
