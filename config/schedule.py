@@ -3,4 +3,9 @@
 Each entry: name -> (task path, every N seconds). Apps add their tasks here.
 """
 
-SCHEDULE: dict[str, tuple[str, int]] = {}
+SCHEDULE: dict[str, tuple[str, int]] = {
+    # ops: the heartbeat /health reads, the circuit breaker rules, the alert rules.
+    "ops-beat-heartbeat": ("ops.beat_heartbeat", 30),
+    "ops-evaluate-circuit-breaker": ("ops.evaluate_circuit_breaker", 60),
+    "ops-evaluate-alerts": ("ops.evaluate_alerts", 60),
+}

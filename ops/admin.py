@@ -1,7 +1,10 @@
+from django import forms
 from django.contrib import admin
+from django.template.response import TemplateResponse
 
-from common.admin import ReadOnlyAdmin
-from ops.models import AuditEvent
+from common.admin import ReadOnlyAdmin, admin_call
+from ops.models import Alert, AuditEvent, Heartbeat, OpsSwitch
+from ops.services import circuit_breaker_reset, ops_emergency_stop
 
 
 @admin.register(AuditEvent)
@@ -10,3 +13,81 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_filter = ["action", "source", ("actor", admin.RelatedOnlyFieldListFilter), "ts"]
     search_fields = ["action", "object_id", "reason", "actor__email"]
     date_hierarchy = "ts"
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=1000)
+
+
+@admin.register(OpsSwitch)
+class OpsSwitchAdmin(ReadOnlyAdmin):
+    """The emergency stop and the circuit breaker. Switched only through the actions (audited, with a reason)."""
+
+    list_display = ["name", "active", "reason", "rule", "changed_at", "changed_by"]
+    actions = ["emergency_stop_on", "emergency_stop_off", "circuit_breaker_reset"]
+
+    def has_ops_switch_permission(self, request) -> bool:
+        return request.user.is_active and request.user.is_staff and request.user.has_perm("ops.change_opsswitch")
+
+    def get_queryset(self, request):
+        for name in OpsSwitch.Name.values:
+            OpsSwitch.objects.get_or_create(name=name)
+        return super().get_queryset(request)
+
+    def _with_reason(self, request, queryset, *, action: str, title: str, call):
+        form = ReasonForm(request.POST if "confirm" in request.POST else None)
+        if "confirm" in request.POST and form.is_valid():
+            admin_call(request, lambda: call(form.cleaned_data["reason"]), success=f"{title}: done.")
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "form": form,
+            "queryset": queryset,
+            "action": action,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/ops/reason_confirm.html", context)
+
+    @admin.action(description="Emergency stop ON (refuse bets and withdrawal processing)…", permissions=["ops_switch"])
+    def emergency_stop_on(self, request, queryset):
+        return self._with_reason(
+            request,
+            queryset,
+            action="emergency_stop_on",
+            title="Emergency stop ON",
+            call=lambda reason: ops_emergency_stop(active=True, reason=reason, actor=request.user, source="admin"),
+        )
+
+    @admin.action(description="Emergency stop OFF (resume)…", permissions=["ops_switch"])
+    def emergency_stop_off(self, request, queryset):
+        return self._with_reason(
+            request,
+            queryset,
+            action="emergency_stop_off",
+            title="Emergency stop OFF",
+            call=lambda reason: ops_emergency_stop(active=False, reason=reason, actor=request.user, source="admin"),
+        )
+
+    @admin.action(description="Reset the circuit breaker…", permissions=["ops_switch"])
+    def circuit_breaker_reset(self, request, queryset):
+        return self._with_reason(
+            request,
+            queryset,
+            action="circuit_breaker_reset",
+            title="Reset the circuit breaker",
+            call=lambda reason: circuit_breaker_reset(reason=reason, actor=request.user, source="admin"),
+        )
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    list_display = ["severity", "key", "status", "summary", "first_seen_at", "last_seen_at", "notify_count"]
+    list_filter = ["status", "severity", "rule"]
+    search_fields = ["key", "summary"]
+    date_hierarchy = "last_seen_at"
+
+
+@admin.register(Heartbeat)
+class HeartbeatAdmin(ReadOnlyAdmin):
+    list_display = ["name", "beat_at"]

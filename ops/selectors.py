@@ -1,4 +1,11 @@
+"""Reads for operations: the halt check on the hot path, switch state, heartbeat age."""
+
 from dataclasses import dataclass
+from datetime import datetime
+
+from django.utils import timezone
+
+from ops.models import Heartbeat, OpsSwitch
 
 
 @dataclass(frozen=True)
@@ -10,7 +17,75 @@ class Halt:
 def betting_halt() -> Halt | None:
     """Why betting (and withdrawal processing) must stop now, or None.
 
-    Placeholder until the emergency stop and circuit breaker land (operations issue);
-    bet_place and withdrawal processing already call it.
+    On the hot path of every bet: one indexed query. The emergency stop wins over the
+    breaker when both are on ("emergency_stop" sorts after "circuit_breaker").
     """
-    return None
+    row = OpsSwitch.objects.filter(active=True).order_by("-name").values_list("name", "reason").first()
+    if row is None:
+        return None
+    return Halt(code=row[0], reason=row[1])
+
+
+def switch_get(*, name: str) -> OpsSwitch:
+    """The switch row, or an unsaved inactive one when it was never switched."""
+    return OpsSwitch.objects.filter(name=name).select_related("changed_by").first() or OpsSwitch(name=name)
+
+
+def switches_active() -> dict[str, bool]:
+    active = set(OpsSwitch.objects.filter(active=True).values_list("name", flat=True))
+    return {name: name in active for name in OpsSwitch.Name.values}
+
+
+def heartbeat_at(*, name: str = "beat") -> datetime | None:
+    return Heartbeat.objects.filter(name=name).values_list("beat_at", flat=True).first()
+
+
+def heartbeat_age_seconds(*, name: str = "beat", now: datetime | None = None) -> float | None:
+    """Seconds since the last heartbeat, or None when there never was one."""
+    beat_at = heartbeat_at(name=name)
+    if beat_at is None:
+        return None
+    return max(0.0, ((now or timezone.now()) - beat_at).total_seconds())
+
+
+def round_current():
+    """The round bettors are looking at: the open one, else the oldest locked, else the latest settled."""
+    from rounds.models import Round
+
+    return (
+        Round.objects.filter(status=Round.Status.OPEN).order_by("-code").first()
+        or Round.objects.filter(status=Round.Status.LOCKED).order_by("code").first()
+        or Round.objects.order_by("-code").first()
+    )
+
+
+def ledger_unbalanced_batches() -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COUNT(*) FROM (SELECT batch FROM ledger_entries GROUP BY batch HAVING SUM(amount_u) != 0) t"
+        )
+        return cursor.fetchone()[0]
+
+
+def alerts_open():
+    from ops.models import Alert
+
+    return Alert.objects.filter(status=Alert.Status.OPEN).order_by("severity", "-last_seen_at")
+
+
+def dashboard_numbers() -> dict:
+    """Everything the metrics scrape and the admin dashboard show, from a handful of aggregate queries."""
+    from ledger.selectors import tvl_get
+
+    switches = switches_active()
+    return {
+        "tvl": tvl_get(),
+        "round": round_current(),
+        "emergency_stop": switches[OpsSwitch.Name.EMERGENCY_STOP],
+        "circuit_breaker": switches[OpsSwitch.Name.CIRCUIT_BREAKER],
+        "unbalanced_batches": ledger_unbalanced_batches(),
+        "heartbeat_age_seconds": heartbeat_age_seconds(),
+        "alerts_open": alerts_open().count(),
+    }

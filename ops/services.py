@@ -1,8 +1,14 @@
+"""Writes for operations. Every manual or automatic switch writes one audit row in its transaction."""
+
+from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
 
-from ops.models import AuditEvent
+from ops.exceptions import ReasonRequired
+from ops.models import AuditEvent, EventCount, Heartbeat, OpsSwitch
 
 
 def audit_record(
@@ -29,3 +35,122 @@ def audit_record(
         before=before,
         after=after,
     )
+
+
+def _switch_locked(name: str) -> OpsSwitch:
+    OpsSwitch.objects.get_or_create(name=name)
+    return OpsSwitch.objects.select_for_update().get(name=name)
+
+
+def _switch_state(switch: OpsSwitch) -> dict:
+    return {"active": switch.active, "reason": switch.reason, "rule": switch.rule}
+
+
+def _switch_set(
+    *, name: str, active: bool, reason: str, rule: str, actor: Any, source: str, action: str
+) -> tuple[OpsSwitch, bool]:
+    """Lock, check, change one switch; returns (switch, changed). A no-op switch writes nothing."""
+    with transaction.atomic():
+        switch = _switch_locked(name)
+        if switch.active == active:
+            return switch, False
+        before = _switch_state(switch)
+        switch.active = active
+        switch.reason = reason
+        switch.rule = rule
+        switch.changed_at = timezone.now()
+        switch.changed_by = actor if getattr(actor, "pk", None) else None
+        switch.save()
+        audit_record(
+            action=action,
+            source=source,
+            actor=actor,
+            object_type="ops_switch",
+            object_id=name,
+            reason=reason,
+            before=before,
+            after=_switch_state(switch),
+        )
+        transaction.on_commit(_alerts_soon)
+    return switch, True
+
+
+def _alerts_soon() -> None:
+    """Evaluate alerts right after a switch commits, so the stop/breaker alert goes out now, not at the next beat."""
+    from ops.tasks import evaluate_alerts
+
+    try:
+        evaluate_alerts.delay()
+    except Exception:  # noqa: BLE001 - a broker hiccup must not undo the switch; the beat catches up
+        pass
+
+
+def ops_emergency_stop(*, active: bool, reason: str = "", actor: Any = None, source: str) -> tuple[OpsSwitch, bool]:
+    """Switch the emergency stop on (a reason is required) or off. Bets and withdrawal processing halt while on."""
+    reason = (reason or "").strip()
+    if active and not reason:
+        raise ReasonRequired("Turning the emergency stop on needs a reason (--reason).")
+    return _switch_set(
+        name=OpsSwitch.Name.EMERGENCY_STOP,
+        active=active,
+        reason=reason,
+        rule="",
+        actor=actor,
+        source=source,
+        action="ops.emergency_stop.on" if active else "ops.emergency_stop.off",
+    )
+
+
+def circuit_breaker_open(*, rule: str, reason: str, actor: Any = None, source: str) -> tuple[OpsSwitch, bool]:
+    """Open the breaker with the rule that tripped it; a breaker already open keeps its first reason."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ReasonRequired("Opening the circuit breaker needs a reason.")
+    return _switch_set(
+        name=OpsSwitch.Name.CIRCUIT_BREAKER,
+        active=True,
+        reason=f"{rule}: {reason}" if rule else reason,
+        rule=rule,
+        actor=actor,
+        source=source,
+        action="ops.circuit_breaker.open",
+    )
+
+
+def circuit_breaker_reset(*, reason: str, actor: Any = None, source: str) -> tuple[OpsSwitch, bool]:
+    """Close the breaker: staff only (the callers check), always with a reason."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ReasonRequired("Resetting the circuit breaker needs a reason (--reason).")
+    return _switch_set(
+        name=OpsSwitch.Name.CIRCUIT_BREAKER,
+        active=False,
+        reason=reason,
+        rule="",
+        actor=actor,
+        source=source,
+        action="ops.circuit_breaker.reset",
+    )
+
+
+def heartbeat_beat(*, name: str = "beat", at: datetime | None = None) -> None:
+    """Record that the beat (or another periodic process) is alive."""
+    at = at or timezone.now()
+    if not Heartbeat.objects.filter(name=name).update(beat_at=at):
+        try:
+            with transaction.atomic():
+                Heartbeat.objects.create(name=name, beat_at=at)
+        except IntegrityError:
+            Heartbeat.objects.filter(name=name).update(beat_at=at)
+
+
+def event_count_add(*, name: str, count: int = 1, at: datetime | None = None) -> None:
+    """Add to this minute's shared counter (one UPDATE; one INSERT the first time in a minute)."""
+    minute = (at or timezone.now()).replace(second=0, microsecond=0)
+    if EventCount.objects.filter(name=name, minute=minute).update(count=F("count") + count):
+        return
+    try:
+        with transaction.atomic():
+            EventCount.objects.create(name=name, minute=minute, count=count)
+    except IntegrityError:
+        EventCount.objects.filter(name=name, minute=minute).update(count=F("count") + count)

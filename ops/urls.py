@@ -1,6 +1,15 @@
-from django.urls import include, path
+from django.urls import path
 
-urlpatterns: list = []
-runbook_urlpatterns: list = [
-    path("", include("django_prometheus.urls")),
+from ops.apis import CircuitBreakerApi, EmergencyStopApi, OpsHealthApi, health, healthz, metrics
+
+urlpatterns = [
+    path("ops/health", OpsHealthApi.as_view(), name="ops-health"),
+    path("ops/emergency-stop", EmergencyStopApi.as_view(), name="ops-emergency-stop"),
+    path("ops/circuit-breaker", CircuitBreakerApi.as_view(), name="ops-circuit-breaker"),
+]
+# The operating manual's own paths.
+runbook_urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("health", health, name="health"),
+    path("metrics", metrics, name="metrics"),
 ]

@@ -1,0 +1,164 @@
+"""Operations endpoints: liveness, readiness, metrics (plain views) and the protected ops API."""
+
+from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ops.auth import OPS_AUTHENTICATION, IsOpsOrStaff, acting_user, ops_request_allowed
+from ops.health import health_report
+from ops.models import OpsSwitch
+
+
+@never_cache
+def healthz(request):
+    """Liveness: the process answers. No I/O."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+def health(request):
+    """Readiness, public and terse: which checks failed, no details."""
+    checks = health_report()
+    failed = [check.name for check in checks if not check.ok]
+    body = {"status": "fail" if failed else "ok", "checks": {check.name: check.ok for check in checks}}
+    if failed:
+        body["failed"] = failed
+    return JsonResponse(body, status=503 if failed else 200)
+
+
+@never_cache
+def metrics(request):
+    """Prometheus exposition; needs the ops token (or a staff session) whenever OPS_TOKEN is set."""
+    from django.conf import settings
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    from ops.metrics import metrics_text
+
+    if settings.OPS_TOKEN and not ops_request_allowed(request):
+        response = JsonResponse(
+            {"code": "not_authenticated", "detail": "Send Authorization: Bearer <OPS_TOKEN>."}, status=401
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="ops"'
+        return response
+    return HttpResponse(metrics_text(), content_type=CONTENT_TYPE_LATEST)
+
+
+def _switch_out(switch: OpsSwitch) -> dict:
+    return {
+        "name": switch.name,
+        "active": switch.active,
+        "reason": switch.reason,
+        "rule": switch.rule,
+        "changed_at": switch.changed_at,
+        "changed_by": switch.changed_by.email if switch.changed_by_id else None,
+    }
+
+
+class SwitchOutputSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    active = serializers.BooleanField()
+    reason = serializers.CharField()
+    rule = serializers.CharField()
+    changed_at = serializers.DateTimeField(allow_null=True)
+    changed_by = serializers.CharField(allow_null=True)
+
+
+class OpsApiView(APIView):
+    authentication_classes = OPS_AUTHENTICATION
+    permission_classes = [IsOpsOrStaff]
+
+
+class OpsHealthApi(OpsApiView):
+    """Detailed readiness with every check's detail, the switches, TVL and open alerts."""
+
+    @extend_schema(responses={200: dict, 503: dict})
+    def get(self, request):
+        from ops.selectors import dashboard_numbers, switch_get
+
+        checks = health_report()
+        numbers = dashboard_numbers()
+        tvl = numbers["tvl"]
+        current = numbers["round"]
+        failed = [check.name for check in checks if not check.ok]
+        body = {
+            "status": "fail" if failed else "ok",
+            "time": timezone.now(),
+            "checks": {c.name: {"ok": c.ok, "detail": c.detail, **c.data} for c in checks},
+            "failed": failed,
+            "emergency_stop": _switch_out(switch_get(name=OpsSwitch.Name.EMERGENCY_STOP)),
+            "circuit_breaker": _switch_out(switch_get(name=OpsSwitch.Name.CIRCUIT_BREAKER)),
+            "tvl": {
+                "locked_u": tvl.locked_u,
+                "cash_u": tvl.cash_u,
+                "pending_withdrawals_u": tvl.pending_withdrawals_u,
+            },
+            "round": (
+                {
+                    "code": current.code,
+                    "status": current.status,
+                    "up_pool_u": current.up_pool_u,
+                    "down_pool_u": current.down_pool_u,
+                    "lock_at": current.lock_at,
+                    "settle_at": current.settle_at,
+                }
+                if current
+                else None
+            ),
+            "ledger_unbalanced_batches": numbers["unbalanced_batches"],
+            "alerts_open": numbers["alerts_open"],
+        }
+        return Response(body, status=503 if failed else 200)
+
+
+class EmergencyStopApi(OpsApiView):
+    class InputSerializer(serializers.Serializer):
+        active = serializers.BooleanField()
+        reason = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
+
+    @extend_schema(responses={200: SwitchOutputSerializer})
+    def get(self, request):
+        from ops.selectors import switch_get
+
+        return Response(SwitchOutputSerializer(_switch_out(switch_get(name=OpsSwitch.Name.EMERGENCY_STOP))).data)
+
+    @extend_schema(request=InputSerializer, responses={200: SwitchOutputSerializer})
+    def post(self, request):
+        from ops.services import ops_emergency_stop
+
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        switch, _ = ops_emergency_stop(
+            active=data.validated_data["active"],
+            reason=data.validated_data["reason"],
+            actor=acting_user(request),
+            source="api",
+        )
+        return Response(SwitchOutputSerializer(_switch_out(switch)).data)
+
+
+class CircuitBreakerApi(OpsApiView):
+    """GET the breaker; POST {"reason"} resets it (staff or ops token, a reason always)."""
+
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
+
+    @extend_schema(responses={200: SwitchOutputSerializer})
+    def get(self, request):
+        from ops.selectors import switch_get
+
+        return Response(SwitchOutputSerializer(_switch_out(switch_get(name=OpsSwitch.Name.CIRCUIT_BREAKER))).data)
+
+    @extend_schema(request=InputSerializer, responses={200: SwitchOutputSerializer})
+    def post(self, request):
+        from ops.services import circuit_breaker_reset
+
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        switch, _ = circuit_breaker_reset(
+            reason=data.validated_data["reason"], actor=acting_user(request), source="api"
+        )
+        return Response(SwitchOutputSerializer(_switch_out(switch)).data)

@@ -1,0 +1,25 @@
+from common.errors import ApplicationError
+
+
+class OpsError(ApplicationError):
+    code = "ops_error"
+
+
+class ReasonRequired(ApplicationError):
+    code = "reason_required"
+    status = 400
+
+
+class NotAuthorized(ApplicationError):
+    code = "not_authorized"
+    status = 401
+
+
+class BackupInvalid(ApplicationError):
+    code = "backup_invalid"
+    status = 400
+
+
+class RestoreRefused(ApplicationError):
+    code = "restore_refused"
+    status = 409

@@ -1,0 +1,89 @@
+"""Readiness checks: each one small function returning a Check. `/health` runs them all."""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+    data: dict = field(default_factory=dict)
+
+
+def check_database() -> Check:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+        return Check("database", False, f"{type(exc).__name__}: {exc}"[:200])
+    return Check("database", True, connection.vendor)
+
+
+def broker_url() -> str:
+    return settings.CELERY_BROKER_URL or ""
+
+
+def check_broker(*, timeout: float = 2.0) -> Check:
+    url = broker_url()
+    scheme = url.split("://", 1)[0]
+    if scheme == "memory":
+        return Check("broker", True, "memory")
+    if scheme == "filesystem":
+        # The embedded broker is a folder: it is up when we can write there.
+        folder = Path((getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {}) or {}).get("data_folder_in", ""))
+        if folder and folder.is_dir() and os.access(folder, os.W_OK):
+            return Check("broker", True, "filesystem")
+        return Check("broker", False, f"filesystem broker folder {str(folder)!r} is missing or not writable")
+    from kombu import Connection
+
+    try:
+        with Connection(url, connect_timeout=timeout, transport_options={"max_retries": 0}) as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout)
+    except Exception as exc:  # noqa: BLE001
+        return Check("broker", False, f"{scheme} broker unreachable: {type(exc).__name__}")
+    return Check("broker", True, scheme)
+
+
+def check_beat() -> Check:
+    from ops.selectors import heartbeat_age_seconds
+
+    age = heartbeat_age_seconds()
+    if age is None:
+        return Check("beat", False, "no beat heartbeat yet", {"age_seconds": None})
+    limit = settings.OPS_HEARTBEAT_STALE_SECONDS
+    if age > limit:
+        return Check("beat", False, f"beat heartbeat is {int(age)} s old (limit {limit} s)", {"age_seconds": int(age)})
+    return Check("beat", True, f"{int(age)} s ago", {"age_seconds": int(age)})
+
+
+def check_settlement() -> Check:
+    from ops.breaker import overdue_rounds
+    from rounds.models import Round
+
+    overdue = list(overdue_rounds(timezone.now()).order_by("code").values_list("code", flat=True)[:5])
+    last = Round.objects.filter(status=Round.Status.SETTLED).order_by("-code").values("code", "result").first()
+    data = {"last_settled": last, "overdue": overdue}
+    if overdue:
+        return Check("settlement", False, f"overdue: {', '.join(overdue)}", data)
+    return Check("settlement", True, f"last settled {last['code']} {last['result']}" if last else "none yet", data)
+
+
+CHECKS = [check_database, check_broker, check_beat, check_settlement]
+
+
+def health_report() -> list[Check]:
+    results = []
+    for check in CHECKS:
+        try:
+            results.append(check())
+        except Exception as exc:  # noqa: BLE001 - a check that crashes is a failed check, never a 500
+            results.append(Check(check.__name__.removeprefix("check_"), False, f"{type(exc).__name__}"))
+    return results

@@ -1,0 +1,25 @@
+"""Beat tasks for operations: thin, idempotent, safe to run twice."""
+
+from celery import shared_task
+
+
+@shared_task(name="ops.beat_heartbeat", ignore_result=True)
+def beat_heartbeat() -> None:
+    from ops.services import heartbeat_beat
+
+    heartbeat_beat(name="beat")
+
+
+@shared_task(name="ops.evaluate_circuit_breaker", ignore_result=True)
+def evaluate_circuit_breaker() -> str:
+    from ops.breaker import circuit_breaker_evaluate
+
+    trip = circuit_breaker_evaluate(source="beat")
+    return trip.rule if trip else ""
+
+
+@shared_task(name="ops.evaluate_alerts", ignore_result=True)
+def evaluate_alerts() -> int:
+    from ops.alerts import alerts_evaluate
+
+    return len(alerts_evaluate())
