@@ -44,9 +44,7 @@ class Deposit(models.Model):
     amount_u = models.BigIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.CREDITED)
     source = models.CharField(max_length=16)
-    intent = models.ForeignKey(
-        DepositIntent, null=True, blank=True, on_delete=models.PROTECT, related_name="deposits"
-    )
+    intent = models.ForeignKey(DepositIntent, null=True, blank=True, on_delete=models.PROTECT, related_name="deposits")
     from_address = models.CharField(max_length=42, blank=True)
     raw_payload = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -33,10 +33,16 @@ def destination_default(*, user: Any) -> str:
     """Where a withdrawal without an address goes: the user's last payout address, else the
     address their last deposit came from (funds go back where they came from), else ""."""
     last_destination = (
-        Withdrawal.objects.filter(user=user).exclude(destination="").order_by("-id").values_list("destination", flat=True)
+        Withdrawal.objects.filter(user=user)
+        .exclude(destination="")
+        .order_by("-id")
+        .values_list("destination", flat=True)
     ).first()
     if last_destination:
         return last_destination
     return (
-        Deposit.objects.filter(user=user).exclude(from_address="").order_by("-id").values_list("from_address", flat=True)
+        Deposit.objects.filter(user=user)
+        .exclude(from_address="")
+        .order_by("-id")
+        .values_list("from_address", flat=True)
     ).first() or ""

@@ -235,8 +235,9 @@ def withdrawal_request(
 ) -> Withdrawal:
     """Queue a withdrawal: user cash -> withdrawals:pending, in one batch.
 
-    A blank destination means "where this user's money last went or came from" (the
-    staff/CLI path of the runbook, which names no address); with no such address it is refused.
+    A blank destination (the runbook's staff/CLI calls name no address) means the user's last
+    payout address, else the address their last deposit came from, else (simulation only) their
+    simulated wallet; with none of these it is refused (destination_required).
     """
     amount_validate(amount_u)
     if amount_u < settings.WITHDRAWAL_MIN_U:
@@ -247,6 +248,8 @@ def withdrawal_request(
         destination = destination_validate(destination)
     else:
         destination = destination_default(user=user)
+        if not destination and settings.SIMULATION_ENABLED:
+            destination = simulated_wallet_address(user_id=user.pk)  # in simulation every bettor has a wallet
         if not destination:
             raise DestinationRequired("A destination address is required (no earlier address is known for this user).")
     cash = account_ensure_user_cash(user=user).code
@@ -421,9 +424,7 @@ def _withdrawals_claim(*, limit: int, withdrawal_ids: list[int] | None) -> list[
             withdrawal.processing_started_at = withdrawal.processing_started_at or now
             withdrawal.lease_until = now + timedelta(seconds=settings.WITHDRAWAL_PROCESSING_LEASE_SECONDS)
             withdrawal.attempts += 1
-            withdrawal.save(
-                update_fields=["status", "processing_started_at", "lease_until", "attempts", "updated_at"]
-            )
+            withdrawal.save(update_fields=["status", "processing_started_at", "lease_until", "attempts", "updated_at"])
             claimed.append((withdrawal.pk, resumed))
     return claimed
 
@@ -561,6 +562,7 @@ def withdrawals_process(
     withdrawal_ids: list[int] | None = None,
     source: str = "beat",
     acting_user: Any = None,
+    reason: str = "",
 ) -> ProcessReport:
     """Pay a batch through the payout adapter. Safe to run twice and side by side (skip-locked claims).
 
@@ -573,6 +575,17 @@ def withdrawals_process(
     report = ProcessReport()
     claimed = _withdrawals_claim(limit=limit or settings.WITHDRAWAL_BATCH_SIZE, withdrawal_ids=withdrawal_ids)
     report.claimed = len(claimed)
+    if withdrawal_ids is not None:  # a manual "process now": one audit row with who, why and what was taken
+        with transaction.atomic():
+            audit_record(
+                action="withdrawal.process_now",
+                source=source,
+                actor=acting_user,
+                object_type="withdrawal",
+                object_id=",".join(str(pk) for pk in withdrawal_ids)[:128],
+                reason=reason,
+                after={"claimed": [pk for pk, _ in claimed]},
+            )
     for withdrawal_id, resumed in claimed:
         try:
             _halt_check()

@@ -8,12 +8,15 @@ from withdrawals.services import withdrawal_request
 
 
 class Command(BaseCommand):
-    help = "Queue a withdrawal: user cash -> withdrawals:pending."
+    help = (
+        "Queue a withdrawal: user cash -> withdrawals:pending. Without --destination it goes to the user's "
+        "last payout address, else the address their last deposit came from."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--user", required=True, help="the user's email")
         parser.add_argument("--amount", required=True, help="micro-USDC (500000 = 0.5 USDC)")
-        parser.add_argument("--destination", default="", help="payout address")
+        parser.add_argument("--destination", default="", help="payout address (0x + 40 hex)")
 
     def handle(self, *args, user: str, amount: str, destination: str, **options):
         amount_u = parse_amount_u(amount)
@@ -21,7 +24,8 @@ class Command(BaseCommand):
             bettor = user_get_by_email(email=user)
             withdrawal = withdrawal_request(user=bettor, amount_u=amount_u, destination=destination, source="cli")
         balance_u = user_balance_u(user_id=bettor.pk)
+        approval = " (needs staff approval)" if withdrawal.needs_approval else ""
         self.stdout.write(
-            f"Withdrawal {withdrawal.pk} {withdrawal.status}: {amount_u} u ({usdc(amount_u)} USDC) for {bettor.email}; "
-            f"balance now {balance_u} u ({usdc(balance_u)} USDC)"
+            f"Withdrawal {withdrawal.pk} {withdrawal.status}{approval}: {amount_u} u ({usdc(amount_u)} USDC) "
+            f"for {bettor.email} to {withdrawal.destination}; balance now {balance_u} u ({usdc(balance_u)} USDC)"
         )

@@ -1,0 +1,159 @@
+from django import forms
+from django.contrib import admin, messages
+from django.template.response import TemplateResponse
+
+from common.admin import ReadOnlyAdmin, admin_call
+from withdrawals.models import Deposit, DepositIntent, SimulatedPayout, Withdrawal
+from withdrawals.services import withdrawal_approve, withdrawal_fail, withdrawals_process
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=1000)
+
+
+@admin.register(Deposit)
+class DepositAdmin(ReadOnlyAdmin):
+    list_display = ["id", "tx_id", "user", "amount_u", "status", "source", "intent", "created_at"]
+    list_filter = ["status", "source"]
+    search_fields = ["=id", "tx_id", "user__email", "intent__reference", "from_address"]
+    list_select_related = ["user", "intent"]
+
+
+@admin.register(DepositIntent)
+class DepositIntentAdmin(ReadOnlyAdmin):
+    list_display = ["reference", "user", "amount_u", "address", "chain_id", "created_at"]
+    search_fields = ["reference", "user__email"]
+    list_select_related = ["user"]
+
+
+@admin.register(SimulatedPayout)
+class SimulatedPayoutAdmin(ReadOnlyAdmin):
+    list_display = ["reference", "state", "amount_u", "destination", "tx_hash", "created_at"]
+    list_filter = ["state"]
+    search_fields = ["reference", "tx_hash", "destination"]
+
+
+@admin.register(Withdrawal)
+class WithdrawalAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "user",
+        "amount_u",
+        "status",
+        "needs_approval",
+        "approved_by",
+        "approved_at",
+        "second_approved_by",
+        "second_approved_at",
+        "destination",
+        "tx_hash",
+        "created_at",
+    ]
+    list_filter = ["status", "needs_approval"]
+    search_fields = ["=id", "user__email", "destination", "tx_hash"]
+    list_select_related = ["user", "approved_by", "second_approved_by"]
+    actions = ["approve", "process_now", "mark_failed"]
+
+    def has_approve_withdrawal_permission(self, request) -> bool:
+        return request.user.has_perm("withdrawals.approve_withdrawal")
+
+    def has_process_withdrawal_permission(self, request) -> bool:
+        return request.user.has_perm("withdrawals.process_withdrawal")
+
+    def has_fail_withdrawal_permission(self, request) -> bool:
+        return request.user.has_perm("withdrawals.fail_withdrawal")
+
+    def _confirm(self, request, queryset, *, action: str, title: str, explanation: str, submit_label: str):
+        """The confirmation page; returns the reason once the staff user confirmed it."""
+        form = ReasonForm(request.POST if "confirm" in request.POST else None)
+        if "confirm" in request.POST and form.is_valid():
+            return form.cleaned_data["reason"], None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "explanation": explanation,
+            "submit_label": submit_label,
+            "form": form,
+            "queryset": queryset.select_related("user", "approved_by", "second_approved_by"),
+            "action": action,
+            "opts": self.model._meta,
+        }
+        return None, TemplateResponse(request, "admin/withdrawals/confirm_action.html", context)
+
+    @admin.action(description="Approve (four-eyes)…", permissions=["approve_withdrawal"])
+    def approve(self, request, queryset):
+        reason, page = self._confirm(
+            request,
+            queryset,
+            action="approve",
+            title="Approve withdrawals",
+            explanation="You may not approve a withdrawal you own, requested or already approved.",
+            submit_label="Approve",
+        )
+        if page is not None:
+            return page
+        for withdrawal in queryset:
+            admin_call(
+                request,
+                lambda pk=withdrawal.pk: withdrawal_approve(
+                    withdrawal_id=pk, acting_user=request.user, source="admin", reason=reason
+                ),
+                success=f"Withdrawal {withdrawal.pk} approved by {request.user.email}.",
+            )
+        return None
+
+    @admin.action(description="Process now (send to the payout adapter)…", permissions=["process_withdrawal"])
+    def process_now(self, request, queryset):
+        reason, page = self._confirm(
+            request,
+            queryset,
+            action="process_now",
+            title="Process withdrawals now",
+            explanation=(
+                "Approved QUEUED withdrawals (and PROCESSING ones whose worker went quiet) are sent to the "
+                "payout adapter now; the others are left as they are."
+            ),
+            submit_label="Send now",
+        )
+        if page is not None:
+            return page
+        ids = list(queryset.values_list("pk", flat=True))
+        report = admin_call(
+            request,
+            lambda: withdrawals_process(withdrawal_ids=ids, source="admin", acting_user=request.user, reason=reason),
+        )
+        if report is not None:
+            level = messages.SUCCESS if not (report.failed or report.errors) else messages.WARNING
+            self.message_user(
+                request,
+                f"{report.claimed} of {len(ids)} selected were due: {len(report.completed)} completed, "
+                f"{len(report.failed)} failed (refunded), {len(report.in_flight)} still processing, "
+                f"{len(report.errors)} error(s).",
+                level=level,
+            )
+        return None
+
+    @admin.action(description="Mark failed and refund…", permissions=["fail_withdrawal"])
+    def mark_failed(self, request, queryset):
+        reason, page = self._confirm(
+            request,
+            queryset,
+            action="mark_failed",
+            title="Mark withdrawals failed",
+            explanation=(
+                "The amount goes back to the user's cash and the user is emailed the reason. A withdrawal the "
+                "payout service may already have paid (PROCESSING and in flight) is refused."
+            ),
+            submit_label="Fail and refund",
+        )
+        if page is not None:
+            return page
+        for withdrawal in queryset:
+            admin_call(
+                request,
+                lambda pk=withdrawal.pk: withdrawal_fail(
+                    withdrawal_id=pk, reason=reason, source="admin", acting_user=request.user
+                ),
+                success=f"Withdrawal {withdrawal.pk} failed and refunded.",
+            )
+        return None

@@ -1,0 +1,27 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from common.commands import command_errors
+from withdrawals.services import withdrawals_process
+
+
+class Command(BaseCommand):
+    help = (
+        "Pay approved QUEUED withdrawals through the payout adapter (and resume PROCESSING ones whose "
+        "worker went quiet, asking the adapter's status first). Refused during an emergency stop."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--limit", type=int, default=None, help="at most this many (default WITHDRAWAL_BATCH_SIZE)")
+
+    def handle(self, *args, limit: int | None, **options):
+        if limit is not None and limit < 1:
+            raise CommandError("--limit must be a positive whole number.")
+        with command_errors():
+            report = withdrawals_process(limit=limit, source="cli")
+        self.stdout.write(
+            f"Processed {report.claimed} withdrawal(s): {len(report.completed)} completed, "
+            f"{len(report.failed)} failed, {len(report.in_flight)} still processing, {len(report.errors)} error(s)."
+        )
+        for label, ids in (("completed", report.completed), ("failed", report.failed), ("errors", report.errors)):
+            if ids:
+                self.stdout.write(f"  {label}: {', '.join(str(pk) for pk in ids)}")
