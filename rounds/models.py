@@ -65,3 +65,43 @@ class Round(models.Model):
 
     def __str__(self) -> str:
         return f"round {self.code} {self.status}"
+
+
+class RoundSettlement(models.Model):
+    """The one settlement of a round: its unique `round` is what makes settling exclusive.
+
+    Written in the same transaction as the payouts, so it exists if and only if
+    the money moved.
+    """
+
+    round = models.OneToOneField(Round, on_delete=models.PROTECT, related_name="settlement")
+    result = models.CharField(max_length=4, choices=Round.Result.choices)
+    requested_result = models.CharField(max_length=4, help_text="What was asked: AUTO, UP, DOWN or VOID")
+    up_pool_u = models.BigIntegerField()
+    down_pool_u = models.BigIntegerField()
+    fee_u = models.BigIntegerField()
+    dust_u = models.BigIntegerField()
+    paid_out_u = models.BigIntegerField(help_text="Σ payouts to bettors (stakes back included)")
+    bets_count = models.PositiveIntegerField()
+    winners_count = models.PositiveIntegerField()
+    ledger_batch_id = models.BigIntegerField(null=True, blank=True)
+    digest = models.CharField(max_length=64)
+    source = models.CharField(max_length=16)
+    reason = models.TextField(blank=True)
+    settled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "round_settlements"
+        ordering = ["-round__code"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(fee_u__gte=0, dust_u__gte=0, paid_out_u__gte=0),
+                name="settlement_amounts_non_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"settlement of {self.round.code}: {self.result}"

@@ -1,10 +1,18 @@
 """Reads about rounds: lookups, the current round, settlement previews, verification."""
 
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 
-from rounds.exceptions import InvalidRoundCode, UnknownRound
-from rounds.models import Round
+from django.db import connection
+
+from betting.models import Bet
+from marketdata.oracle import ClosePrice
+from marketdata.selectors import official_close_get, reference_close_get, trading_day_previous
+from rounds.exceptions import InvalidResult, InvalidRoundCode, NoOfficialClose, UnknownRound
+from rounds.hashing import commit_hash_compute, settlement_digest_compute
+from rounds.models import Round, RoundSettlement
 
 _CODE = re.compile(r"^\d{8}$")
 
@@ -34,3 +42,243 @@ def round_current() -> Round | None:
     if open_round is not None:
         return open_round
     return Round.objects.filter(status=Round.Status.LOCKED).order_by("-code").first()
+
+
+# --- Settlement arithmetic ---------------------------------------------------
+# The payout rule (DESIGN.md): fee = floor(losing × fee_bps / 10 000); each winning
+# bet gets stake + floor(stake × (losing − fee) / winning); fee and rounding dust go
+# to the house. stake × (losing − fee) overflows BIGINT for ordinary amounts (a
+# 10 000 USDC stake against a 1 000 USDC pool is already > 2^63 u²), so the product
+# is taken in NUMERIC on PostgreSQL and in Python's unbounded ints on SQLite; the
+# quotient is at most the pool, which fits a BIGINT.
+
+REQUESTED_RESULTS = ("AUTO", "UP", "DOWN", "VOID")
+BET_PAGE = 20_000
+
+
+def _muldiv(stake_u: int, numerator_u: int, denominator_u: int) -> int:
+    return stake_u * numerator_u // denominator_u
+
+
+def payout_extra_sql(stake_column: str = "stake_u") -> str:
+    """SQL for floor(stake × %s / %s): two parameters, (losing − fee) then winning pool."""
+    if connection.vendor == "postgresql":
+        # div() on numeric is the exact integer quotient (no rounding through a scale).
+        return f"div({stake_column}::numeric * %s, %s)::bigint"
+    connection.ensure_connection()
+    connection.connection.create_function("updown_muldiv", 3, _muldiv, deterministic=True)
+    return f"updown_muldiv({stake_column}, %s, %s)"
+
+
+@dataclass(frozen=True)
+class SettlementPlan:
+    requested_result: str
+    result: str  # the result that will be applied (UP, DOWN or VOID)
+    why: str
+    close: ClosePrice | None
+    reference: ClosePrice | None
+    up_pool_u: int
+    down_pool_u: int
+    up_count: int
+    down_count: int
+    fee_bps: int
+
+    @property
+    def pool_u(self) -> int:
+        return self.up_pool_u + self.down_pool_u
+
+    @property
+    def bets_count(self) -> int:
+        return self.up_count + self.down_count
+
+    @property
+    def winning_pool_u(self) -> int:
+        return {"UP": self.up_pool_u, "DOWN": self.down_pool_u}.get(self.result, 0)
+
+    @property
+    def losing_pool_u(self) -> int:
+        return {"UP": self.down_pool_u, "DOWN": self.up_pool_u}.get(self.result, 0)
+
+    @property
+    def fee_u(self) -> int:
+        return self.losing_pool_u * self.fee_bps // 10_000 if self.result != "VOID" else 0
+
+    @property
+    def distributable_u(self) -> int:
+        return self.losing_pool_u - self.fee_u
+
+
+def result_validate(*, result: str) -> str:
+    text = str(result or "").strip().upper()
+    if text not in REQUESTED_RESULTS:
+        raise InvalidResult(f"Result must be one of {', '.join(REQUESTED_RESULTS)}, got {result!r}.")
+    return text
+
+
+def round_pools_get(*, round_id: int) -> tuple[int, int, int, int]:
+    """(up_pool_u, down_pool_u, up_count, down_count) of the round's unsettled bets, from the bets table."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT side, COALESCE(SUM(stake_u), 0), COUNT(*) FROM bets WHERE round_id = %s AND status = %s "
+            "GROUP BY side",
+            [round_id, Bet.Status.PLACED],
+        )
+        rows = {side: (int(total), int(count)) for side, total, count in cursor.fetchall()}
+    up_u, up_n = rows.get(Bet.Side.UP, (0, 0))
+    down_u, down_n = rows.get(Bet.Side.DOWN, (0, 0))
+    return up_u, down_u, up_n, down_n
+
+
+def settlement_plan_get(*, round_: Round, result: str) -> SettlementPlan:
+    """Which result applies and with which pools. AUTO without both closes raises NoOfficialClose."""
+    requested = result_validate(result=result)
+    day = round_code_parse(code=round_.code)
+    close = official_close_get(symbol=round_.symbol, day=day)
+    reference = reference_close_get(symbol=round_.symbol, day=day)
+    up_u, down_u, up_n, down_n = round_pools_get(round_id=round_.pk)
+    if requested == "AUTO":
+        if close is None or reference is None:
+            missing = " and ".join(
+                f"{what} ({day_:%Y-%m-%d})"
+                for what, price, day_ in (
+                    ("the official close", close, day),
+                    ("the previous close", reference, trading_day_previous(day=day)),
+                )
+                if price is None
+            )
+            raise NoOfficialClose(
+                f"The oracle has no {missing} for {round_.symbol}: round {round_.code} stays LOCKED. "
+                "Enter the close with set_close (or the admin) and settle AUTO, or settle UP/DOWN/VOID by hand."
+            )
+        if close.price > reference.price:
+            outcome, why = "UP", f"close {close.price} above previous close {reference.price}"
+        elif close.price < reference.price:
+            outcome, why = "DOWN", f"close {close.price} below previous close {reference.price}"
+        else:
+            outcome, why = "VOID", f"tie: close equals previous close {reference.price}"
+    else:
+        outcome, why = requested, "set by hand"
+    if outcome != "VOID" and (up_u == 0 or down_u == 0):
+        outcome, why = "VOID", "one side has no stake"
+    return SettlementPlan(
+        requested_result=requested,
+        result=outcome,
+        why=why,
+        close=close,
+        reference=reference,
+        up_pool_u=up_u,
+        down_pool_u=down_u,
+        up_count=up_n,
+        down_count=down_n,
+        fee_bps=round_.fee_bps,
+    )
+
+
+@dataclass(frozen=True)
+class SettlementPreview:
+    plan: SettlementPlan
+    winners_count: int
+    paid_out_u: int  # Σ payouts to bettors, stakes included
+    fee_u: int
+    dust_u: int
+
+
+def round_settlement_preview(*, code: str, result: str) -> SettlementPreview:
+    """Exactly what round_settle would pay, computed by the same SQL, without writing anything."""
+    round_ = round_get(code=code)
+    plan = settlement_plan_get(round_=round_, result=result)
+    if plan.result == "VOID":
+        return SettlementPreview(plan=plan, winners_count=0, paid_out_u=plan.pool_u, fee_u=0, dust_u=0)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*), COALESCE(SUM(stake_u + {payout_extra_sql()}), 0) FROM bets "
+            "WHERE round_id = %s AND status = %s AND side = %s",
+            [plan.distributable_u, plan.winning_pool_u, round_.pk, Bet.Status.PLACED, plan.result],
+        )
+        winners, paid = cursor.fetchone()
+    paid = int(paid)
+    return SettlementPreview(
+        plan=plan,
+        winners_count=int(winners),
+        paid_out_u=paid,
+        fee_u=plan.fee_u,
+        dust_u=plan.pool_u - plan.fee_u - paid,
+    )
+
+
+def round_payouts_iter(*, round_id: int) -> Iterator[tuple[int, int]]:
+    """(bet id, payout_u) of every bet of the round in id order, a page at a time (flat memory)."""
+    last_id = 0
+    while True:
+        page = list(
+            Bet.objects.filter(round_id=round_id, id__gt=last_id)
+            .order_by("id")
+            .values_list("id", "payout_u")[:BET_PAGE]
+        )
+        yield from page
+        if len(page) < BET_PAGE:
+            return
+        last_id = page[-1][0]
+
+
+@dataclass(frozen=True)
+class RoundVerification:
+    code: str
+    commit_hash_ok: bool
+    stored_commit_hash: str
+    computed_commit_hash: str
+    chain_ok: bool
+    previous_code: str | None
+    settled: bool
+    digest_ok: bool | None  # None while not settled
+    stored_digest: str
+    computed_digest: str
+
+    @property
+    def ok(self) -> bool:
+        return self.commit_hash_ok and self.chain_ok and self.digest_ok is not False
+
+
+def round_verify(*, code: str) -> RoundVerification:
+    """Recompute the round's commit hash (and its link to the previous round) and its settlement digest."""
+    round_ = round_get(code=code)
+    computed_commit = commit_hash_compute(
+        code=round_.code,
+        symbol=round_.symbol,
+        lock_at=round_.lock_at,
+        settle_at=round_.settle_at,
+        fee_bps=round_.fee_bps,
+        rule_version=round_.rule_version,
+        prev_commit_hash=round_.prev_commit_hash,
+    )
+    previous = Round.objects.filter(id__lt=round_.pk).order_by("-id").only("code", "commit_hash").first()
+    chain_ok = round_.prev_commit_hash == (previous.commit_hash if previous is not None else "")
+    settlement = RoundSettlement.objects.filter(round=round_).first()
+    computed_digest = ""
+    digest_ok = None
+    if settlement is not None:
+        computed_digest = settlement_digest_compute(
+            commit_hash=computed_commit,
+            result=settlement.result,
+            close_price=round_.close_price,
+            close_source=round_.close_source,
+            reference_price=round_.reference_price,
+            reference_source=round_.reference_source,
+            up_pool_u=settlement.up_pool_u,
+            down_pool_u=settlement.down_pool_u,
+            fee_u=settlement.fee_u,
+            payouts=round_payouts_iter(round_id=round_.pk),
+        )
+        digest_ok = computed_digest == round_.settlement_digest == settlement.digest
+    return RoundVerification(
+        code=round_.code,
+        commit_hash_ok=computed_commit == round_.commit_hash,
+        stored_commit_hash=round_.commit_hash,
+        computed_commit_hash=computed_commit,
+        chain_ok=chain_ok,
+        previous_code=previous.code if previous is not None else None,
+        settled=settlement is not None,
+        digest_ok=digest_ok,
+        stored_digest=round_.settlement_digest,
+        computed_digest=computed_digest,
+    )

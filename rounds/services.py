@@ -4,16 +4,33 @@ import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
+from betting.models import Bet
 from ledger.models import Account
-from ledger.services import account_ensure
+from ledger.selectors import account_balance_u
+from ledger.services import account_ensure, ledger_post_from_sql
 from marketdata.selectors import market_close_at, market_timezone, trading_day_get
 from ops.services import audit_record
-from rounds.exceptions import MarketClosed
-from rounds.hashing import commit_hash_compute
-from rounds.models import Round
-from rounds.selectors import round_code_parse
+from rounds.exceptions import (
+    InvalidTransition,
+    MarketClosed,
+    PoolMismatch,
+    ReasonRequired,
+    RoundAlreadySettled,
+    RoundPermissionDenied,
+    UnknownRound,
+)
+from rounds.hashing import commit_hash_compute, settlement_digest_compute
+from rounds.models import Round, RoundSettlement
+from rounds.selectors import (
+    payout_extra_sql,
+    result_validate,
+    round_code_parse,
+    round_payouts_iter,
+    settlement_plan_get,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -101,3 +118,250 @@ def round_commit_hash(*, round_: Round) -> str:
         rule_version=round_.rule_version,
         prev_commit_hash=round_.prev_commit_hash,
     )
+
+
+def _permission_check(acting_user, perm: str, what: str) -> None:
+    # acting_user None = the system (beat, CLI run by an operator with shell access).
+    if acting_user is not None and not acting_user.has_perm(perm):
+        raise RoundPermissionDenied(f"You need the '{perm}' permission to {what}.")
+
+
+def _locked_round(code: str) -> Round:
+    round_code_parse(code=code)
+    round_ = Round.objects.select_for_update().filter(code=str(code).strip()).first()
+    if round_ is None:
+        raise UnknownRound(f"No round {code}.")
+    return round_
+
+
+def round_lock(*, code: str, acting_user=None, reason: str = "", source: str = "system") -> Round:
+    """OPEN -> LOCKED. Takes the round row lock that bet_place's conditional update also needs,
+    so a bet racing the lock is either in the pool or refused."""
+    _permission_check(acting_user, "rounds.lock_round", "lock a round")
+    with transaction.atomic():
+        round_ = _locked_round(code)
+        if round_.status != Round.Status.OPEN:
+            raise InvalidTransition(
+                f"Round {round_.code} is {round_.status}; only an OPEN round can be locked.", code="round_not_open"
+            )
+        round_.status = Round.Status.LOCKED
+        round_.locked_at = timezone.now()
+        round_.locked_by = acting_user if getattr(acting_user, "pk", None) else None
+        round_.lock_reason = reason or ""
+        round_.save(update_fields=["status", "locked_at", "locked_by", "lock_reason"])
+        audit_record(
+            action="round.lock",
+            source=source,
+            actor=acting_user,
+            object_type="round",
+            object_id=round_.code,
+            reason=reason,
+            before={"status": Round.Status.OPEN},
+            after={"status": Round.Status.LOCKED, "up_pool_u": round_.up_pool_u, "down_pool_u": round_.down_pool_u},
+        )
+    logger.info("locked round %s (%s)", round_.code, source)
+    return round_
+
+
+def round_settle(
+    *, code: str, result: str, reason: str = "", acting_user=None, source: str = "system"
+) -> RoundSettlement:
+    """LOCKED -> SETTLED: pay the round in one transaction, set-based, exactly once.
+
+    The round row lock and the unique RoundSettlement make it exclusive: a racing
+    second settlement waits, then finds the round SETTLED and is refused. Every
+    write (bets, ledger batch, settlement, round, audit) is in one transaction, so a
+    crash leaves the round LOCKED with nothing paid. AUTO without an official close
+    raises NoOfficialClose and changes nothing.
+    """
+    requested = result_validate(result=result)
+    if requested == "VOID":
+        _permission_check(acting_user, "rounds.void_round", "void a round")
+    else:
+        _permission_check(acting_user, "rounds.settle_round", "settle a round")
+    if source in ("admin", "api") and not (reason or "").strip():
+        raise ReasonRequired("A manual settlement needs a reason.")
+    try:
+        with transaction.atomic():
+            return _settle(code, requested, reason or "", acting_user, source)
+    except IntegrityError as exc:
+        # Only reachable if something bypassed the row lock: the unique settlement refused the twin.
+        if RoundSettlement.objects.filter(round__code=str(code).strip()).exists():
+            raise RoundAlreadySettled(f"Round {code} is already settled; nothing was changed.") from exc
+        raise
+
+
+def _settle(code: str, requested: str, reason: str, acting_user, source: str) -> RoundSettlement:
+    round_ = _locked_round(code)
+    if round_.status == Round.Status.SETTLED or RoundSettlement.objects.filter(round=round_).exists():
+        raise RoundAlreadySettled(f"Round {round_.code} is already settled ({round_.result}); nothing was changed.")
+    if round_.status != Round.Status.LOCKED:
+        raise InvalidTransition(
+            f"Round {round_.code} is {round_.status}; lock it before settling.", code="round_not_locked"
+        )
+    plan = settlement_plan_get(round_=round_, result=requested)
+    pool_code = Account.round_pool_code(round_.code)
+    pool_balance_u = account_balance_u(code=pool_code)
+    if pool_balance_u != plan.pool_u:
+        raise PoolMismatch(
+            f"Round {round_.code}: bets total {plan.pool_u} u but {pool_code} holds {pool_balance_u} u; "
+            "nothing was settled. Run ledger_audit and investigate."
+        )
+    settlement = RoundSettlement.objects.create(
+        round=round_,
+        result=plan.result,
+        requested_result=requested,
+        up_pool_u=plan.up_pool_u,
+        down_pool_u=plan.down_pool_u,
+        fee_u=plan.fee_u,
+        dust_u=0,
+        paid_out_u=0,
+        bets_count=plan.bets_count,
+        winners_count=0,
+        digest="",
+        source=source,
+        reason=reason,
+        settled_by=acting_user if getattr(acting_user, "pk", None) else None,
+    )
+    with connection.cursor() as cursor:
+        if plan.result == Round.Result.VOID:
+            cursor.execute(
+                "UPDATE bets SET status = %s, payout_u = stake_u WHERE round_id = %s AND status = %s",
+                [Bet.Status.REFUNDED, round_.pk, Bet.Status.PLACED],
+            )
+        else:
+            cursor.execute(
+                "UPDATE bets SET status = CASE WHEN side = %s THEN %s ELSE %s END, "
+                f"payout_u = CASE WHEN side = %s THEN stake_u + {payout_extra_sql()} ELSE 0 END "
+                "WHERE round_id = %s AND status = %s",
+                [
+                    plan.result,
+                    Bet.Status.WON,
+                    Bet.Status.LOST,
+                    plan.result,
+                    plan.distributable_u,
+                    plan.winning_pool_u,
+                    round_.pk,
+                    Bet.Status.PLACED,
+                ],
+            )
+        cursor.execute(
+            "SELECT COALESCE(SUM(payout_u), 0), COUNT(*) FROM bets WHERE round_id = %s AND status IN (%s, %s)",
+            [round_.pk, Bet.Status.WON, Bet.Status.REFUNDED],
+        )
+        paid_out_u, paid_count = (int(value) for value in cursor.fetchone())
+    house_u = plan.pool_u - paid_out_u
+    dust_u = house_u - plan.fee_u
+    if dust_u < 0 or (plan.result != Round.Result.VOID and dust_u >= max(paid_count, 1)):
+        raise PoolMismatch(f"Round {round_.code}: payouts {paid_out_u} u do not fit the pool {plan.pool_u} u.")
+    batch_id = None
+    if plan.pool_u > 0:
+        posted = ledger_post_from_sql(
+            # Winners' cash, one line per user; the pool emptied; fee + dust to the house.
+            select_sql=(
+                "SELECT a.code AS account, SUM(b.payout_u) AS amount_u FROM bets b "
+                "JOIN ledger_accounts a ON a.owner_id = b.user_id AND a.kind = %s "
+                "WHERE b.round_id = %s AND b.payout_u > 0 GROUP BY a.code "
+                "UNION ALL SELECT CAST(%s AS VARCHAR(100)), CAST(%s AS BIGINT) "
+                "UNION ALL SELECT CAST(%s AS VARCHAR(100)), CAST(%s AS BIGINT)"
+            ),
+            params=[Account.Kind.USER_CASH, round_.pk, pool_code, -plan.pool_u, Account.HOUSE, house_u],
+            ref_type="settlement",
+            ref_id=round_.code,
+            idempotency_key=f"settlement:{round_.code}",
+            memo=f"{plan.result}: {plan.why}",
+            acting_user=acting_user,
+        )
+        if not posted.created:
+            raise RoundAlreadySettled(f"Round {round_.code} already has a settlement batch; nothing was changed.")
+        batch_id = posted.batch.pk
+    close, reference = plan.close, plan.reference
+    round_.close_price = close.price if close else None
+    round_.close_source = close.source if close else ""
+    round_.reference_price = reference.price if reference else None
+    round_.reference_source = reference.source if reference else ""
+    digest = settlement_digest_compute(
+        commit_hash=round_.commit_hash,
+        result=plan.result,
+        close_price=round_.close_price,
+        close_source=round_.close_source,
+        reference_price=round_.reference_price,
+        reference_source=round_.reference_source,
+        up_pool_u=plan.up_pool_u,
+        down_pool_u=plan.down_pool_u,
+        fee_u=plan.fee_u,
+        payouts=round_payouts_iter(round_id=round_.pk),
+    )
+    winners_count = paid_count if plan.result != Round.Result.VOID else 0
+    RoundSettlement.objects.filter(pk=settlement.pk).update(
+        dust_u=dust_u, paid_out_u=paid_out_u, winners_count=winners_count, ledger_batch_id=batch_id, digest=digest
+    )
+    round_.status = Round.Status.SETTLED
+    round_.result = plan.result
+    round_.settlement_digest = digest
+    round_.settled_at = timezone.now()
+    round_.settled_by = acting_user if getattr(acting_user, "pk", None) else None
+    round_.settle_reason = reason or plan.why
+    round_.save(
+        update_fields=[
+            "status",
+            "result",
+            "close_price",
+            "close_source",
+            "reference_price",
+            "reference_source",
+            "settlement_digest",
+            "settled_at",
+            "settled_by",
+            "settle_reason",
+        ]
+    )
+    audit_record(
+        action="round.void" if plan.result == Round.Result.VOID else "round.settle",
+        source=source,
+        actor=acting_user,
+        object_type="round",
+        object_id=round_.code,
+        reason=reason or plan.why,
+        before={"status": Round.Status.LOCKED},
+        after={
+            "status": Round.Status.SETTLED,
+            "requested_result": requested,
+            "result": plan.result,
+            "why": plan.why,
+            "up_pool_u": plan.up_pool_u,
+            "down_pool_u": plan.down_pool_u,
+            "fee_u": plan.fee_u,
+            "dust_u": dust_u,
+            "paid_out_u": paid_out_u,
+            "winners_count": winners_count,
+            "bets_count": plan.bets_count,
+            "ledger_batch": batch_id,
+            "settlement_digest": digest,
+        },
+    )
+    settlement.refresh_from_db()
+    logger.info(
+        "settled round %s %s: paid %s u, fee %s u, dust %s u", round_.code, plan.result, paid_out_u, plan.fee_u, dust_u
+    )
+    return settlement
+
+
+def round_mark_overdue(*, code: str, now: datetime | None = None, source: str = "beat") -> Round:
+    """The oracle had no close within the grace period: flag it for the operators (never auto-void)."""
+    with transaction.atomic():
+        round_ = _locked_round(code)
+        if round_.status != Round.Status.LOCKED or round_.overdue_since is not None:
+            return round_
+        round_.overdue_since = now or timezone.now()
+        round_.save(update_fields=["overdue_since"])
+        audit_record(
+            action="round.overdue",
+            source=source,
+            object_type="round",
+            object_id=round_.code,
+            reason="no official close within the settlement grace period; settle by hand",
+            after={"overdue_since": round_.overdue_since.isoformat(), "settle_at": round_.settle_at.isoformat()},
+        )
+    logger.warning("round %s is overdue for settlement: no official close", round_.code)
+    return round_
