@@ -4,6 +4,8 @@ Each entry: name -> (task path, every N seconds). Apps add their tasks here.
 """
 
 SCHEDULE: dict[str, tuple[str, int]] = {
+    # rounds: open today's round, lock at lock_at, settle AUTO from settle_at (retries until grace, then overdue).
+    "rounds-lifecycle-tick": ("rounds.lifecycle_tick", 30),
     # ops: the heartbeat /health reads, the circuit breaker rules, the alert rules.
     "ops-beat-heartbeat": ("ops.beat_heartbeat", 30),
     "ops-evaluate-circuit-breaker": ("ops.evaluate_circuit_breaker", 60),

@@ -1,6 +1,7 @@
 """Round lifecycle: open -> lock -> settle. The only writers of rounds and settlements."""
 
 import logging
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -8,14 +9,16 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from betting.models import Bet
+from common.errors import ApplicationError
 from ledger.models import Account
 from ledger.selectors import account_balance_u
 from ledger.services import account_ensure, ledger_post_from_sql
-from marketdata.selectors import market_close_at, market_timezone, trading_day_get
+from marketdata.selectors import market_close_at, market_timezone, market_today, trading_day_get
 from ops.services import audit_record
 from rounds.exceptions import (
     InvalidTransition,
     MarketClosed,
+    NoOfficialClose,
     PoolMismatch,
     ReasonRequired,
     RoundAlreadySettled,
@@ -365,3 +368,62 @@ def round_mark_overdue(*, code: str, now: datetime | None = None, source: str = 
         )
     logger.warning("round %s is overdue for settlement: no official close", round_.code)
     return round_
+
+
+@dataclass
+class TickReport:
+    opened: list[str] = field(default_factory=list)
+    locked: list[str] = field(default_factory=list)
+    settled: list[str] = field(default_factory=list)
+    waiting_for_close: list[str] = field(default_factory=list)
+    overdue: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+def round_lifecycle_tick(*, now: datetime | None = None) -> TickReport:
+    """What is due now, from the database and the calendar: the beat's whole job, every 30 s.
+
+    Opens today's round on a trading day (from midnight ET, so it is open well before
+    09:00 and again after downtime), locks every OPEN round past lock_at, settles
+    every LOCKED round past settle_at with AUTO, retrying each tick until the grace
+    period is over, then marks it overdue for a human (never voids on its own).
+    Each step is a service that locks the row and re-checks the state, so a second
+    tick running at the same time, a retry or an operator racing it changes nothing twice.
+    """
+    now = now or timezone.now()
+    report = TickReport()
+    today = market_today(now=now)
+    close_at = market_close_at(day=today)
+    code = today.strftime("%Y%m%d")
+    if close_at is not None and now < close_at - LOCK_BEFORE_CLOSE and not Round.objects.filter(code=code).exists():
+        try:
+            round_open(code=code, source="beat", reason="daily round opened by the scheduler")
+            report.opened.append(code)
+        except ApplicationError as exc:
+            report.errors.append(f"open {code}: {exc.detail}")
+    for code in (
+        Round.objects.filter(status=Round.Status.OPEN, lock_at__lte=now).order_by("code").values_list("code", flat=True)
+    ):
+        try:
+            round_lock(code=code, source="beat", reason="lock_at passed")
+            report.locked.append(code)
+        except InvalidTransition:
+            pass  # someone (an operator, a twin tick) locked it first
+    grace = timedelta(seconds=settings.ROUND_SETTLE_GRACE_SECONDS)
+    due = Round.objects.filter(status=Round.Status.LOCKED, settle_at__lte=now, overdue_since__isnull=True)
+    for code, settle_at in due.order_by("code").values_list("code", "settle_at"):
+        try:
+            round_settle(code=code, result="AUTO", source="beat", reason="automatic settlement from the official close")
+            report.settled.append(code)
+        except InvalidTransition:
+            pass  # settled by a twin tick or an operator meanwhile
+        except NoOfficialClose:
+            if now >= settle_at + grace:
+                round_mark_overdue(code=code, now=now)
+                report.overdue.append(code)
+            else:
+                report.waiting_for_close.append(code)
+        except ApplicationError as exc:
+            logger.error("settling round %s failed: %s [%s]", code, exc.detail, exc.code)
+            report.errors.append(f"settle {code}: {exc.detail}")
+    return report

@@ -1,0 +1,26 @@
+from django.core.management.base import BaseCommand
+
+from common.commands import command_errors
+from common.money import usdc
+from rounds.selectors import REQUESTED_RESULTS
+from rounds.services import round_settle
+
+
+class Command(BaseCommand):
+    help = "Settle locked round --code with --result AUTO (the oracle) | UP | DOWN | VOID (refund every stake)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--code", required=True, help="YYYYMMDD")
+        parser.add_argument("--result", required=True, type=str.upper, choices=REQUESTED_RESULTS)
+        parser.add_argument("--reason", default="", help="why (recorded in the audit log)")
+
+    def handle(self, *args, **options):
+        reason = options["reason"] or f"settle_round --result {options['result']} from the command line"
+        with command_errors():
+            settlement = round_settle(code=options["code"], result=options["result"], reason=reason, source="cli")
+        self.stdout.write(self.style.SUCCESS(f"✅ Round {settlement.round.code} SETTLED: {settlement.result}"))
+        self.stdout.write(f"   UP pool:    {settlement.up_pool_u} u ({usdc(settlement.up_pool_u)})")
+        self.stdout.write(f"   DOWN pool:  {settlement.down_pool_u} u ({usdc(settlement.down_pool_u)})")
+        self.stdout.write(f"   Fee:        {settlement.fee_u} u, dust {settlement.dust_u} u (to house)")
+        self.stdout.write(f"   Paid out:   {settlement.paid_out_u} u to {settlement.winners_count} winning bets")
+        self.stdout.write(f"   Digest:     {settlement.digest}")
