@@ -46,7 +46,7 @@ def check_broker(*, timeout: float = 2.0) -> Check:
 
     try:
         with Connection(url, connect_timeout=timeout, transport_options={"max_retries": 0}) as conn:
-            conn.ensure_connection(max_retries=1, timeout=timeout)
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=timeout)
     except Exception as exc:  # noqa: BLE001
         return Check("broker", False, f"{scheme} broker unreachable: {type(exc).__name__}")
     return Check("broker", True, scheme)

@@ -33,7 +33,7 @@ SETTLEMENT_DURATION = Histogram(
 )
 
 _SIDES = {"UP", "DOWN"}
-_REASON = re.compile(r"[^a-z0-9_]+")
+_REASON = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
 def bet_accepted(side: str) -> None:
@@ -42,7 +42,7 @@ def bet_accepted(side: str) -> None:
 
 def bet_rejected(reason: str) -> None:
     """Count a refused bet. `reason` is the stable error code (bounded label set), never user data."""
-    label = _REASON.sub("_", str(reason or "unknown").lower())[:40] or "unknown"
+    label = reason if isinstance(reason, str) and _REASON.fullmatch(reason) else "other"
     BETS_REJECTED.labels(reason=label).inc()
     try:
         from ops.services import event_count_add
