@@ -3,7 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
-mkdir -p var/broker/processed
+
 trap 'trap - INT TERM EXIT; kill 0 2>/dev/null; wait' INT TERM EXIT
 "$BIN/celery" -A config worker --beat --loglevel=INFO --concurrency=2 \
     --schedule=var/celerybeat-schedule &
