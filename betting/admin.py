@@ -1,7 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from betting.models import User
+from betting.models import Bet, User
+from common.admin import ReadOnlyAdmin
 
 
 @admin.register(User)
@@ -17,3 +18,14 @@ class UserAdmin(DjangoUserAdmin):
         ("Dates", {"fields": ["last_login", "date_joined"]}),
     ]
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
+
+
+@admin.register(Bet)
+class BetAdmin(ReadOnlyAdmin):
+    """Bets are browsable, never edited: they change only through bet_place and round_settle."""
+
+    list_display = ["id", "round", "user", "side", "stake_u", "status", "payout_u", "created_at"]
+    list_filter = ["status", "side", "round__code"]
+    search_fields = ["=id", "user__email", "round__code", "idempotency_key"]
+    list_select_related = ["round", "user"]
+    raw_id_fields = ["round", "user"]

@@ -1,0 +1,164 @@
+"""Benchmark: settle a round of N bets (default 100 000) on PostgreSQL.
+
+    .venv/bin/python bench/settle_bench.py [--bets 100000] [--users 20000]
+        [--url postgres://postgres@127.0.0.1:5432/updown_settle_bench]
+
+Creates a fresh database (dropped and re-created), migrates it, then builds the
+round set-based in SQL: users and cash accounts, one deposit batch, N bets and one
+stake batch (cash -> pool), all through ledger_post_from_sql so the ledger stays
+balanced. Then it locks the round and times round_settle (the whole transaction:
+bets UPDATE, INSERT…SELECT ledger batch, digest over every bet), and verify_round.
+Prints seconds and rows; the baseline is the issue's budget of "seconds for a
+million bets", i.e. 1 s per 100 000 bets.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlparse
+
+BASELINE_SECONDS_PER_100K = 1.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bets", type=int, default=100_000)
+    parser.add_argument("--users", type=int, default=20_000)
+    parser.add_argument("--profile", action="store_true", help="print the slowest SQL statements of the settlement")
+    parser.add_argument("--url", default="postgres://postgres@127.0.0.1:5432/updown_settle_bench")
+    args = parser.parse_args()
+
+    import psycopg
+
+    parsed = urlparse(args.url)
+    dbname = parsed.path.lstrip("/")
+    admin_url = args.url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    os.environ["DATABASE_URL"] = args.url
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.db import connection, transaction
+
+    from ledger.models import Account
+    from ledger.services import ledger_post_from_sql
+    from rounds.models import Round
+    from rounds.selectors import round_verify
+    from rounds.services import round_lock, round_open, round_settle
+
+    call_command("migrate", verbosity=0)
+    code = "20250908"
+    started = time.perf_counter()
+    round_ = round_open(code=code, force=True)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO users (id, password, is_superuser, email, is_staff, is_active, date_joined) "
+            "SELECT gen_random_uuid(), '!', false, 'bench' || g || '@example.com', false, true, now() "
+            "FROM generate_series(1, %s) g",
+            [args.users],
+        )
+        cursor.execute(
+            "INSERT INTO ledger_accounts (code, kind, owner_id, balance_u, created_at) "
+            "SELECT 'user:' || id::text || ':cash', 'user_cash', id, 0, now() FROM users WHERE email LIKE 'bench%%'"
+        )
+        cursor.execute(
+            "CREATE TEMP TABLE bench_users AS SELECT row_number() OVER (ORDER BY id) AS n, id FROM users "
+            "WHERE email LIKE 'bench%%'"
+        )
+    ledger_post_from_sql(
+        select_sql=(
+            "SELECT a.code AS account, CAST(1000000000 AS BIGINT) AS amount_u FROM ledger_accounts a "
+            "WHERE a.kind = 'user_cash' UNION ALL SELECT 'external:deposits', -1000000000 * COUNT(*) "
+            "FROM ledger_accounts WHERE kind = 'user_cash'"
+        ),
+        params=[],
+        ref_type="deposit",
+        ref_id="bench",
+        idempotency_key="bench:deposits",
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        # Stakes 100 000 .. 1 099 999 u, sides alternating with a 3:2 tilt, users round-robin.
+        cursor.execute(
+            "INSERT INTO bets (round_id, user_id, side, stake_u, status, payout_u, request_digest, created_at) "
+            "SELECT %s, u.id, CASE WHEN g %% 5 < 3 THEN 'UP' ELSE 'DOWN' END, 100000 + (g * 7919) %% 1000000, "
+            "'PLACED', 0, '', now() FROM generate_series(1, %s) g JOIN bench_users u ON u.n = 1 + g %% %s",
+            [round_.pk, args.bets, args.users],
+        )
+        cursor.execute(
+            "UPDATE rounds SET up_pool_u = s.up, down_pool_u = s.down FROM (SELECT "
+            "COALESCE(SUM(stake_u) FILTER (WHERE side = 'UP'), 0) AS up, "
+            "COALESCE(SUM(stake_u) FILTER (WHERE side = 'DOWN'), 0) AS down FROM bets WHERE round_id = %s) s "
+            "WHERE rounds.id = %s",
+            [round_.pk, round_.pk],
+        )
+    ledger_post_from_sql(
+        select_sql=(
+            "SELECT a.code AS account, -SUM(b.stake_u) AS amount_u FROM bets b JOIN ledger_accounts a "
+            "ON a.owner_id = b.user_id AND a.kind = 'user_cash' WHERE b.round_id = %s GROUP BY a.code "
+            "UNION ALL SELECT CAST(%s AS VARCHAR(100)), SUM(stake_u) FROM bets WHERE round_id = %s"
+        ),
+        params=[round_.pk, Account.round_pool_code(code), round_.pk],
+        ref_type="bet",
+        ref_id="bench",
+        idempotency_key="bench:stakes",
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    round_lock(code=code)
+    setup_seconds = time.perf_counter() - started
+
+    statements: list[tuple[float, str]] = []
+
+    def timed(execute, sql, params, many, context):
+        began = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            statements.append((time.perf_counter() - began, " ".join(sql.split())[:160]))
+
+    started = time.perf_counter()
+    with connection.execute_wrapper(timed):
+        settlement = round_settle(code=code, result="UP", source="cli", reason="bench")
+    settle_seconds = time.perf_counter() - started
+    if args.profile:
+        print(f"{len(statements)} statements; slowest:")
+        for seconds, sql in sorted(statements, reverse=True)[:8]:
+            print(f"  {seconds:6.2f} s  {sql}")
+
+    started = time.perf_counter()
+    report = round_verify(code=code)
+    verify_seconds = time.perf_counter() - started
+
+    round_ = Round.objects.get(code=code)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT COUNT(*) FROM ledger_entries WHERE ref_type = 'settlement'")
+        (entries,) = cursor.fetchone()
+    pool_left = Account.objects.get(code=Account.round_pool_code(code)).balance_u
+    per_100k = settle_seconds / (args.bets / 100_000)
+    print(f"database:          {connection.vendor} {dbname}")
+    print(f"setup:             {setup_seconds:.2f} s ({args.users} users, {args.bets} bets)")
+    print(f"settle:            {settle_seconds:.2f} s  <- round_settle, one transaction")
+    print(f"  bets updated:    {settlement.bets_count} ({settlement.winners_count} winners)")
+    print(f"  ledger entries:  {entries} (one per paid user + pool + house)")
+    print(f"  pools:           UP {settlement.up_pool_u} u, DOWN {settlement.down_pool_u} u")
+    print(f"  fee + dust:      {settlement.fee_u} + {settlement.dust_u} u; paid out {settlement.paid_out_u} u")
+    print(f"  pool left:       {pool_left} u; status {round_.status} {round_.result}")
+    print(f"verify_round:      {verify_seconds:.2f} s, {'match' if report.ok else 'MISMATCH'}")
+    print(
+        f"ratio to baseline: {per_100k / BASELINE_SECONDS_PER_100K:.2f} "
+        f"({per_100k:.2f} s per 100 000 bets vs {BASELINE_SECONDS_PER_100K:.2f} s)"
+    )
+    return 0 if report.ok and pool_left == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
