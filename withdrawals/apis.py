@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -20,6 +21,7 @@ from withdrawals.services import (
 )
 
 
+@extend_schema_field(OpenApiTypes.INT)
 class AmountField(serializers.Field):
     """A JSON integer of micro-USDC: "100", 1.5, 1.0 and true are refused (ranges are the service's job)."""
 
@@ -51,8 +53,9 @@ class WithdrawalsApi(APIView):
     """POST: queue a withdrawal (cash -> pending). GET: the caller's own withdrawals, newest first.
 
     Bettors must give `destination` (0x + 40 hex). Staff may pass `user_id` to act on behalf
-    of a user (the runbook's call); without `destination` the payout goes to the user's last
-    payout address, else to the address their last deposit came from, else it is refused.
+    of a user (the runbook's call) and may leave out `destination`: the payout then goes to the
+    user's last payout address, else the address their last deposit came from, else (simulation
+    only) the user's simulated wallet; with none of these it is refused (`destination_required`).
     """
 
     class InputSerializer(serializers.Serializer):
@@ -60,7 +63,7 @@ class WithdrawalsApi(APIView):
         destination = serializers.CharField(required=False, allow_blank=True, max_length=128)
         user_id = serializers.CharField(required=False, max_length=64)
 
-    @extend_schema(request=InputSerializer, responses={201: WithdrawalOutput}, operation_id="withdrawal_request")
+    @extend_schema(request=InputSerializer, responses={201: WithdrawalOutput})
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -82,7 +85,7 @@ class WithdrawalsApi(APIView):
         )
         return Response(WithdrawalOutput(withdrawal).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses={200: WithdrawalOutput(many=True)}, operation_id="withdrawal_list")
+    @extend_schema(responses={200: WithdrawalOutput(many=True)})
     def get(self, request):
         return paginated_response(
             queryset=withdrawal_list(user=request.user), serializer_class=WithdrawalOutput, request=request, view=self
@@ -140,14 +143,14 @@ class DepositIntentsApi(APIView):
         payment_uri = serializers.CharField()
         created_at = serializers.DateTimeField()
 
-    @extend_schema(request=InputSerializer, responses={201: OutputSerializer}, operation_id="deposit_intent_create")
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         intent = deposit_intent_create(user=request.user, amount_u=data.validated_data.get("amount_u"))
         return Response(self.OutputSerializer(intent).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses={200: OutputSerializer(many=True)}, operation_id="deposit_intent_list")
+    @extend_schema(responses={200: OutputSerializer(many=True)})
     def get(self, request):
         return paginated_response(
             queryset=deposit_intent_list(user=request.user),
