@@ -251,7 +251,9 @@ def withdrawal_request(
         if not destination and settings.SIMULATION_ENABLED:
             destination = simulated_wallet_address(user_id=user.pk)  # in simulation every bettor has a wallet
         if not destination:
-            raise DestinationRequired("A destination address is required (no earlier address is known for this user).")
+            raise DestinationRequired(
+                "A destination address (0x + 40 hex) is required: none is known for this user yet."
+            )
     cash = account_ensure_user_cash(user=user).code
     requester = acting_user if getattr(acting_user, "pk", None) else user
     with transaction.atomic():

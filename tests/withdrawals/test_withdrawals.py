@@ -435,3 +435,16 @@ def test_withdraw_and_deposit_commands_use_the_same_services(bettor, capsys):
     assert tvl_get().pending_withdrawals_u == 0
     assert _cash(bettor) == 500_000
     assert_ledger_invariants()
+
+
+def test_the_real_emergency_stop_switch_halts_processing(funded_bettor):
+    from ops.services import ops_emergency_stop
+
+    withdrawal = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
+    ops_emergency_stop(active=True, reason="incident drill", source="cli")
+    with pytest.raises(CommandError, match="emergency"):
+        call_command("process_withdrawals")
+    assert Withdrawal.objects.get(pk=withdrawal.pk).status == "QUEUED"
+    ops_emergency_stop(active=False, source="cli")
+    call_command("process_withdrawals")
+    assert Withdrawal.objects.get(pk=withdrawal.pk).status == "COMPLETED"
