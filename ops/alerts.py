@@ -200,7 +200,14 @@ def _message(alert: Alert) -> dict:
 # --- services ------------------------------------------------------------------------------------
 
 
-def alert_raise(*, finding: Finding, now: datetime | None = None, force: bool = False, results: list | None = None):
+def alert_raise(
+    *,
+    finding: Finding,
+    now: datetime | None = None,
+    force: bool = False,
+    results: list | None = None,
+    send: bool = True,
+):
     """Open or refresh the alert for `finding`; notify (after commit) when new, reopened, or due again."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -225,7 +232,7 @@ def alert_raise(*, finding: Finding, now: datetime | None = None, force: bool = 
             alert.last_notified_at = now
             alert.notify_count += 1
         alert.save()
-        if notify:
+        if notify and send:
             message = _message(alert)
             sink = results if results is not None else []
             transaction.on_commit(lambda: sink.extend(alert_dispatch(message)))
@@ -259,8 +266,8 @@ def alert_send_test(*, severity: str, now: datetime | None = None) -> list[str]:
 
         raise OpsError(f"Severity must be one of P0, P1, P2, P3, got {severity!r}.", code="invalid_severity")
     now = now or timezone.now()
-    results: list[str] = []
     finding = Finding(f"test:{now:%Y%m%dT%H%M%S%f}", severity, f"Test alert ({severity}) from send_test_alert.")
-    alert, _ = alert_raise(finding=finding, now=now, force=True, results=results)
+    alert, _ = alert_raise(finding=finding, now=now, force=True, send=False)
     Alert.objects.filter(pk=alert.pk).update(status=Alert.Status.RESOLVED, resolved_at=now)
-    return results
+    # Sent directly, not on commit: the operator wants to see what each route answered.
+    return alert_dispatch(_message(alert))

@@ -1,0 +1,49 @@
+import datetime as dt
+import re
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from ops.models import AuditEvent
+
+
+def parse_since(text: str) -> dt.datetime:
+    """`24h`, `7d`, `30m`, an ISO date (midnight UTC) or an ISO datetime."""
+    match = re.fullmatch(r"(\d+)([mhd])", text.strip())
+    if match:
+        unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+        return timezone.now() - dt.timedelta(**{unit: int(match.group(1))})
+    when = parse_datetime(text)
+    if when is None:
+        day = parse_date(text)
+        if day is None:
+            raise CommandError(f"--since must look like 24h, 7d, 2025-09-08 or 2025-09-08T14:00, got {text!r}.")
+        when = dt.datetime.combine(day, dt.time.min)
+    return when if timezone.is_aware(when) else timezone.make_aware(when, dt.UTC)
+
+
+class Command(BaseCommand):
+    help = "Print the audit log (oldest first): who did what, when, from where, and why."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--since", default="24h", help="24h, 7d, 2025-09-08 or an ISO datetime (default 24h)")
+        parser.add_argument("--action", default="", help="only actions starting with this, e.g. ops.emergency_stop")
+        parser.add_argument("--actor", default="", help="only this staff email")
+        parser.add_argument("--limit", type=int, default=1000)
+
+    def handle(self, *args, since: str, action: str, actor: str, limit: int, **options):
+        events = AuditEvent.objects.filter(ts__gte=parse_since(since)).select_related("actor")
+        if action:
+            events = events.filter(action__startswith=action)
+        if actor:
+            events = events.filter(actor__email__iexact=actor)
+        events = list(events.order_by("ts", "id")[:limit])
+        for event in events:
+            who = event.actor.email if event.actor_id else "-"
+            target = f"{event.object_type}:{event.object_id}" if event.object_type else event.object_id
+            reason = f" reason={event.reason!r}" if event.reason else ""
+            self.stdout.write(
+                f"{event.ts:%Y-%m-%d %H:%M:%S} {event.source:<6} {who:<30} {event.action} {target}{reason}"
+            )
+        self.stdout.write(f"{len(events)} event(s).")

@@ -1,0 +1,55 @@
+"""Staff roles as Django groups: operator, finance, auditor (read-only). Synced idempotently.
+
+Permissions are looked up by codename at sync time and missing ones are skipped, so a
+role picks up another app's permission as soon as that app defines it.
+"""
+
+from django.contrib.auth.models import Group, Permission
+from django.db.models import Q
+
+APPS = ["betting", "ledger", "rounds", "withdrawals", "marketdata", "ops"]
+
+# (app_label, codename) pairs; "*custom" = every permission of the app that is not add/change/delete/view.
+ROLES: dict[str, list[tuple[str, str]]] = {
+    "operator": [
+        ("rounds", "lock_round"),
+        ("rounds", "settle_round"),
+        ("rounds", "void_round"),
+        ("ops", "change_opsswitch"),
+        ("withdrawals", "*custom"),
+    ],
+    "finance": [
+        ("ledger", "manual_adjust"),
+        ("withdrawals", "*custom"),
+    ],
+    "auditor": [],
+}
+
+
+def _view_permissions() -> Q:
+    return Q(content_type__app_label__in=APPS, codename__startswith="view_")
+
+
+def role_permissions(role: str) -> list[Permission]:
+    query = _view_permissions()  # every role can see everything; only the auditor sees nothing more
+    for app_label, codename in ROLES[role]:
+        if codename == "*custom":
+            query |= Q(content_type__app_label=app_label) & ~Q(codename__regex=r"^(add|change|delete|view)_")
+        else:
+            query |= Q(content_type__app_label=app_label, codename=codename)
+    return list(Permission.objects.filter(query).order_by("content_type__app_label", "codename"))
+
+
+def roles_sync() -> dict[str, int]:
+    """Create or update the three groups; returns {role: number of permissions}."""
+    counts = {}
+    for role in ROLES:
+        group, _ = Group.objects.get_or_create(name=role)
+        permissions = role_permissions(role)
+        group.permissions.set(permissions)
+        counts[role] = len(permissions)
+    return counts
+
+
+def roles_sync_after_migrate(sender, **kwargs) -> None:
+    roles_sync()
