@@ -49,14 +49,11 @@ def heartbeat_age_seconds(*, name: str = "beat", now: datetime | None = None) ->
 
 
 def round_current():
-    """The round bettors are looking at: the open one, else the oldest locked, else the latest settled."""
+    """The round bettors see (rounds.selectors.round_current), else the latest settled one for the dashboard."""
     from rounds.models import Round
+    from rounds.selectors import round_current as bettors_round
 
-    return (
-        Round.objects.filter(status=Round.Status.OPEN).order_by("-code").first()
-        or Round.objects.filter(status=Round.Status.LOCKED).order_by("code").first()
-        or Round.objects.order_by("-code").first()
-    )
+    return bettors_round() or Round.objects.order_by("-code").first()
 
 
 def ledger_unbalanced_batches() -> int:
