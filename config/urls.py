@@ -1,7 +1,9 @@
 from importlib import import_module
 
 from django.contrib import admin
+from django.http import JsonResponse
 from django.urls import include, path
+from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 APPS = ["betting", "ledger", "rounds", "withdrawals", "marketdata", "ops"]
@@ -18,3 +20,13 @@ for app in APPS:
     # operating manual's own paths (/health, /rounds/current, /withdrawals, ...).
     urlpatterns.append(path("api/v1/", include((app_urls.urlpatterns, app))))
     urlpatterns.append(path("", include((getattr(app_urls, "runbook_urlpatterns", []), f"{app}-runbook"))))
+
+
+def not_found(request, exception=None):
+    """A path no route matches (e.g. /api/v1/bets/-1): JSON {"code", "detail"} like every API error."""
+    if request.path.startswith("/admin/"):
+        return page_not_found(request, exception)
+    return JsonResponse({"code": "not_found", "detail": f"No such path: {request.path}"}, status=404)
+
+
+handler404 = not_found
