@@ -1,0 +1,62 @@
+import datetime as dt
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_date
+
+from common.money import usdc
+from ops.reports import house_pnl_by_day
+
+FIELDS = ["date", "fees_u", "adjustments_u", "house_pnl_u", "volume_u"]
+
+
+class Command(BaseCommand):
+    help = "House P&L per day (fees, manual adjustments, net) with --csv export."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--from", dest="start", default="", help="YYYY-MM-DD (default: 30 days ago)")
+        parser.add_argument("--to", dest="end", default="", help="YYYY-MM-DD (default: today)")
+        parser.add_argument("--csv", nargs="?", const="-", default=None, help="write CSV to this file (or stdout)")
+
+    def handle(self, *args, start: str, end: str, csv: str | None, **options):
+        end_day = self._day(end, "--to") if end else timezone.localdate()
+        start_day = self._day(start, "--from") if start else end_day - dt.timedelta(days=29)
+        if start_day > end_day:
+            raise CommandError("--from must not be after --to.")
+        if (end_day - start_day).days > 3660:
+            raise CommandError("At most ten years per report.")
+        rows = house_pnl_by_day(start=start_day, end=end_day)
+        if csv is not None:
+            self._csv(rows, csv)
+            return
+        self.stdout.write(f"{'date':<10} {'fees_u':>14} {'adjustments_u':>14} {'house_pnl_u':>14} {'volume_u':>16}")
+        for row in rows:
+            self.stdout.write(
+                f"{row.day.isoformat():<10} {row.fees_u:>14} {row.adjustments_u:>14} {row.house_pnl_u:>14} "
+                f"{row.volume_u:>16}"
+            )
+        total = sum(row.house_pnl_u for row in rows)
+        self.stdout.write(f"Total house P&L: {total} micro-USDC ({usdc(total)} USDC)")
+
+    def _day(self, text: str, option: str) -> dt.date:
+        try:
+            day = parse_date(text)
+        except ValueError:
+            day = None
+        if day is None:
+            raise CommandError(f"{option} must be YYYY-MM-DD, got {text!r}.")
+        return day
+
+    def _csv(self, rows, target: str) -> None:
+        import csv as csv_module
+
+        handle = self.stdout if target == "-" else open(target, "w", newline="")  # noqa: SIM115
+        try:
+            writer = csv_module.writer(handle)
+            writer.writerow(FIELDS)
+            for row in rows:
+                writer.writerow([row.day.isoformat(), row.fees_u, row.adjustments_u, row.house_pnl_u, row.volume_u])
+        finally:
+            if target != "-":
+                handle.close()
+                self.stderr.write(f"Wrote {len(rows)} day(s) to {target}.")

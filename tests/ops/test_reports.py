@@ -1,0 +1,108 @@
+import datetime as dt
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db.models import F
+from django.utils import timezone
+
+from betting.services import bet_place
+from ledger.models import Account
+from rounds.models import Round
+from rounds.services import round_lock, round_open, round_settle
+from tests.factories import UserFactory, fund
+from withdrawals.services import withdrawal_request
+
+
+@pytest.fixture
+def settled_day(db):
+    """Two bettors, 30 USDC UP vs 10 USDC DOWN, settled UP: fee 0.1 USDC to the house."""
+    code = (timezone.now() + dt.timedelta(days=7)).strftime("%Y%m%d")
+    round_open(code=code, force=True)
+    up, down = UserFactory(), UserFactory()
+    fund(up, 100_000_000)
+    fund(down, 100_000_000)
+    bet_place(user=up, side="UP", stake_u=30_000_000, round_code=code)
+    bet_place(user=down, side="DOWN", stake_u=10_000_000, round_code=code)
+    withdrawal_request(user=down, amount_u=5_000_000, source="api")
+    round_lock(code=code, reason="test", source="cli")
+    round_settle(code=code, result="UP", reason="test", source="cli")
+    return code
+
+
+@pytest.mark.money
+@pytest.mark.django_db
+def test_daily_report_numbers(settled_day, capsys):
+    call_command("daily_report")
+    out = capsys.readouterr().out
+    assert "Total Users: 2 (2 new)" in out
+    assert "Active Bettors: 2" in out
+    assert "Daily Volume: 40000000 micro-USDC (40.00 USDC)" in out
+    assert "Fees: 100000 micro-USDC (0.10 USDC)" in out
+    assert "House P&L: 100000 micro-USDC" in out
+    assert "Rounds Settled: 1" in out
+    assert "Deposits: 2 totalling 200000000 micro-USDC" in out
+    assert "Withdrawals Requested: 1 totalling 5000000 micro-USDC" in out
+    assert "Locked: 0 micro-USDC" in out
+    assert "Total Cash: 194900000 micro-USDC" in out  # 200 deposited - 5 pending - 0.1 fee
+    assert "Pending Withdrawals: 5000000 micro-USDC" in out
+
+
+@pytest.mark.money
+@pytest.mark.django_db
+def test_pnl_table_and_csv(settled_day, capsys, tmp_path):
+    today = timezone.localdate()
+    start = today - dt.timedelta(days=1)
+    call_command("pnl", "--from", start.isoformat(), "--to", today.isoformat(), "--csv")
+    assert capsys.readouterr().out.splitlines() == [
+        "date,fees_u,adjustments_u,house_pnl_u,volume_u",
+        f"{start.isoformat()},0,0,0,0",
+        f"{today.isoformat()},100000,0,100000,40000000",
+    ]
+    target = tmp_path / "pnl.csv"
+    call_command("pnl", "--from", today.isoformat(), "--to", today.isoformat(), "--csv", str(target))
+    assert target.read_text().splitlines()[1] == f"{today.isoformat()},100000,0,100000,40000000"
+    call_command("pnl", "--from", today.isoformat(), "--to", today.isoformat())
+    assert "Total house P&L: 100000 micro-USDC (0.10 USDC)" in capsys.readouterr().out
+
+
+def test_pnl_refuses_bad_dates():
+    with pytest.raises(CommandError, match="--from"):
+        call_command("pnl", "--from", "2025-13-01")
+    with pytest.raises(CommandError, match="after"):
+        call_command("pnl", "--from", "2025-09-09", "--to", "2025-09-08")
+
+
+@pytest.mark.money
+@pytest.mark.django_db
+def test_reconcile_passes_on_a_consistent_system(settled_day, capsys):
+    code = (timezone.now() + dt.timedelta(days=8)).strftime("%Y%m%d")
+    round_open(code=code, force=True)
+    bettor = UserFactory()
+    fund(bettor, 10_000_000)
+    bet_place(user=bettor, side="UP", stake_u=2_000_000, round_code=code)  # an open pool too
+    call_command("reconcile")
+    assert "Reconciled" in capsys.readouterr().out
+
+
+@pytest.mark.money
+@pytest.mark.django_db
+def test_reconcile_fails_on_a_pool_mismatch(settled_day, capsys):
+    code = (timezone.now() + dt.timedelta(days=8)).strftime("%Y%m%d")
+    round_open(code=code, force=True)
+    Round.objects.filter(code=code).update(up_pool_u=F("up_pool_u") + 1)
+    with pytest.raises(CommandError, match="Reconciliation FAILED"):
+        call_command("reconcile")
+    out = capsys.readouterr().out
+    assert f"round {code} (OPEN): pool account 0 u, expected 1 u" in out
+
+
+@pytest.mark.money
+@pytest.mark.django_db
+def test_reconcile_fails_on_a_cached_balance_mismatch(settled_day, capsys):
+    Account.objects.filter(code=Account.WITHDRAWALS_PENDING).update(balance_u=F("balance_u") + 3)
+    with pytest.raises(CommandError):
+        call_command("reconcile")
+    out = capsys.readouterr().out
+    assert "withdrawals:pending: cached 5000003 u, entries 5000000 u" in out
+    assert "withdrawals:pending 5000003 u, queued/processing 5000000 u" in out
