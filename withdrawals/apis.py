@@ -63,7 +63,19 @@ class WithdrawalsApi(APIView):
         destination = serializers.CharField(required=False, allow_blank=True, max_length=128)
         user_id = serializers.CharField(required=False, max_length=64)
 
-    @extend_schema(request=InputSerializer, responses={201: WithdrawalOutput})
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: WithdrawalOutput, 200: WithdrawalOutput},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="Optional; the same key and body again returns the same withdrawal (200), "
+                "another body with that key is refused (422 `idempotency_conflict`).",
+            )
+        ],
+    )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -82,7 +94,12 @@ class WithdrawalsApi(APIView):
             destination=destination,
             source="api",
             acting_user=request.user,
+            idempotency_key=request.headers.get("Idempotency-Key"),
         )
+        if withdrawal.replayed:
+            response = Response(WithdrawalOutput(withdrawal).data, status=status.HTTP_200_OK)
+            response["Idempotent-Replayed"] = "true"
+            return response
         return Response(WithdrawalOutput(withdrawal).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses={200: WithdrawalOutput(many=True)})

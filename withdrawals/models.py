@@ -74,6 +74,9 @@ class Withdrawal(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
     tx_hash = models.CharField(max_length=128, blank=True)
     failure_reason = models.TextField(blank=True)
+    # The client's Idempotency-Key: a retried request answers the first withdrawal instead of a second one.
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001 - NULL: no key
+    request_digest = models.CharField(max_length=64, blank=True)
     # Who asked: the bettor, or the staff user acting on their behalf (never may approve it).
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -101,7 +104,14 @@ class Withdrawal(models.Model):
         db_table = "withdrawals"
         ordering = ["-id"]
         indexes = [models.Index(fields=["user", "created_at"])]
-        constraints = [models.CheckConstraint(condition=models.Q(amount_u__gt=0), name="withdrawal_amount_positive")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(amount_u__gt=0), name="withdrawal_amount_positive"),
+            models.UniqueConstraint(
+                fields=["user", "idempotency_key"],
+                condition=models.Q(idempotency_key__isnull=False),
+                name="withdrawal_unique_idempotency_key_per_user",
+            ),
+        ]
         permissions = [
             ("approve_withdrawal", "Can approve a large withdrawal (four-eyes)"),
             ("process_withdrawal", "Can send withdrawals to the payout adapter now"),

@@ -27,6 +27,8 @@ from django.db.models import Q, Sum
 from django.utils import timezone
 
 from betting.selectors import user_get
+from common.errors import InvalidInput
+from ledger.exceptions import IdempotencyConflict
 from ledger.models import Account
 from ledger.services import Line, account_ensure_user_cash, amount_validate, ledger_post
 from ops.selectors import betting_halt
@@ -56,6 +58,7 @@ from withdrawals.selectors import destination_default
 logger = logging.getLogger(__name__)
 
 EVM_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 
 
 # --- Deposits ---------------------------------------------------------------------------------
@@ -231,15 +234,33 @@ def destination_validate(destination: Any) -> str:
 
 
 def withdrawal_request(
-    *, user: Any, amount_u: int, destination: str = "", source: str, acting_user: Any = None
+    *,
+    user: Any,
+    amount_u: int,
+    destination: str = "",
+    source: str,
+    acting_user: Any = None,
+    idempotency_key: str | None = None,
 ) -> Withdrawal:
     """Queue a withdrawal: user cash -> withdrawals:pending, in one batch.
 
     A blank destination (the runbook's staff/CLI calls name no address) means the user's last
     payout address, else the address their last deposit came from, else (simulation only) their
     simulated wallet; with none of these it is refused (destination_required).
+
+    With an `idempotency_key` the same request again returns the first withdrawal (its
+    `replayed` attribute is True) and moves nothing; the same key with another body is a 422.
     """
     amount_validate(amount_u)
+    digest = ""
+    if idempotency_key is not None:
+        if not (isinstance(idempotency_key, str) and IDEMPOTENCY_KEY.fullmatch(idempotency_key)):
+            raise InvalidInput(
+                "Idempotency-Key must be 1 to 128 printable ASCII characters.", code="invalid_idempotency_key"
+            )
+        digest = hashlib.sha256(
+            json.dumps([str(user.pk), amount_u, destination or ""], separators=(",", ":")).encode()
+        ).hexdigest()
     if amount_u < settings.WITHDRAWAL_MIN_U:
         raise WithdrawalLimitExceeded(f"The minimum withdrawal is {settings.WITHDRAWAL_MIN_U} u.", code="below_minimum")
     if amount_u > settings.WITHDRAWAL_MAX_U:
@@ -260,6 +281,15 @@ def withdrawal_request(
         # The user's cash row is the lock ledger_post takes first anyway (codes sort user: < withdrawals:);
         # taking it now serialises one user's requests, so the daily limit holds under races.
         Account.objects.select_for_update(no_key=True).filter(code=cash).first()
+        if idempotency_key is not None:
+            earlier = Withdrawal.objects.filter(user=user, idempotency_key=idempotency_key).first()
+            if earlier is not None:
+                if earlier.request_digest != digest:
+                    raise IdempotencyConflict(
+                        f"Idempotency-Key {idempotency_key!r} was already used for a different withdrawal."
+                    )
+                earlier.replayed = True
+                return earlier
         since = timezone.now() - timedelta(hours=24)
         day_total_u = (
             Withdrawal.objects.filter(user=user, created_at__gte=since)
@@ -279,7 +309,10 @@ def withdrawal_request(
             destination=destination,
             requested_by=requester,
             needs_approval=amount_u > settings.WITHDRAWAL_APPROVAL_THRESHOLD_U,
+            idempotency_key=idempotency_key,
+            request_digest=digest,
         )
+        withdrawal.replayed = False
         ledger_post(
             [Line(cash, -amount_u), Line(Account.WITHDRAWALS_PENDING, amount_u)],
             ref_type="withdrawal",

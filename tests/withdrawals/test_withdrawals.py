@@ -448,3 +448,27 @@ def test_the_real_emergency_stop_switch_halts_processing(funded_bettor):
     ops_emergency_stop(active=False, source="cli")
     call_command("process_withdrawals")
     assert Withdrawal.objects.get(pk=withdrawal.pk).status == "COMPLETED"
+
+
+def test_idempotency_key_replays_the_same_withdrawal(funded_bettor, api):
+    client = api(funded_bettor)
+    body = {"amount_u": 2_000_000, "destination": ADDRESS}
+    first = client.post("/api/v1/withdrawals", body, format="json", HTTP_IDEMPOTENCY_KEY="wd-1")
+    again = client.post("/api/v1/withdrawals", body, format="json", HTTP_IDEMPOTENCY_KEY="wd-1")
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    before = _written()
+    other = client.post(
+        "/api/v1/withdrawals", {**body, "amount_u": 3_000_000}, format="json", HTTP_IDEMPOTENCY_KEY="wd-1"
+    )
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_conflict"
+    bad = client.post("/api/v1/withdrawals", body, format="json", HTTP_IDEMPOTENCY_KEY="x" * 129)
+    assert bad.status_code == 400 and bad.json()["code"] == "invalid_idempotency_key"
+    assert _written() == before
+    assert _cash(funded_bettor) == 98_000_000
+    # another user may use the same key
+    someone = UserFactory()
+    fund(someone, 5_000_000)
+    assert api(someone).post("/api/v1/withdrawals", body, format="json", HTTP_IDEMPOTENCY_KEY="wd-1").status_code == 201
+    assert_ledger_invariants()
