@@ -66,3 +66,17 @@ def acting_user(request):
     """The staff user behind the request, or None for the ops token (audited as source "api")."""
     user = getattr(request, "user", None)
     return user if user is not None and user.is_authenticated else None
+
+
+try:
+    from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+    class OpsTokenScheme(OpenApiAuthenticationExtension):
+        target_class = "ops.auth.OpsTokenAuthentication"
+        name = "opsToken"
+
+        def get_security_definition(self, auto_schema):
+            return {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer $OPS_TOKEN"}
+
+except ImportError:  # pragma: no cover - drf-spectacular is part of the fixed stack
+    pass
