@@ -22,5 +22,8 @@ class Command(BaseCommand):
         self.stdout.write(f"   UP pool:    {settlement.up_pool_u} u ({usdc(settlement.up_pool_u)})")
         self.stdout.write(f"   DOWN pool:  {settlement.down_pool_u} u ({usdc(settlement.down_pool_u)})")
         self.stdout.write(f"   Fee:        {settlement.fee_u} u, dust {settlement.dust_u} u (to house)")
-        self.stdout.write(f"   Paid out:   {settlement.paid_out_u} u to {settlement.winners_count} winning bets")
+        if settlement.result == "VOID":
+            self.stdout.write(f"   Refunded:   {settlement.paid_out_u} u to {settlement.bets_count} bets (no fee)")
+        else:
+            self.stdout.write(f"   Paid out:   {settlement.paid_out_u} u to {settlement.winners_count} winning bets")
         self.stdout.write(f"   Digest:     {settlement.digest}")
