@@ -18,7 +18,7 @@ class Round(models.Model):
     code = models.CharField(max_length=8, unique=True, help_text="YYYYMMDD, the trading day")
     symbol = models.CharField(max_length=16)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN, db_index=True)
-    result = models.CharField(max_length=4, choices=Result.choices, null=True, blank=True)
+    result = models.CharField(max_length=4, choices=Result.choices, null=True, blank=True)  # noqa: DJ001 - NULL until settled
     lock_at = models.DateTimeField()
     settle_at = models.DateTimeField()
     fee_bps = models.PositiveIntegerField()
