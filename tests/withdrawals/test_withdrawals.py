@@ -472,3 +472,10 @@ def test_idempotency_key_replays_the_same_withdrawal(funded_bettor, api):
     fund(someone, 5_000_000)
     assert api(someone).post("/api/v1/withdrawals", body, format="json", HTTP_IDEMPOTENCY_KEY="wd-1").status_code == 201
     assert_ledger_invariants()
+
+
+def test_huge_ids_are_404_not_500(funded_bettor, api):
+    client = api(funded_bettor)
+    huge = 10**25
+    assert client.get(f"/api/v1/withdrawals/{huge}").status_code == 404
+    assert client.post(f"/api/v1/withdrawals/{huge}/cancel").status_code == 404
