@@ -161,7 +161,11 @@ def test_settlement_failing_inside_the_payout_insert_commits_nothing_and_the_rer
             CREATE OR REPLACE FUNCTION proof_fail_on_fourth_payout() RETURNS trigger AS $$
             BEGIN
               IF NEW.ref_type = 'settlement' AND NEW.account LIKE 'user:%%' THEN
-                PERFORM set_config('proof.payouts', (COALESCE(NULLIF(current_setting('proof.payouts', true), ''), '0')::int + 1)::text, true);
+                PERFORM set_config(
+                  'proof.payouts',
+                  (COALESCE(NULLIF(current_setting('proof.payouts', true), ''), '0')::int + 1)::text,
+                  true
+                );
                 IF current_setting('proof.payouts')::int >= 4 THEN
                   RAISE EXCEPTION 'injected fault after % payout lines', current_setting('proof.payouts')::int - 1;
                 END IF;
