@@ -1,0 +1,19 @@
+from django.core.management.base import BaseCommand
+
+from common.commands import command_errors
+from ops.backup import backup_create
+
+
+class Command(BaseCommand):
+    help = "Back up the database to BACKUP_DIR (pg_dump -Fc / SQLite online backup) with a .sha256 checksum."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--dir", default=None, help="target directory (default: BACKUP_DIR)")
+        parser.add_argument("--reason", default="", help="recorded in the audit log")
+
+    def handle(self, *args, dir: str | None, reason: str, **options):
+        with command_errors():
+            backup = backup_create(directory=dir, source="cli", reason=reason)
+        self.stdout.write(f"{backup.path}")
+        self.stdout.write(f"sha256 {backup.sha256}  ({backup.size} bytes)")
+        self.stdout.write(self.style.SUCCESS("Backup written."))

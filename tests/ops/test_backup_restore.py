@@ -1,0 +1,92 @@
+"""backup -> change data -> restore -> the original data, on SQLite and (the `money` pass) on PostgreSQL."""
+
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from betting.models import User
+from ledger.selectors import tvl_get, user_balance_u
+from ops.models import AuditEvent
+from ops.services import heartbeat_beat
+from tests.conftest import assert_ledger_invariants
+from tests.factories import UserFactory, fund
+
+
+def latest_backup(directory: Path) -> Path:
+    return sorted(p for p in directory.iterdir() if p.suffix in (".dump", ".sqlite3"))[-1]
+
+
+@pytest.mark.money
+@pytest.mark.django_db(transaction=True)
+def test_backup_then_restore_brings_back_the_original(tmp_path, capsys):
+    # given a bettor with 100 USDC, backed up
+    bettor = UserFactory()
+    fund(bettor, 100_000_000)
+    call_command("backup", "--dir", str(tmp_path), "--reason", "drill")
+    backup = latest_backup(tmp_path)
+    assert Path(f"{backup}.sha256").read_text().endswith(f"  {backup.name}\n")
+
+    # when data changes after the backup
+    fund(bettor, 25_000_000)
+    UserFactory(email="after-backup@example.com")
+    assert user_balance_u(user_id=bettor.pk) == 125_000_000
+
+    # and the backup is restored
+    call_command("restore", str(backup), "--reason", "drill")
+
+    # then the original data is back, the ledger audit passes, and the restore is audited
+    assert user_balance_u(user_id=bettor.pk) == 100_000_000
+    assert not User.objects.filter(email="after-backup@example.com").exists()
+    assert tvl_get().cash_u == 100_000_000
+    assert_ledger_invariants()
+    assert "Ledger audit passed after restore." in capsys.readouterr().out
+    assert AuditEvent.objects.filter(action="ops.restore", object_id=backup.name).count() == 1
+
+
+@pytest.mark.django_db
+def test_restore_refuses_a_corrupt_file_before_touching_anything(tmp_path):
+    bettor = UserFactory()
+    backup = tmp_path / "updown-sqlite-20250101T000000Z.sqlite3"
+    backup.write_bytes(b"SQLite format 3\x00" + b"\x00" * 100)
+    Path(f"{backup}.sha256").write_text("0" * 64 + f"  {backup.name}\n")
+    with pytest.raises(CommandError, match="Checksum mismatch"):
+        call_command("restore", str(backup))
+    assert User.objects.filter(pk=bettor.pk).exists()
+
+
+@pytest.mark.django_db
+def test_restore_refuses_a_foreign_file(tmp_path):
+    import hashlib
+    import sqlite3
+
+    foreign = tmp_path / "updown-sqlite-20250101T000000Z.sqlite3"
+    db = sqlite3.connect(foreign)
+    db.execute("CREATE TABLE something_else (id integer)")
+    db.commit()
+    db.close()
+    Path(f"{foreign}.sha256").write_text(f"{hashlib.sha256(foreign.read_bytes()).hexdigest()}  {foreign.name}\n")
+    with pytest.raises(CommandError, match="not an Up/Down House backup"):
+        call_command("restore", str(foreign))
+
+
+@pytest.mark.django_db
+def test_restore_refuses_unknown_names_and_missing_checksums(tmp_path):
+    stranger = tmp_path / "dump.sql"
+    stranger.write_text("DROP TABLE users;")
+    with pytest.raises(CommandError, match="not named like one of our backups"):
+        call_command("restore", str(stranger))
+    with pytest.raises(CommandError, match="No backup file"):
+        call_command("restore", str(tmp_path / "nothing.dump"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_restore_refuses_while_the_beat_runs_unless_forced(tmp_path):
+    call_command("backup", "--dir", str(tmp_path))
+    backup = latest_backup(tmp_path)
+    heartbeat_beat()
+    with pytest.raises(CommandError, match=r"beat \(heartbeat"):
+        call_command("restore", str(backup))
+    call_command("restore", str(backup), "--force")
+    assert AuditEvent.objects.get(action="ops.restore").after == {"ledger_audit_ok": True, "forced": True}
