@@ -1,8 +1,11 @@
 """Races on PostgreSQL with real threads: settlement pays once, the commit chain never forks."""
 
 import threading
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.db import connection
 
 from ledger.models import LedgerBatch
@@ -67,10 +70,6 @@ def test_racing_settlements_pay_once(users):
 
 
 def test_two_ticks_at_once_change_nothing_twice(users, settings):
-    import time_machine
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
     ny = ZoneInfo("America/New_York")
     with time_machine.travel(datetime(2025, 9, 8, 16, 30, tzinfo=ny), tick=False):
         round_ = round_open(code="20250908")
