@@ -177,3 +177,26 @@ def reconcile() -> Reconciliation:
         )
     )
     return result
+
+
+def tvl_by_day(*, start: dt.date, end: dt.date) -> list[tuple[dt.date, int]]:
+    """TVL (user cash + round pools + pending withdrawals) at the end of each day, from the ledger entries."""
+    kinds = [Account.Kind.USER_CASH, Account.Kind.ROUND_POOL, Account.Kind.PENDING]
+    since, _ = day_bounds(start)
+    _, until = day_bounds(end)
+    entries = LedgerEntry.objects.filter(account__kind__in=kinds)
+    running = _sum(entries.filter(ts__lt=since), "amount_u")
+    per_day = dict(
+        entries.filter(ts__gte=since, ts__lt=until)
+        .annotate(day=TruncDate("ts", tzinfo=timezone.get_current_timezone()))
+        .values("day")
+        .annotate(total=Sum("amount_u"))
+        .values_list("day", "total")
+    )
+    rows = []
+    day = start
+    while day <= end:
+        running += per_day.get(day) or 0
+        rows.append((day, running))
+        day += dt.timedelta(days=1)
+    return rows
