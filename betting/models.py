@@ -55,8 +55,10 @@ class Bet(models.Model):
         LOST = "LOST"
         REFUNDED = "REFUNDED"
 
-    round = models.ForeignKey("rounds.Round", on_delete=models.PROTECT, related_name="bets")
-    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="bets")
+    # No single-column FK indexes: (round, side) and (user, round) below cover them, and
+    # every index on `bets` costs the million-row settlement UPDATE.
+    round = models.ForeignKey("rounds.Round", on_delete=models.PROTECT, related_name="bets", db_index=False)
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="bets", db_index=False)
     side = models.CharField(max_length=4, choices=Side.choices)
     stake_u = models.BigIntegerField()
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PLACED)
