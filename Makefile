@@ -40,4 +40,4 @@ lint: install
 	$(BIN)/ruff format --check .
 
 bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/settle_bench.py $(BENCH_ARGS)
