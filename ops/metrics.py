@@ -33,6 +33,11 @@ SETTLEMENT_DURATION = Histogram(
 )
 
 _SIDES = {"UP", "DOWN"}
+# Present from the first scrape (as 0) rather than appearing with the first bet.
+for _side in sorted(_SIDES):
+    BETS_ACCEPTED.labels(side=_side)
+for _reason in ("emergency_stop", "circuit_breaker"):
+    BETS_REJECTED.labels(reason=_reason)
 _REASON = re.compile(r"[a-z][a-z0-9_]{0,39}")
 
 
