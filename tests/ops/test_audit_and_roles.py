@@ -42,3 +42,37 @@ def test_roles_are_synced_idempotently():
     assert "manual_adjust" in finance and "manual_adjust" not in operator
     assert auditor and all(codename.startswith("view_") for codename in auditor)
     assert "view_auditevent" in auditor
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_ops_command_that_changes_state_leaves_exactly_one_audit_event(tmp_path):
+    from ops.models import AuditEvent
+
+    steps = [
+        (["emergency_stop", "on", "--reason", "drill"], "ops.emergency_stop.on"),
+        (["emergency_stop", "off"], "ops.emergency_stop.off"),
+        (["backup", "--dir", str(tmp_path)], "ops.backup"),
+    ]
+    for args, action in steps:
+        before = AuditEvent.objects.count()
+        call_command(*args)
+        assert AuditEvent.objects.count() == before + 1, args
+        assert AuditEvent.objects.order_by("-id").first().action == action
+    circuit_breaker_open(rule="house_loss", reason="lost", source="beat")
+    before = AuditEvent.objects.count()
+    call_command("circuit_breaker", "reset", "--reason", "checked")
+    assert AuditEvent.objects.count() == before + 1
+    backup = next(p for p in tmp_path.iterdir() if p.suffix == ".sqlite3")
+    call_command("restore", str(backup), "--force")
+    assert AuditEvent.objects.filter(action="ops.restore").count() == 1
+
+
+@pytest.mark.django_db
+def test_beat_tasks_run():
+    from ops.selectors import heartbeat_age_seconds
+    from ops.tasks import beat_heartbeat, evaluate_alerts, evaluate_circuit_breaker
+
+    beat_heartbeat.delay()
+    assert heartbeat_age_seconds() < 60
+    assert evaluate_circuit_breaker.delay().get() == ""
+    assert evaluate_alerts.delay().get() == 0
