@@ -1,6 +1,7 @@
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.authtoken.models import Token
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
@@ -14,6 +15,7 @@ from betting.selectors import bet_get, bet_list, user_get
 from betting.services import bet_place, bet_request_digest
 from common.api import paginated_response
 from common.errors import ApplicationError
+from ops.metrics import bet_accepted, bet_rejected
 from ledger.selectors import user_balance_u, user_statement
 from rounds.selectors import round_code_parse
 
@@ -178,29 +180,13 @@ class BetsApi(APIView):
         },
     )
     def post(self, request):
-        data = self.PlaceInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        fields = data.validated_data
-        user, acting_user = request.user, None
-        if "user_id" in fields:
-            if not request.user.is_staff:
-                raise ActingForbidden("Only staff may place a bet on behalf of another user (user_id).")
-            user, acting_user = user_get(user_id=fields["user_id"]), request.user
-        bet, created = bet_place(
-            user=user,
-            side=fields["side"],
-            stake_u=fields["stake_u"],
-            round_code=fields.get("round"),
-            idempotency_key=request.headers.get("Idempotency-Key"),
-            request_digest=bet_request_digest(
-                side=fields["side"],
-                stake_u=fields["stake_u"],
-                round_code=fields.get("round"),
-                user_id=fields.get("user_id"),
-            ),
-            source="api",
-            acting_user=acting_user,
-        )
+        try:
+            bet, created = self._place(request)
+        except (ApplicationError, ValidationError) as exc:
+            bet_rejected(exc.code if isinstance(exc, ApplicationError) else "invalid")
+            raise
+        if created:
+            bet_accepted(bet.side)
         response = Response(
             BetOutputSerializer(bet).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )
@@ -225,6 +211,31 @@ class BetsApi(APIView):
             serializer_class=BetOutputSerializer,
             request=request,
             view=self,
+        )
+
+    def _place(self, request):
+        data = self.PlaceInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = data.validated_data
+        user, acting_user = request.user, None
+        if "user_id" in fields:
+            if not request.user.is_staff:
+                raise ActingForbidden("Only staff may place a bet on behalf of another user (user_id).")
+            user, acting_user = user_get(user_id=fields["user_id"]), request.user
+        return bet_place(
+            user=user,
+            side=fields["side"],
+            stake_u=fields["stake_u"],
+            round_code=fields.get("round"),
+            idempotency_key=request.headers.get("Idempotency-Key"),
+            request_digest=bet_request_digest(
+                side=fields["side"],
+                stake_u=fields["stake_u"],
+                round_code=fields.get("round"),
+                user_id=fields.get("user_id"),
+            ),
+            source="api",
+            acting_user=acting_user,
         )
 
 

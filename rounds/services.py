@@ -1,6 +1,7 @@
 """Round lifecycle: open -> lock -> settle. The only writers of rounds and settlements."""
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -14,6 +15,7 @@ from ledger.models import Account
 from ledger.selectors import account_balance_u
 from ledger.services import account_ensure, ledger_post_from_sql
 from marketdata.selectors import market_close_at, market_timezone, market_today, trading_day_get
+from ops.metrics import settlement_observed
 from ops.services import audit_record
 from rounds.exceptions import (
     InvalidTransition,
@@ -184,9 +186,12 @@ def round_settle(
         _permission_check(acting_user, "rounds.settle_round", "settle a round")
     if source in ("admin", "api") and not (reason or "").strip():
         raise ReasonRequired("A manual settlement needs a reason.")
+    started = time.monotonic()
     try:
         with transaction.atomic():
-            return _settle(code, requested, reason or "", acting_user, source)
+            settlement = _settle(code, requested, reason or "", acting_user, source)
+            transaction.on_commit(lambda: settlement_observed(time.monotonic() - started))
+            return settlement
     except IntegrityError as exc:
         # Only reachable if something bypassed the row lock: the unique settlement refused the twin.
         if RoundSettlement.objects.filter(round__code=str(code).strip()).exists():
