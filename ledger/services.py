@@ -114,7 +114,14 @@ def _post(lines, net, ref_type, ref_id, idempotency_key, digest, acting_user, me
             raise UnknownAccount(f"No ledger account {code!r}.")
     for code, delta in net.items():
         account = accounts[code]
-        if account.balance_u + delta < 0 and account.kind != Account.Kind.EXTERNAL and code not in allow_negative:
+        # Only money going OUT can overdraw: a credit to an account already below zero (the house
+        # after a goodwill credit) is always accepted.
+        if (
+            delta < 0
+            and account.balance_u + delta < 0
+            and account.kind != Account.Kind.EXTERNAL
+            and code not in allow_negative
+        ):
             raise InsufficientFunds(
                 f"Insufficient funds in {code}: balance {account.balance_u} u, needs {-delta} u.",
                 account=code,
@@ -193,7 +200,8 @@ def ledger_post_from_sql(
             )
             cursor.execute(
                 f"SELECT a.code, a.balance_u, moved.total FROM ledger_accounts a JOIN {moved} "
-                "ON a.code = moved.account WHERE a.balance_u + moved.total < 0 AND a.kind <> 'external' LIMIT 1",
+                "ON a.code = moved.account WHERE moved.total < 0 AND a.balance_u + moved.total < 0 "
+                "AND a.kind <> 'external' LIMIT 1",
                 [batch.pk],
             )
             overdrawn = cursor.fetchone()
