@@ -28,6 +28,7 @@ if TEST_DB != "postgres" or POSTGRES_UNAVAILABLE:
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 SIMULATION_ENABLED = True
-CELERY_TASK_ALWAYS_EAGER = True
-CELERY_BROKER_URL = "memory://"
+# The kill -9 proof (tests/proof/test_kill9.py) runs a real worker on a real broker with these overridden.
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"auth": "1000/min"}}  # noqa: F405
