@@ -7,12 +7,15 @@ the same accounts, a settlement failing inside the database half-way through its
 and completion racing failure on one withdrawal.
 """
 
+import json
 import random
+import time
 import uuid
 from collections import Counter
 
 import pytest
 from django.db import DatabaseError, connection
+from rest_framework.test import APIClient
 
 from betting.models import Bet
 from betting.services import bet_place
@@ -25,9 +28,10 @@ from rounds.services import round_lock, round_open, round_settle
 from tests.conftest import assert_ledger_invariants
 from tests.factories import UserFactory, fund
 from tests.proof.conftest import run_threads
-from withdrawals.models import Withdrawal
+from withdrawals.models import Deposit, Withdrawal
 from withdrawals.services import (
     deposit_credit,
+    webhook_signature,
     withdrawal_cancel,
     withdrawal_complete,
     withdrawal_fail,
@@ -249,4 +253,28 @@ def test_complete_racing_fail_on_one_withdrawal_resolves_it_exactly_once():
             0,
         )
     assert account_balance_u(code=Account.WITHDRAWALS_PENDING) == 0
+    assert_ledger_invariants()
+
+
+def test_deposit_webhook_delivered_ten_times_half_of_them_at_once_credits_once():
+    # given: one signed delivery of a 7 654 321 u deposit
+    bettor = UserFactory()
+    body = json.dumps(
+        {"tx_id": "0xfeed-proof", "user_id": str(bettor.pk), "amount_u": 7_654_321, "timestamp": int(time.time())}
+    ).encode()
+    headers = {"HTTP_X_SIGNATURE": webhook_signature(raw_body=body)}
+
+    def deliver(index: int):
+        return APIClient().post("/api/v1/deposits/webhook", body, content_type="application/json", **headers)
+
+    # when: five deliveries one after another, then five at the same instant
+    sequential = [deliver(i) for i in range(5)]
+    parallel = run_threads(5, deliver)
+
+    # then: ten 2xx answers, one deposit, one ledger batch, the amount credited once
+    statuses = [getattr(r, "status_code", r) for r in sequential + parallel]
+    assert all(status in (200, 201) for status in statuses), statuses
+    assert Deposit.objects.filter(tx_id="0xfeed-proof").count() == 1
+    assert LedgerBatch.objects.filter(ref_type="deposit", idempotency_key="deposit:0xfeed-proof").count() == 1
+    assert user_balance_u(user_id=bettor.pk) == 7_654_321
     assert_ledger_invariants()
