@@ -25,3 +25,13 @@ SECURE_HSTS_PRELOAD = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+
+# The token endpoint's throttle (and any other rate limit) must be shared by every web process
+# and machine: a per-process LocMemCache would multiply the allowed password guesses by N.
+# CACHE_URL (e.g. redis://redis:6379/1); by default the Redis broker's server, database 1.
+_broker = env.str("CELERY_BROKER_URL")
+CACHE_URL = env.str(
+    "CACHE_URL", default=_broker.rsplit("/", 1)[0] + "/1" if _broker.startswith(("redis://", "rediss://")) else ""
+)
+if CACHE_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}

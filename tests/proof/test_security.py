@@ -196,9 +196,8 @@ def test_secrets_never_appear_in_logs_or_error_bodies(bettor, caplog):
         assert secret not in leaked
 
 
-@pytest.mark.slow
-def test_check_deploy_is_clean_with_production_settings():
-    env = {
+def _production_env() -> dict[str, str]:
+    return {
         **{key: value for key, value in os.environ.items() if not key.startswith(("TEST_", "DJANGO_"))},
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
         "SECRET_KEY": secrets.token_urlsafe(64),
@@ -208,6 +207,11 @@ def test_check_deploy_is_clean_with_production_settings():
         "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
         "ALLOWED_HOSTS": "example.com",
     }
+
+
+@pytest.mark.slow
+def test_check_deploy_is_clean_with_production_settings():
+    env = _production_env()
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=BASE_DIR,
@@ -218,3 +222,16 @@ def test_check_deploy_is_clean_with_production_settings():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+@pytest.mark.slow
+def test_production_throttle_cache_is_shared_by_every_process():
+    """A per-process cache would let N gunicorn workers allow N × AUTH_THROTTLE_RATE guesses."""
+    code = (
+        "import django; django.setup(); from django.conf import settings; print(settings.CACHES['default']['BACKEND'])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=BASE_DIR, env=_production_env(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "django.core.cache.backends.redis.RedisCache"
