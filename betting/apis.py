@@ -1,8 +1,8 @@
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
 from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -15,8 +15,8 @@ from betting.selectors import bet_get, bet_list, user_get
 from betting.services import bet_place, bet_request_digest
 from common.api import paginated_response
 from common.errors import ApplicationError
-from ops.metrics import bet_accepted, bet_rejected
 from ledger.selectors import user_balance_u, user_statement
+from ops.metrics import bet_accepted, bet_rejected
 from rounds.selectors import round_code_parse
 
 

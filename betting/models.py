@@ -63,7 +63,8 @@ class Bet(models.Model):
     stake_u = models.BigIntegerField()
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PLACED)
     payout_u = models.BigIntegerField(default=0)
-    idempotency_key = models.CharField(max_length=128, null=True, blank=True)
+    # NULL = sent without a key; the partial unique index below ignores it.
+    idempotency_key = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
     request_digest = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -14,7 +14,8 @@ def test_token_for_email_and_password_then_me_shows_the_balance():
     alice = UserFactory(email="alice@example.com", password="correct horse 9")
     fund(alice, 2_500_000)
     client = APIClient()
-    response = client.post("/api/v1/auth/token", {"email": "Alice@Example.com", "password": "correct horse 9"}, format="json")
+    credentials = {"email": "Alice@Example.com", "password": "correct horse 9"}
+    response = client.post("/api/v1/auth/token", credentials, format="json")
     assert response.status_code == 200
     token = response.json()["token"]
     assert token == Token.objects.get(user=alice).key
