@@ -2,9 +2,8 @@ import uuid
 
 from django import forms
 from django.contrib import admin, messages
-from django.template.response import TemplateResponse
 
-from common.admin import ReadOnlyAdmin, admin_call
+from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call
 from ledger.models import Account, LedgerBatch, LedgerEntry
 from ledger.services import ledger_manual_adjust
 
@@ -33,10 +32,8 @@ class AccountAdmin(ReadOnlyAdmin):
             self.message_user(request, "Select exactly one user cash account.", level=messages.ERROR)
             return None
         account = accounts[0]
-        form = ManualAdjustForm(
-            request.POST if "confirm" in request.POST else None, initial={"idempotency_key": str(uuid.uuid4())}
-        )
-        if "confirm" in request.POST and form.is_valid():
+        form = action_form(request, ManualAdjustForm, initial={"idempotency_key": str(uuid.uuid4())})
+        if form.is_bound and form.is_valid():
             data = form.cleaned_data
             posted = admin_call(
                 request,
@@ -56,17 +53,18 @@ class AccountAdmin(ReadOnlyAdmin):
                     f"Posted batch {posted.batch.pk}: {data['direction']} {data['amount_u']} u to {account.code}.",
                 )
             return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Manual credit/debit",
-            "account": account,
-            "house": Account.objects.get(code=Account.HOUSE),
-            "form": form,
-            "queryset": accounts,
-            "action": "manual_adjust",
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/ledger/manual_adjust.html", context)
+        return action_confirmation(
+            self,
+            request,
+            accounts,
+            action="manual_adjust",
+            form=form,
+            template="admin/ledger/manual_adjust.html",
+            title=f"Manual credit/debit of {account.code}",
+            submit_label="Confirm and post",
+            account=account,
+            house=Account.objects.get(code=Account.HOUSE),
+        )
 
 
 @admin.register(LedgerBatch)

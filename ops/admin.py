@@ -1,8 +1,6 @@
-from django import forms
 from django.contrib import admin
-from django.template.response import TemplateResponse
 
-from common.admin import ReadOnlyAdmin, admin_call
+from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call
 from ops.models import Alert, AuditEvent, Heartbeat, OpsSwitch
 from ops.services import circuit_breaker_reset, ops_emergency_stop
 
@@ -13,10 +11,6 @@ class AuditEventAdmin(ReadOnlyAdmin):
     list_filter = ["action", "source", ("actor", admin.RelatedOnlyFieldListFilter), "ts"]
     search_fields = ["action", "object_id", "reason", "actor__email"]
     date_hierarchy = "ts"
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=1000)
 
 
 @admin.register(OpsSwitch)
@@ -35,19 +29,19 @@ class OpsSwitchAdmin(ReadOnlyAdmin):
         return super().get_queryset(request)
 
     def _with_reason(self, request, queryset, *, action: str, title: str, call):
-        form = ReasonForm(request.POST if "confirm" in request.POST else None)
-        if "confirm" in request.POST and form.is_valid():
+        form = action_form(request)
+        if form.is_bound and form.is_valid():
             admin_call(request, lambda: call(form.cleaned_data["reason"]), success=f"{title}: done.")
             return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "form": form,
-            "queryset": queryset,
-            "action": action,
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/ops/reason_confirm.html", context)
+        return action_confirmation(
+            self,
+            request,
+            queryset,
+            action=action,
+            form=form,
+            title=title,
+            explanation="This change takes effect for every process at once.",
+        )
 
     @admin.action(description="Emergency stop ON (refuse bets and withdrawal processing)…", permissions=["ops_switch"])
     def emergency_stop_on(self, request, queryset):

@@ -7,26 +7,14 @@ reason; then it calls the service, whose errors become red messages.
 
 from dataclasses import dataclass
 
-from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
-from django.template.response import TemplateResponse
 
-from common.admin import ReadOnlyAdmin, admin_call
+from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call
 from common.errors import ApplicationError
 from rounds.models import Round, RoundSettlement
 from rounds.selectors import round_settlement_preview
 from rounds.services import round_lock, round_settle
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 80}), max_length=1000)
-
-    def clean_reason(self):
-        reason = self.cleaned_data["reason"].strip()
-        if not reason:
-            raise forms.ValidationError("A reason is required.")
-        return reason
 
 
 @dataclass
@@ -103,8 +91,8 @@ class RoundAdmin(ReadOnlyAdmin):
 
     def _confirm(self, request, queryset, *, action: str, result: str | None):
         rounds = list(queryset.order_by("code"))
-        form = ReasonForm(request.POST if "confirm" in request.POST else None)
-        if "confirm" in request.POST and form.is_valid():
+        form = action_form(request)
+        if form.is_bound and form.is_valid():
             reason = form.cleaned_data["reason"]
             for round_ in rounds:
                 if result is None:
@@ -148,18 +136,18 @@ class RoundAdmin(ReadOnlyAdmin):
                     row.error = f"{exc.detail} [{exc.code}]"
             rows.append(row)
         titles = {None: "Lock", "UP": "Settle UP", "DOWN": "Settle DOWN", "AUTO": "Settle AUTO", "VOID": "Void"}
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"{titles[result]}: confirm",
-            "verb": titles[result],
-            "result": result,
-            "rows": rows,
-            "form": form,
-            "queryset": rounds,
-            "action": action,
-            "opts": self.model._meta,
-        }
-        return TemplateResponse(request, "admin/rounds/round/action_confirmation.html", context)
+        return action_confirmation(
+            self,
+            request,
+            rounds,
+            action=action,
+            form=form,
+            template="admin/rounds/round/action_confirmation.html",
+            title=f"{titles[result]} — please confirm",
+            submit_label=f"Confirm: {titles[result]}",
+            result=result,
+            rows=rows,
+        )
 
 
 @admin.register(RoundSettlement)

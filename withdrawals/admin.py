@@ -1,14 +1,8 @@
-from django import forms
 from django.contrib import admin, messages
-from django.template.response import TemplateResponse
 
-from common.admin import ReadOnlyAdmin, admin_call
+from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call
 from withdrawals.models import Deposit, DepositIntent, SimulatedPayout, Withdrawal
 from withdrawals.services import withdrawal_approve, withdrawal_fail, withdrawals_process
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), max_length=1000)
 
 
 @admin.register(Deposit)
@@ -65,20 +59,21 @@ class WithdrawalAdmin(ReadOnlyAdmin):
 
     def _confirm(self, request, queryset, *, action: str, title: str, explanation: str, submit_label: str):
         """The confirmation page; returns the reason once the staff user confirmed it."""
-        form = ReasonForm(request.POST if "confirm" in request.POST else None)
-        if "confirm" in request.POST and form.is_valid():
+        form = action_form(request)
+        if form.is_bound and form.is_valid():
             return form.cleaned_data["reason"], None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "explanation": explanation,
-            "submit_label": submit_label,
-            "form": form,
-            "queryset": queryset.select_related("user", "approved_by", "second_approved_by"),
-            "action": action,
-            "opts": self.model._meta,
-        }
-        return None, TemplateResponse(request, "admin/withdrawals/confirm_action.html", context)
+        page = action_confirmation(
+            self,
+            request,
+            queryset.select_related("user", "approved_by", "second_approved_by"),
+            action=action,
+            form=form,
+            template="admin/withdrawals/confirm_action.html",
+            title=title,
+            explanation=explanation,
+            submit_label=submit_label,
+        )
+        return None, page
 
     @admin.action(description="Approve (four-eyes)…", permissions=["approve_withdrawal"])
     def approve(self, request, queryset):
