@@ -23,11 +23,6 @@ class OpsSwitchAdmin(ReadOnlyAdmin):
     def has_ops_switch_permission(self, request) -> bool:
         return request.user.is_active and request.user.is_staff and request.user.has_perm("ops.change_opsswitch")
 
-    def get_queryset(self, request):
-        for name in OpsSwitch.Name.values:
-            OpsSwitch.objects.get_or_create(name=name)
-        return super().get_queryset(request)
-
     def _with_reason(self, request, queryset, *, action: str, title: str, call):
         form = action_form(request)
         if form.is_bound and form.is_valid():

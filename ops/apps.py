@@ -2,6 +2,14 @@ from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
 
+def switches_ensure(sender, using="default", **kwargs) -> None:
+    """The emergency stop and circuit breaker rows exist (off) in every database, also after a test flush."""
+    from ops.models import OpsSwitch
+
+    for name in OpsSwitch.Name.values:
+        OpsSwitch.objects.using(using).get_or_create(name=name)
+
+
 class OpsConfig(AppConfig):
     name = "ops"
     default_auto_field = "django.db.models.BigAutoField"
@@ -12,3 +20,4 @@ class OpsConfig(AppConfig):
 
         # After every migrate (all apps' permissions exist by then: ops is last in INSTALLED_APPS).
         post_migrate.connect(roles_sync_after_migrate, sender=self, dispatch_uid="ops_roles_sync")
+        post_migrate.connect(switches_ensure, sender=self, dispatch_uid="ops_switches_ensure")

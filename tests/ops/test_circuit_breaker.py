@@ -142,7 +142,7 @@ def test_rule_trips_the_breaker_and_staff_resets_it(rule, settings):
 
 @pytest.mark.django_db
 def test_reset_needs_a_reason():
-    OpsSwitch.objects.create(name="circuit_breaker", active=True, reason="x")
+    OpsSwitch.objects.filter(name="circuit_breaker").update(active=True, reason="x")
     with pytest.raises(CommandError, match="reason"):
         call_command("circuit_breaker", "reset")
     assert betting_halt().code == "circuit_breaker"
@@ -150,7 +150,7 @@ def test_reset_needs_a_reason():
 
 @pytest.mark.django_db
 def test_reset_api_needs_staff_or_token(api, bettor, client):
-    OpsSwitch.objects.create(name="circuit_breaker", active=True, reason="x")
+    OpsSwitch.objects.filter(name="circuit_breaker").update(active=True, reason="x")
     assert api(bettor).post("/api/v1/ops/circuit-breaker", {"reason": "r"}, format="json").status_code == 403
     assert client.post("/api/v1/ops/circuit-breaker", {"reason": "r"}).status_code == 401
     staff = UserFactory(is_staff=True)
