@@ -13,7 +13,7 @@ from betting.exceptions import ActingForbidden
 from betting.models import Bet
 from betting.selectors import bet_get, bet_list, user_get
 from betting.services import bet_place, bet_request_digest
-from common.api import paginated_response
+from common.api import AmountField, ErrorSerializer, paginated_response
 from common.errors import ApplicationError
 from ledger.selectors import user_balance_u, user_statement
 from ops.metrics import bet_accepted, bet_rejected
@@ -85,24 +85,6 @@ class MeStatementApi(APIView):
 # --- Bets ---------------------------------------------------------------------------------
 
 
-class ErrorSerializer(serializers.Serializer):
-    """Every error body: a stable machine-readable `code` and a human `detail`."""
-
-    code = serializers.CharField()
-    detail = serializers.CharField()
-
-
-class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer and nothing else: DRF's IntegerField would take "5", 5.0 and true."""
-
-    default_error_messages = {"invalid": "A whole number of micro-USDC (a JSON integer) is required."}
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
 class BetOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     round = serializers.CharField(source="round_code", help_text="The round's code, YYYYMMDD.")
@@ -148,7 +130,7 @@ class BetsApi(APIView):
 
     class PlaceInputSerializer(serializers.Serializer):
         side = serializers.ChoiceField(choices=Bet.Side.choices)
-        stake_u = StrictIntegerField(help_text="Stake in micro-USDC (1 USDC = 1 000 000), a JSON integer.")
+        stake_u = AmountField(help_text="Stake in micro-USDC (1 USDC = 1 000 000), a JSON integer.")
         round = serializers.CharField(required=False, help_text="Round code YYYYMMDD; default the current open round.")
         user_id = serializers.UUIDField(required=False, help_text="Staff only: place the bet for this user.")
 

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
-from rest_framework import exceptions, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -46,3 +46,24 @@ def paginated_response(*, queryset, serializer_class, request, view) -> Response
     paginator = LimitOffsetPagination()
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """Every error body: a stable machine-readable `code` and a human `detail` (for the schema)."""
+
+    code = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class AmountField(serializers.IntegerField):
+    """A JSON integer of micro-USDC and nothing else: DRF's IntegerField would take "5", 5.0 and true.
+
+    Ranges (positive, within the limits) are the services' job.
+    """
+
+    default_error_messages = {"invalid": "A whole number of micro-USDC (a JSON integer) is required."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)

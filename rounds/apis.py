@@ -6,15 +6,10 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.api import paginated_response
+from common.api import ErrorSerializer, paginated_response
 from common.errors import NotFound
 from rounds.models import Round
 from rounds.selectors import round_current, round_get
-
-
-class _ErrorSerializer(serializers.Serializer):
-    code = serializers.CharField()
-    detail = serializers.CharField()
 
 
 class RoundOutputSerializer(serializers.Serializer):
@@ -44,7 +39,7 @@ class RoundCurrentApi(_PublicApi):
     @extend_schema(
         responses={
             200: RoundOutputSerializer,
-            404: OpenApiResponse(_ErrorSerializer, description="`no_current_round`: none is open or locked."),
+            404: OpenApiResponse(ErrorSerializer, description="`no_current_round`: none is open or locked."),
         },
     )
     def get(self, request):
@@ -99,8 +94,8 @@ class RoundDetailApi(_PublicApi):
     @extend_schema(
         responses={
             200: OutputSerializer,
-            400: OpenApiResponse(_ErrorSerializer, description="`invalid_round_code`: not a YYYYMMDD date."),
-            404: OpenApiResponse(_ErrorSerializer, description="`unknown_round`."),
+            400: OpenApiResponse(ErrorSerializer, description="`invalid_round_code`: not a YYYYMMDD date."),
+            404: OpenApiResponse(ErrorSerializer, description="`unknown_round`."),
         },
     )
     def get(self, request, code: str):

@@ -1,14 +1,13 @@
 from django.conf import settings
 from django.http import Http404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from betting.selectors import user_get
-from common.api import paginated_response
+from common.api import AmountField, paginated_response
 from ledger.selectors import user_balance_u
 from withdrawals.exceptions import DestinationRequired, PermissionRefused
 from withdrawals.selectors import deposit_intent_list, deposit_list, withdrawal_get, withdrawal_list
@@ -19,21 +18,6 @@ from withdrawals.services import (
     withdrawal_cancel,
     withdrawal_request,
 )
-
-
-@extend_schema_field(OpenApiTypes.INT)
-class AmountField(serializers.Field):
-    """A JSON integer of micro-USDC: "100", 1.5, 1.0 and true are refused (ranges are the service's job)."""
-
-    default_error_messages = {"invalid": "Must be a whole number of micro-USDC (a JSON integer)."}
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return data
-
-    def to_representation(self, value):
-        return value
 
 
 class WithdrawalOutput(serializers.Serializer):
