@@ -48,12 +48,12 @@ def heartbeat_age_seconds(*, name: str = "beat", now: datetime | None = None) ->
     return max(0.0, ((now or timezone.now()) - beat_at).total_seconds())
 
 
-def round_current():
-    """The round bettors see (rounds.selectors.round_current), else the latest settled one for the dashboard."""
+def dashboard_round():
+    """The round bettors see (rounds.selectors.round_current), else the latest settled one."""
     from rounds.models import Round
-    from rounds.selectors import round_current as bettors_round
+    from rounds.selectors import round_current
 
-    return bettors_round() or Round.objects.order_by("-code").first()
+    return round_current() or Round.objects.order_by("-code").first()
 
 
 def ledger_unbalanced_batches() -> int:
@@ -79,7 +79,7 @@ def dashboard_numbers() -> dict:
     switches = switches_active()
     return {
         "tvl": tvl_get(),
-        "round": round_current(),
+        "round": dashboard_round(),
         "emergency_stop": switches[OpsSwitch.Name.EMERGENCY_STOP],
         "circuit_breaker": switches[OpsSwitch.Name.CIRCUIT_BREAKER],
         "unbalanced_batches": ledger_unbalanced_batches(),
