@@ -9,10 +9,9 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from betting.exceptions import ActingForbidden
 from betting.models import Bet
 from betting.selectors import bet_get, bet_list, user_get
-from betting.services import bet_place, bet_request_digest
+from betting.services import bet_on_behalf_authorize, bet_place, bet_request_digest
 from common.api import AmountField, ErrorSerializer, paginated_response
 from common.errors import ApplicationError
 from ledger.selectors import user_balance_u, user_statement
@@ -132,7 +131,9 @@ class BetsApi(APIView):
         side = serializers.ChoiceField(choices=Bet.Side.choices)
         stake_u = AmountField(help_text="Stake in micro-USDC (1 USDC = 1 000 000), a JSON integer.")
         round = serializers.CharField(required=False, help_text="Round code YYYYMMDD; default the current open round.")
-        user_id = serializers.UUIDField(required=False, help_text="Staff only: place the bet for this user.")
+        user_id = serializers.UUIDField(
+            required=False, help_text="Operators only (`betting.place_bet_on_behalf`): place the bet for this user."
+        )
 
     class ListFilterSerializer(serializers.Serializer):
         round = serializers.CharField(required=False)
@@ -151,7 +152,7 @@ class BetsApi(APIView):
             201: OpenApiResponse(BetOutputSerializer, description="The bet was placed."),
             200: OpenApiResponse(BetOutputSerializer, description="Replay of an Idempotency-Key: the same bet."),
             **_ERRORS,
-            403: OpenApiResponse(ErrorSerializer, description="`user_id` passed by a non-staff token."),
+            403: OpenApiResponse(ErrorSerializer, description="`user_id` without `place_bet_on_behalf`."),
             404: OpenApiResponse(ErrorSerializer, description="`unknown_round`, `no_current_round`, `unknown_user`."),
             409: OpenApiResponse(
                 ErrorSerializer,
@@ -201,8 +202,7 @@ class BetsApi(APIView):
         fields = data.validated_data
         user, acting_user = request.user, None
         if "user_id" in fields:
-            if not request.user.is_staff:
-                raise ActingForbidden("Only staff may place a bet on behalf of another user (user_id).")
+            bet_on_behalf_authorize(acting_user=request.user)
             user, acting_user = user_get(user_id=fields["user_id"]), request.user
         return bet_place(
             user=user,

@@ -75,7 +75,7 @@ class UnknownBet(BettingError):
 
 
 class ActingForbidden(BettingError):
-    """Only staff may place a bet on behalf of another user (`user_id`)."""
+    """Only a staff user with `betting.place_bet_on_behalf` (the operator role) may bet for another user."""
 
     code = "permission_denied"
     status = 403

@@ -85,6 +85,8 @@ class Bet(models.Model):
             models.CheckConstraint(condition=models.Q(stake_u__gt=0), name="bet_stake_positive"),
             models.CheckConstraint(condition=models.Q(payout_u__gte=0), name="bet_payout_non_negative"),
         ]
+        # A staff token passing `user_id` stakes someone else's cash: only the operator role holds this.
+        permissions = [("place_bet_on_behalf", "Can place a bet on behalf of another user")]
 
     def __str__(self) -> str:
         return f"bet {self.pk} {self.side} {self.stake_u} u"

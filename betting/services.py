@@ -58,6 +58,20 @@ def bet_request_digest(*, side: str, stake_u: int, round_code: str | None, user_
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+PLACE_BET_ON_BEHALF = "betting.place_bet_on_behalf"
+
+
+def bet_on_behalf_authorize(*, acting_user: Any) -> None:
+    """May `acting_user` stake another user's cash? Only a staff user with the operator's permission.
+
+    `is_staff` alone is not enough: the read-only auditor and finance are staff too. The API
+    calls this before it looks the user up (so a refused caller learns nothing about user ids);
+    `bet_place` calls it again, so every door answers the same.
+    """
+    if not (getattr(acting_user, "is_staff", False) and acting_user.has_perm(PLACE_BET_ON_BEHALF)):
+        raise ActingForbidden("Placing a bet on behalf of another user needs the 'place bet on behalf' permission.")
+
+
 def bet_place(
     *,
     user: User,
@@ -99,8 +113,8 @@ def bet_place(
         round_code_parse(code=round_code)  # malformed -> 400 invalid_round_code, before any query
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(str(idempotency_key)):
         raise InvalidIdempotencyKey("Idempotency-Key must be 1 to 128 printable ASCII characters without spaces.")
-    if acting_user is not None and acting_user.pk != user.pk and not acting_user.is_staff:
-        raise ActingForbidden("Only staff may place a bet on behalf of another user.")
+    if acting_user is not None and acting_user.pk != user.pk:
+        bet_on_behalf_authorize(acting_user=acting_user)
     if request_digest is None:
         request_digest = bet_request_digest(side=side, stake_u=stake_u, round_code=round_code)
     try:

@@ -8,7 +8,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ops.auth import OPS_AUTHENTICATION, IsOpsOrStaff, acting_user, ops_request_allowed
+from ops.auth import OPS_AUTHENTICATION, OPS_TOKEN_AUTH, IsOpsOrStaff, acting_user, ops_request_allowed
 from ops.health import health_report
 from ops.models import OpsSwitch
 
@@ -68,8 +68,15 @@ class SwitchOutputSerializer(serializers.Serializer):
 
 
 class OpsApiView(APIView):
+    """Reads: the ops token or any staff user. Writes: the services check `ops.change_opsswitch` for a
+    person (operator role; the auditor and finance get 403); the ops token, a machine credential the
+    operator configured, may switch and is audited with source "ops-token"."""
+
     authentication_classes = OPS_AUTHENTICATION
     permission_classes = [IsOpsOrStaff]
+
+    def audit_source(self, request) -> str:
+        return "ops-token" if request.auth == OPS_TOKEN_AUTH else "api"
 
 
 class OpsHealthApi(OpsApiView):
@@ -135,13 +142,13 @@ class EmergencyStopApi(OpsApiView):
             active=data.validated_data["active"],
             reason=data.validated_data["reason"],
             actor=acting_user(request),
-            source="api",
+            source=self.audit_source(request),
         )
         return Response(SwitchOutputSerializer(_switch_out(switch)).data)
 
 
 class CircuitBreakerApi(OpsApiView):
-    """GET the breaker; POST {"reason"} resets it (staff or ops token, a reason always)."""
+    """GET the breaker; POST {"reason"} resets it (an operator or the ops token, a reason always)."""
 
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
@@ -159,6 +166,6 @@ class CircuitBreakerApi(OpsApiView):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         switch, _ = circuit_breaker_reset(
-            reason=data.validated_data["reason"], actor=acting_user(request), source="api"
+            reason=data.validated_data["reason"], actor=acting_user(request), source=self.audit_source(request)
         )
         return Response(SwitchOutputSerializer(_switch_out(switch)).data)

@@ -63,7 +63,7 @@ OPS_AUTHENTICATION = [
 
 
 def acting_user(request):
-    """The staff user behind the request, or None for the ops token (audited as source "api")."""
+    """The staff user behind the request, or None for the ops token (audited as source "ops-token")."""
     user = getattr(request, "user", None)
     return user if user is not None and user.is_authenticated else None
 

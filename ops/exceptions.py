@@ -10,6 +10,13 @@ class ReasonRequired(ApplicationError):
     status = 400
 
 
+class PermissionRefused(ApplicationError):
+    """A staff user without `ops.change_opsswitch` (the operator role) tried to switch something."""
+
+    code = "permission_denied"
+    status = 403
+
+
 class NotAuthorized(ApplicationError):
     code = "not_authorized"
     status = 401

@@ -11,6 +11,7 @@ class AuditEvent(models.Model):
         API = "api"
         BEAT = "beat"
         SYSTEM = "system"
+        OPS_TOKEN = "ops-token"  # the machine credential (Bearer $OPS_TOKEN): no person behind it
 
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
     action = models.CharField(max_length=64, db_index=True)

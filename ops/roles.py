@@ -10,19 +10,30 @@ from django.db.models import Q
 APPS = ["betting", "ledger", "rounds", "withdrawals", "marketdata", "ops"]
 
 # (app_label, codename) pairs; "*custom" = every permission of the app that is not add/change/delete/view.
+# Acting on behalf of a user is one named permission per act, held by one role: the operator places
+# bets for a user, finance requests withdrawals for a user. Withdrawal permissions are listed one by
+# one (no "*custom") so a new on-behalf power never reaches a role by accident. The operator keeps
+# approve / process / fail: running the payout queue is operations, and an operator's approval is
+# the second person a finance request to an unregistered address waits for.
 ROLES: dict[str, list[tuple[str, str]]] = {
     "operator": [
         ("rounds", "lock_round"),
         ("rounds", "settle_round"),
         ("rounds", "void_round"),
         ("ops", "change_opsswitch"),
-        ("withdrawals", "*custom"),
+        ("betting", "place_bet_on_behalf"),
+        ("withdrawals", "approve_withdrawal"),
+        ("withdrawals", "process_withdrawal"),
+        ("withdrawals", "fail_withdrawal"),
     ],
     "finance": [
         ("ledger", "manual_adjust"),
-        ("withdrawals", "*custom"),
+        ("withdrawals", "approve_withdrawal"),
+        ("withdrawals", "process_withdrawal"),
+        ("withdrawals", "fail_withdrawal"),
+        ("withdrawals", "request_withdrawal_on_behalf"),
     ],
-    "auditor": [],
+    "auditor": [],  # reads everything, writes nothing, acts for nobody
 }
 
 

@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ops.exceptions import ReasonRequired
+from ops.exceptions import PermissionRefused, ReasonRequired
 from ops.models import AuditEvent, EventCount, Heartbeat, OpsSwitch
 
 
@@ -44,6 +44,22 @@ def _switch_locked(name: str) -> OpsSwitch:
 
 def _switch_state(switch: OpsSwitch) -> dict:
     return {"active": switch.active, "reason": switch.reason, "rule": switch.rule}
+
+
+CHANGE_OPS_SWITCH = "ops.change_opsswitch"
+
+
+def ops_switch_authorize(*, actor: Any) -> None:
+    """A person who switches the emergency stop or the breaker needs `ops.change_opsswitch` (operator).
+
+    The admin, the ops API and the commands all come through here. `actor` None is a caller with
+    no Django user: the shell (`manage.py`, whose access is the authority), the ops token (a
+    machine credential the operator configured; audited with source "ops-token") and the beat.
+    """
+    if actor is None:
+        return
+    if not (getattr(actor, "is_staff", False) and actor.has_perm(CHANGE_OPS_SWITCH)):
+        raise PermissionRefused("Switching the emergency stop or the circuit breaker needs the operator's permission.")
 
 
 def _switch_set(
@@ -87,6 +103,7 @@ def _alerts_soon() -> None:
 
 def ops_emergency_stop(*, active: bool, reason: str = "", actor: Any = None, source: str) -> tuple[OpsSwitch, bool]:
     """Switch the emergency stop on (a reason is required) or off. Bets and withdrawal processing halt while on."""
+    ops_switch_authorize(actor=actor)  # before anything else: a refused person learns nothing more
     reason = (reason or "").strip()
     if active and not reason:
         raise ReasonRequired("Turning the emergency stop on needs a reason (--reason).")
@@ -103,6 +120,7 @@ def ops_emergency_stop(*, active: bool, reason: str = "", actor: Any = None, sou
 
 def circuit_breaker_open(*, rule: str, reason: str, actor: Any = None, source: str) -> tuple[OpsSwitch, bool]:
     """Open the breaker with the rule that tripped it; a breaker already open keeps its first reason."""
+    ops_switch_authorize(actor=actor)  # before anything else: a refused person learns nothing more
     reason = (reason or "").strip()
     if not reason:
         raise ReasonRequired("Opening the circuit breaker needs a reason.")
@@ -118,7 +136,8 @@ def circuit_breaker_open(*, rule: str, reason: str, actor: Any = None, source: s
 
 
 def circuit_breaker_reset(*, reason: str, actor: Any = None, source: str) -> tuple[OpsSwitch, bool]:
-    """Close the breaker: staff only (the callers check), always with a reason."""
+    """Close the breaker, always with a reason; a person needs `ops.change_opsswitch`."""
+    ops_switch_authorize(actor=actor)  # before anything else: a refused person learns nothing more
     reason = (reason or "").strip()
     if not reason:
         raise ReasonRequired("Resetting the circuit breaker needs a reason (--reason).")

@@ -24,3 +24,15 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 def fund(user: User, amount_u: int, *, tx_id: str | None = None) -> None:
     deposit_credit(user=user, amount_u=amount_u, tx_id=tx_id or f"test:{uuid.uuid4()}", source="system")
+
+
+def role_user(role: str, **kwargs) -> User:
+    """A staff user in one of the synced roles (operator, finance, auditor) with exactly its permissions."""
+    from django.contrib.auth.models import Group
+
+    from ops.roles import roles_sync
+
+    roles_sync()
+    user = UserFactory(is_staff=True, **kwargs)
+    user.groups.add(Group.objects.get(name=role))
+    return User.objects.get(pk=user.pk)  # fresh: no permission cache from before the group

@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
 
 from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call
-from withdrawals.models import Deposit, DepositIntent, SimulatedPayout, Withdrawal
+from withdrawals.models import Deposit, DepositIntent, PayoutAddress, SimulatedPayout, Withdrawal
 from withdrawals.services import withdrawal_approve, withdrawal_fail, withdrawals_process
 
 
@@ -17,6 +17,16 @@ class DepositAdmin(ReadOnlyAdmin):
 class DepositIntentAdmin(ReadOnlyAdmin):
     list_display = ["reference", "user", "amount_u", "address", "chain_id", "created_at"]
     search_fields = ["reference", "user__email"]
+    list_select_related = ["user"]
+
+
+@admin.register(PayoutAddress)
+class PayoutAddressAdmin(ReadOnlyAdmin):
+    """Users' address books: read-only here, since only the user registers an address (their token)."""
+
+    list_display = ["id", "user", "address", "label", "source", "created_at", "usable_from"]
+    list_filter = ["source"]
+    search_fields = ["=id", "user__email", "address", "label"]
     list_select_related = ["user"]
 
 

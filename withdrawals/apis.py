@@ -9,13 +9,21 @@ from rest_framework.views import APIView
 from betting.selectors import user_get
 from common.api import AmountField, paginated_response
 from ledger.selectors import user_balance_u
-from withdrawals.exceptions import DestinationRequired, PermissionRefused
-from withdrawals.selectors import deposit_intent_list, deposit_list, withdrawal_get, withdrawal_list
+from withdrawals.exceptions import DestinationRequired
+from withdrawals.selectors import (
+    deposit_intent_list,
+    deposit_list,
+    payout_address_list,
+    withdrawal_get,
+    withdrawal_list,
+)
 from withdrawals.services import (
     deposit_intent_create,
     deposit_simulate,
     deposit_webhook_receive,
+    payout_address_register,
     withdrawal_cancel,
+    withdrawal_on_behalf_authorize,
     withdrawal_request,
 )
 
@@ -36,10 +44,14 @@ class WithdrawalOutput(serializers.Serializer):
 class WithdrawalsApi(APIView):
     """POST: queue a withdrawal (cash -> pending). GET: the caller's own withdrawals, newest first.
 
-    Bettors must give `destination` (0x + 40 hex). Staff may pass `user_id` to act on behalf
-    of a user (the runbook's call) and may leave out `destination`: the payout then goes to the
-    user's last payout address, else the address their last deposit came from, else (simulation
-    only) the user's simulated wallet; with none of these it is refused (`destination_required`).
+    Bettors must give `destination` (0x + 40 hex); it joins their address book. A staff user with
+    `withdrawals.request_withdrawal_on_behalf` (finance) may pass `user_id` to act for a user (the
+    runbook's call; anyone else: 403 `permission_denied`, nothing written) and may leave out
+    `destination`: the payout then goes to the user's newest usable registered address, else their
+    last payout address, else the address their last deposit came from, else (simulation only) the
+    user's simulated wallet; with none of these it is refused (`destination_required`). Unless the
+    destination is in the user's address book and past its cooling-off, it is queued with
+    `needs_approval` true: nothing is paid until another staff user approves it.
     """
 
     class InputSerializer(serializers.Serializer):
@@ -66,8 +78,7 @@ class WithdrawalsApi(APIView):
         user = request.user
         user_id = data.validated_data.get("user_id")
         if user_id and user_id != str(request.user.pk):
-            if not request.user.is_staff:
-                raise PermissionRefused("Only staff may withdraw on behalf of another user (user_id).")
+            withdrawal_on_behalf_authorize(acting_user=request.user)  # before the lookup: refused callers learn nothing
             user = user_get(user_id=user_id)
         destination = data.validated_data.get("destination", "").strip()
         if not destination and not request.user.is_staff:
@@ -106,6 +117,43 @@ class WithdrawalCancelApi(APIView):
     def post(self, request, withdrawal_id: int):
         withdrawal = withdrawal_cancel(withdrawal_id=withdrawal_id, user=request.user, source="api")
         return Response(WithdrawalOutput(withdrawal).data)
+
+
+class PayoutAddressesApi(APIView):
+    """The caller's own address book. POST registers an address (again: 200, the same entry);
+    staff requests for the caller are paid there without a second approval from `usable_from` on
+    (PAYOUT_ADDRESS_COOLING_OFF_HOURS after registering). GET lists them, newest first."""
+
+    class InputSerializer(serializers.Serializer):
+        address = serializers.CharField(max_length=128)
+        label = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        address = serializers.CharField()
+        label = serializers.CharField()
+        created_at = serializers.DateTimeField()
+        usable_from = serializers.DateTimeField()
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer, 200: OutputSerializer})
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        entry, created = payout_address_register(
+            user=request.user, address=data.validated_data["address"], label=data.validated_data["label"], source="api"
+        )
+        return Response(
+            self.OutputSerializer(entry).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+    @extend_schema(responses={200: OutputSerializer(many=True)})
+    def get(self, request):
+        return paginated_response(
+            queryset=payout_address_list(user=request.user),
+            serializer_class=self.OutputSerializer,
+            request=request,
+            view=self,
+        )
 
 
 class DepositOutput(serializers.Serializer):

@@ -116,6 +116,9 @@ class Withdrawal(models.Model):
             ("approve_withdrawal", "Can approve a large withdrawal (four-eyes)"),
             ("process_withdrawal", "Can send withdrawals to the payout adapter now"),
             ("fail_withdrawal", "Can mark a withdrawal failed and refund it"),
+            # Moving another user's cash out: finance only, and only to the user's registered address
+            # (past its cooling-off) unless another staff user approves (four-eyes, whatever the amount).
+            ("request_withdrawal_on_behalf", "Can request a withdrawal on behalf of another user"),
         ]
 
     def __str__(self) -> str:
@@ -129,6 +132,31 @@ class Withdrawal(models.Model):
     @property
     def approvals(self) -> int:
         return int(self.approved_by_id is not None) + int(self.second_approved_by_id is not None)
+
+
+class PayoutAddress(models.Model):
+    """An address the user registered to be paid to (their address book).
+
+    A withdrawal staff request on the user's behalf is paid without a second person only to one
+    of these, and only from `usable_from` on (created_at + PAYOUT_ADDRESS_COOLING_OFF_HOURS), so
+    an address slipped in by someone holding the user's session cannot receive money at once.
+    Addresses are kept lower-case: EVM addresses are case-insensitive (the case is a checksum).
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="payout_addresses")
+    address = models.CharField(max_length=42)
+    label = models.CharField(max_length=64, blank=True)
+    source = models.CharField(max_length=16)
+    created_at = models.DateTimeField(auto_now_add=True)
+    usable_from = models.DateTimeField()
+
+    class Meta:
+        db_table = "payout_addresses"
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["user", "address"], name="payout_address_unique_per_user")]
+
+    def __str__(self) -> str:
+        return f"payout address {self.address} of {self.user_id}"
 
 
 class SimulatedPayout(models.Model):

@@ -1,9 +1,10 @@
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from withdrawals.exceptions import WithdrawalNotFound
-from withdrawals.models import Deposit, DepositIntent, Withdrawal
+from withdrawals.models import Deposit, DepositIntent, PayoutAddress, Withdrawal
 
 
 def withdrawal_list(*, user: Any) -> QuerySet[Withdrawal]:
@@ -46,3 +47,22 @@ def destination_default(*, user: Any) -> str:
         .order_by("-id")
         .values_list("from_address", flat=True)
     ).first() or ""
+
+
+def payout_address_list(*, user: Any) -> QuerySet[PayoutAddress]:
+    return PayoutAddress.objects.filter(user=user).order_by("-id")
+
+
+def payout_address_find(*, user: Any, address: str) -> PayoutAddress | None:
+    """The user's book entry for `address` (EVM addresses compare case-insensitively; the book is lower-case)."""
+    return PayoutAddress.objects.filter(user=user, address=(address or "").lower()).first()
+
+
+def payout_address_default(*, user: Any) -> str:
+    """The user's newest registered address that is past its cooling-off, else ""."""
+    return (
+        PayoutAddress.objects.filter(user=user, usable_from__lte=timezone.now())
+        .order_by("-usable_from", "-id")
+        .values_list("address", flat=True)
+        .first()
+    ) or ""

@@ -52,8 +52,8 @@ from withdrawals.exceptions import (
     WithdrawalLimitExceeded,
     WithdrawalNotFound,
 )
-from withdrawals.models import Deposit, DepositIntent, Withdrawal
-from withdrawals.selectors import destination_default
+from withdrawals.models import Deposit, DepositIntent, PayoutAddress, Withdrawal
+from withdrawals.selectors import destination_default, payout_address_default, payout_address_find
 
 logger = logging.getLogger(__name__)
 
@@ -233,6 +233,74 @@ def destination_validate(destination: Any) -> str:
     return destination.strip()
 
 
+REQUEST_WITHDRAWAL_ON_BEHALF = "withdrawals.request_withdrawal_on_behalf"
+
+
+def withdrawal_on_behalf_authorize(*, acting_user: Any) -> None:
+    """May `acting_user` move another user's cash out? Only staff with finance's permission.
+
+    `is_staff` alone is not enough: the read-only auditor and the operator are staff too. The
+    API calls this before it looks the user up; `withdrawal_request` calls it again for every door.
+    """
+    if not (getattr(acting_user, "is_staff", False) and acting_user.has_perm(REQUEST_WITHDRAWAL_ON_BEHALF)):
+        raise PermissionRefused(
+            "Withdrawing on behalf of another user needs the 'request withdrawal on behalf' permission."
+        )
+
+
+def _payout_address_record(
+    *, user: Any, address: str, source: str, label: str = "", via: str = ""
+) -> tuple[PayoutAddress, bool]:
+    """Add `address` (validated, lower-case) to the user's book; inside the caller's transaction."""
+    cooling_off = timedelta(hours=settings.PAYOUT_ADDRESS_COOLING_OFF_HOURS)
+    entry, created = PayoutAddress.objects.get_or_create(
+        user=user,
+        address=address,
+        defaults={"label": label, "source": source, "usable_from": timezone.now() + cooling_off},
+    )
+    if created:
+        audit_record(
+            action="payout_address.register",
+            source=source,
+            actor=user,
+            object_type="payout_address",
+            object_id=entry.pk,
+            after={
+                "user": str(user.pk),
+                "address": address,
+                "label": label,
+                "usable_from": entry.usable_from.isoformat(),
+                **({"via": via} if via else {}),
+            },
+        )
+    return entry, created
+
+
+def payout_address_register(*, user: Any, address: Any, source: str, label: str = "") -> tuple[PayoutAddress, bool]:
+    """The user adds an address to their own book. Returns (entry, created); again is a no-op.
+
+    Only the user does this (their own token, `/api/v1/me/payout-addresses`): an address staff
+    could add for a user would defeat the book. The address can receive a withdrawal that staff
+    request for the user from `usable_from` on (PAYOUT_ADDRESS_COOLING_OFF_HOURS after now).
+    """
+    address = destination_validate(address).lower()
+    label = (label or "").strip()
+    if len(label) > 64:
+        raise InvalidInput("label must be at most 64 characters.", code="invalid_label")
+    with transaction.atomic():
+        return _payout_address_record(user=user, address=address, source=source, label=label)
+
+
+def _on_behalf_hold(*, user: Any, destination: str, now: Any) -> str:
+    """Why a withdrawal someone else asked for must wait for a second person ("" = it need not)."""
+    entry = payout_address_find(user=user, address=destination)
+    if entry is None:
+        return "destination is not in the user's address book"
+    if entry.usable_from > now:
+        return f"destination is in its cooling-off period until {entry.usable_from.isoformat()}"
+    return ""
+
+
 def withdrawal_request(
     *,
     user: Any,
@@ -241,16 +309,28 @@ def withdrawal_request(
     source: str,
     acting_user: Any = None,
     idempotency_key: str | None = None,
+    from_shell: bool = False,
 ) -> Withdrawal:
     """Queue a withdrawal: user cash -> withdrawals:pending, in one batch.
 
-    A blank destination (the runbook's staff/CLI calls name no address) means the user's last
-    payout address, else the address their last deposit came from, else (simulation only) their
-    simulated wallet; with none of these it is refused (destination_required).
+    Who asks decides the rules:
+    - the user themself (`acting_user` the user, or None from code acting as the user): paid to
+      the address given (recorded in their address book) or, blank, their last payout address,
+      else the address their last deposit came from, else (simulation only) their simulated wallet;
+    - a staff user for another user: needs `withdrawals.request_withdrawal_on_behalf` (finance);
+    - the operator at the shell (`from_shell=True`, `manage.py withdraw`): no Django user; access
+      to the shell is the authority, so no permission is checked and nobody is `requested_by`.
+    For the last two, a blank destination prefers the user's newest usable registered address,
+    and the withdrawal waits for a second person's approval (four-eyes, whatever the amount)
+    unless the destination is in the user's address book and past its cooling-off.
+    Above WITHDRAWAL_APPROVAL_THRESHOLD_U every withdrawal waits for approval.
 
     With an `idempotency_key` the same request again returns the first withdrawal (its
     `replayed` attribute is True) and moves nothing; the same key with another body is a 422.
     """
+    on_behalf = from_shell or (acting_user is not None and acting_user.pk != user.pk)
+    if on_behalf and not from_shell:
+        withdrawal_on_behalf_authorize(acting_user=acting_user)
     amount_validate(amount_u)
     digest = ""
     if idempotency_key is not None:
@@ -265,10 +345,11 @@ def withdrawal_request(
         raise WithdrawalLimitExceeded(f"The minimum withdrawal is {settings.WITHDRAWAL_MIN_U} u.", code="below_minimum")
     if amount_u > settings.WITHDRAWAL_MAX_U:
         raise WithdrawalLimitExceeded(f"The maximum withdrawal per request is {settings.WITHDRAWAL_MAX_U} u.")
+    named = bool(destination)
     if destination:
         destination = destination_validate(destination)
     else:
-        destination = destination_default(user=user)
+        destination = (payout_address_default(user=user) if on_behalf else "") or destination_default(user=user)
         if not destination and settings.SIMULATION_ENABLED:
             destination = simulated_wallet_address(user_id=user.pk)  # in simulation every bettor has a wallet
         if not destination:
@@ -276,7 +357,10 @@ def withdrawal_request(
                 "A destination address (0x + 40 hex) is required: none is known for this user yet."
             )
     cash = account_ensure_user_cash(user=user).code
-    requester = acting_user if getattr(acting_user, "pk", None) else user
+    if getattr(acting_user, "pk", None):
+        requester = acting_user
+    else:
+        requester = None if from_shell else user
     with transaction.atomic():
         # The user's cash row is the lock ledger_post takes first anyway (codes sort user: < withdrawals:);
         # taking it now serialises one user's requests, so the daily limit holds under races.
@@ -290,7 +374,8 @@ def withdrawal_request(
                     )
                 earlier.replayed = True
                 return earlier
-        since = timezone.now() - timedelta(hours=24)
+        now = timezone.now()
+        since = now - timedelta(hours=24)
         day_total_u = (
             Withdrawal.objects.filter(user=user, created_at__gte=since)
             .exclude(status__in=[Withdrawal.Status.CANCELLED, Withdrawal.Status.FAILED])
@@ -303,12 +388,15 @@ def withdrawal_request(
                 f"the daily limit is {settings.WITHDRAWAL_MAX_PER_DAY_U} u.",
                 code="daily_limit",
             )
+        held_because = _on_behalf_hold(user=user, destination=destination, now=now) if on_behalf else ""
+        if amount_u > settings.WITHDRAWAL_APPROVAL_THRESHOLD_U:
+            held_because = held_because or "amount is above the approval threshold"
         withdrawal = Withdrawal.objects.create(
             user=user,
             amount_u=amount_u,
             destination=destination,
             requested_by=requester,
-            needs_approval=amount_u > settings.WITHDRAWAL_APPROVAL_THRESHOLD_U,
+            needs_approval=bool(held_because),
             idempotency_key=idempotency_key,
             request_digest=digest,
         )
@@ -332,8 +420,16 @@ def withdrawal_request(
                 "destination": destination,
                 "status": withdrawal.status,
                 "needs_approval": withdrawal.needs_approval,
+                **({"on_behalf": True} if on_behalf else {}),
+                **({"held_because": held_because} if held_because else {}),
             },
         )
+        if named and not on_behalf:
+            # The user named this address in their own authenticated request: that is registering it.
+            # Its cooling-off starts now; staff requests for the user may use it without approval later.
+            _payout_address_record(
+                user=user, address=destination.lower(), source=source, via=f"withdrawal {withdrawal.pk}"
+            )
     return withdrawal
 
 

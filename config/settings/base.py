@@ -182,6 +182,8 @@ WITHDRAWAL_MAX_PER_DAY_U = env.int("WITHDRAWAL_MAX_PER_DAY_U", default=100_000_0
 # Four-eyes: above this a withdrawal waits for staff approval (1 or 2 approvers, never the requester).
 WITHDRAWAL_APPROVAL_THRESHOLD_U = env.int("WITHDRAWAL_APPROVAL_THRESHOLD_U", default=10_000_000_000)
 WITHDRAWAL_APPROVALS_REQUIRED = env.int("WITHDRAWAL_APPROVALS_REQUIRED", default=1)
+# A newly registered payout address receives a staff-requested withdrawal without approval only after this.
+PAYOUT_ADDRESS_COOLING_OFF_HOURS = env.int("PAYOUT_ADDRESS_COOLING_OFF_HOURS", default=24)
 WITHDRAWAL_BATCH_SIZE = env.int("WITHDRAWAL_BATCH_SIZE", default=50)
 # A PROCESSING withdrawal whose worker went quiet this long is resumed (status first, then send).
 WITHDRAWAL_PROCESSING_LEASE_SECONDS = env.int("WITHDRAWAL_PROCESSING_LEASE_SECONDS", default=300)

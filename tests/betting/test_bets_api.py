@@ -16,7 +16,7 @@ from rounds.models import Round
 from rounds.services import round_lock
 from tests.betting.conftest import round_create
 from tests.conftest import assert_ledger_invariants
-from tests.factories import UserFactory, fund
+from tests.factories import UserFactory, fund, role_user
 
 pytestmark = [pytest.mark.money, pytest.mark.django_db]
 
@@ -332,8 +332,8 @@ def test_list_filters_by_round_and_paginates(funded_bettor, open_round, api, new
 # --- staff on behalf of a user ----------------------------------------------------------------
 
 
-def test_staff_may_bet_on_behalf_of_a_user_with_an_audit_row(funded_bettor, open_round, api, new_key):
-    staff = UserFactory(is_staff=True)
+def test_an_operator_may_bet_on_behalf_of_a_user_with_an_audit_row(funded_bettor, open_round, api, new_key):
+    staff = role_user("operator")  # is_staff alone is not enough: tests/proof/test_staff_authority.py
     response = _post(api(staff), {"side": "UP", "stake_u": 1_000_000, "user_id": str(funded_bettor.pk)}, new_key())
     assert response.status_code == 201, response.json()
     bet = Bet.objects.get(pk=response.json()["id"])

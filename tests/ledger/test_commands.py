@@ -60,7 +60,8 @@ def test_withdraw_moves_cash_to_pending():
     alice = UserFactory(email="user@example.com")
     fund(alice, 1_000_000)
     output = run("withdraw", "--user", "user@example.com", "--amount", "500000")
-    assert "QUEUED: 500000 u (0.50 USDC)" in output
+    # the operator at the shell acts for the user: no registered address, so it waits for an approval
+    assert "QUEUED (needs staff approval): 500000 u (0.50 USDC)" in output
     assert account_balance_u(code=Account.user_cash_code(alice.pk)) == 500_000
     assert tvl_get().pending_withdrawals_u == 500_000
     assert Withdrawal.objects.get().status == Withdrawal.Status.QUEUED

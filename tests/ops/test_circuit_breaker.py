@@ -15,7 +15,7 @@ from ops.models import AuditEvent, OpsSwitch
 from ops.selectors import betting_halt
 from ops.services import circuit_breaker_reset, event_count_add
 from rounds.models import Round
-from tests.factories import UserFactory
+from tests.factories import UserFactory, role_user
 from tests.ops.conftest import make_bet, make_round
 from withdrawals.models import Withdrawal
 
@@ -149,11 +149,11 @@ def test_reset_needs_a_reason():
 
 
 @pytest.mark.django_db
-def test_reset_api_needs_staff_or_token(api, bettor, client):
+def test_reset_api_needs_an_operator_or_token(api, bettor, client):
     OpsSwitch.objects.filter(name="circuit_breaker").update(active=True, reason="x")
     assert api(bettor).post("/api/v1/ops/circuit-breaker", {"reason": "r"}, format="json").status_code == 403
     assert client.post("/api/v1/ops/circuit-breaker", {"reason": "r"}).status_code == 401
-    staff = UserFactory(is_staff=True)
+    staff = role_user("operator")
     assert api(staff).post("/api/v1/ops/circuit-breaker", {"reason": "r"}, format="json").status_code == 200
     assert betting_halt() is None
     assert AuditEvent.objects.get(action="ops.circuit_breaker.reset").actor == staff

@@ -5,6 +5,7 @@ from django.core.management.base import CommandError
 from ops.models import AuditEvent, OpsSwitch
 from ops.selectors import Halt, betting_halt
 from ops.services import circuit_breaker_open, ops_emergency_stop
+from tests.factories import role_user
 
 
 @pytest.mark.django_db
@@ -83,7 +84,7 @@ class TestOpsApi:
         assert response.status_code == 200
         assert response.json()["active"] is True
         assert betting_halt() == Halt("emergency_stop", "api drill")
-        assert AuditEvent.objects.get().source == "api"
+        assert AuditEvent.objects.get().source == "ops-token"  # the machine credential, no person
 
     def test_missing_or_wrong_token_is_401_and_changes_nothing(self, client, ops_token):
         missing = client.post(self.url, {"active": True, "reason": "x"}, content_type="application/json")
@@ -99,7 +100,8 @@ class TestOpsApi:
         assert response.status_code == 403
         assert betting_halt() is None
 
-    def test_staff_token_works_and_is_the_audited_actor(self, api, staff):
+    def test_operator_token_works_and_is_the_audited_actor(self, api):
+        staff = role_user("operator")  # finance and the auditor are refused: tests/proof/test_staff_authority.py
         response = api(staff).post(self.url, {"active": True, "reason": "staff drill"}, format="json")
         assert response.status_code == 200
         assert AuditEvent.objects.get().actor == staff

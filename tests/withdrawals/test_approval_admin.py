@@ -60,7 +60,7 @@ def test_another_staff_user_approves_then_it_is_paid(rich_bettor):
 
 @override_settings(WITHDRAWAL_APPROVAL_THRESHOLD_U=10_000_000)
 def test_the_requester_cannot_approve(rich_bettor):
-    requester = _approver()
+    requester = _staff("approve_withdrawal", "request_withdrawal_on_behalf", "view_withdrawal")
     withdrawal = withdrawal_request(
         user=rich_bettor, amount_u=20_000_000, destination=ADDRESS, source="api", acting_user=requester
     )
@@ -180,7 +180,7 @@ def test_admin_approve_asks_for_confirmation_and_reason_then_audits(rich_bettor)
 
 @override_settings(WITHDRAWAL_APPROVAL_THRESHOLD_U=10_000_000)
 def test_admin_approving_own_request_is_a_red_message(rich_bettor):
-    approver = _approver()
+    approver = _staff("approve_withdrawal", "request_withdrawal_on_behalf", "view_withdrawal")
     withdrawal = withdrawal_request(
         user=rich_bettor, amount_u=20_000_000, destination=ADDRESS, source="admin", acting_user=approver
     )

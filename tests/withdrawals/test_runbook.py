@@ -6,7 +6,8 @@ from rest_framework.test import APIClient
 
 from ledger.selectors import tvl_get, user_balance_u
 from tests.conftest import assert_ledger_invariants
-from tests.factories import UserFactory
+from tests.factories import UserFactory, role_user
+from withdrawals.services import withdrawal_approve
 
 pytestmark = [pytest.mark.money, pytest.mark.django_db]
 
@@ -15,7 +16,8 @@ def test_simulated_deposit_withdrawal_tvl_process_and_audit(api, capsys, setting
     settings.PAYOUT_ADAPTER = "simulated"
     settings.PAYOUT_SIMULATED_FAILURE_RATE = 0.0
     bettor = UserFactory()
-    staff = UserFactory(is_staff=True)
+    staff = role_user("finance")  # withdrawing on behalf of a user is finance's permission
+    second = role_user("operator")  # the second person
 
     # curl -X POST /simulate/deposit_webhook -d '{"user_id": …, "amount_u": 1000000}'
     deposit = APIClient().post(
@@ -29,6 +31,9 @@ def test_simulated_deposit_withdrawal_tvl_process_and_audit(api, capsys, setting
     assert queued.status_code == 201, queued.content
     assert queued.json()["status"] == "QUEUED"
     assert user_balance_u(user_id=bettor.pk) == 500_000
+    # the bettor never registered that address (their simulated wallet): four-eyes before it is paid
+    assert queued.json()["needs_approval"] is True
+    withdrawal_approve(withdrawal_id=queued.json()["id"], acting_user=second, reason="runbook drill")
 
     # python -m cli.main tvl -> Pending Withdrawals shows it
     assert tvl_get().pending_withdrawals_u == 500_000

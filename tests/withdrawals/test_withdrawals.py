@@ -8,12 +8,13 @@ from ledger.selectors import account_balance_u, tvl_get, user_balance_u
 from ops.models import AuditEvent
 from ops.selectors import Halt
 from tests.conftest import assert_ledger_invariants
-from tests.factories import UserFactory, fund
+from tests.factories import UserFactory, fund, role_user
 from tests.withdrawals.helpers import ADDRESS
 from withdrawals.exceptions import InvalidTransition, ProcessingHalted
 from withdrawals.models import SimulatedPayout, Withdrawal
 from withdrawals.services import (
     simulated_wallet_address,
+    withdrawal_approve,
     withdrawal_complete,
     withdrawal_fail,
     withdrawal_request,
@@ -119,27 +120,29 @@ def test_unauthenticated_request_is_401(funded_bettor):
     assert Withdrawal.objects.count() == 0
 
 
-def test_staff_token_acts_on_behalf_as_the_runbook_does(funded_bettor, api):
-    staff = UserFactory(is_staff=True)
+def test_finance_token_acts_on_behalf_as_the_runbook_does(funded_bettor, api):
+    staff = role_user("finance")
     response = api(staff).post("/withdrawals", {"user_id": str(funded_bettor.pk), "amount_u": 500_000}, format="json")
     assert response.status_code == 201, response.content
     withdrawal = Withdrawal.objects.get()
     assert withdrawal.user == funded_bettor and withdrawal.requested_by == staff
-    # no address known yet: in simulation the bettor's simulated wallet
+    # no address known yet: in simulation the bettor's simulated wallet, which the bettor never registered
     assert withdrawal.destination == simulated_wallet_address(user_id=funded_bettor.pk)
+    assert response.json()["needs_approval"] is True
     assert _cash(funded_bettor) == 99_500_000
 
 
 def test_staff_on_behalf_defaults_to_the_last_destination(funded_bettor, api):
     withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
-    staff = UserFactory(is_staff=True)
+    staff = role_user("finance")
     response = api(staff).post("/withdrawals", {"user_id": str(funded_bettor.pk), "amount_u": 500_000}, format="json")
-    assert response.json()["destination"] == ADDRESS
+    assert response.json()["destination"] == ADDRESS.lower()  # from the address book the bettor's withdrawal filled
+    assert response.json()["needs_approval"] is True  # registered just now: still in its cooling-off
 
 
 @override_settings(SIMULATION_ENABLED=False)
 def test_without_any_known_address_outside_simulation_is_refused(funded_bettor, api):
-    staff = UserFactory(is_staff=True)
+    staff = role_user("finance")
     response = api(staff).post("/withdrawals", {"user_id": str(funded_bettor.pk), "amount_u": 500_000}, format="json")
     assert response.status_code == 400 and response.json()["code"] == "destination_required"
     with pytest.raises(CommandError, match="destination"):
@@ -147,8 +150,8 @@ def test_without_any_known_address_outside_simulation_is_refused(funded_bettor, 
     assert Withdrawal.objects.count() == 0
 
 
-def test_staff_with_unknown_user_id_is_404(api):
-    staff = UserFactory(is_staff=True)
+def test_finance_with_unknown_user_id_is_404(api):
+    staff = role_user("finance")
     for user_id in ("not-a-uuid", "00000000-0000-0000-0000-000000000000"):
         response = api(staff).post("/withdrawals", {"user_id": user_id, "amount_u": 500_000}, format="json")
         assert response.status_code == 404 and response.json()["code"] == "unknown_user"
@@ -424,12 +427,16 @@ def test_withdraw_and_deposit_commands_use_the_same_services(bettor, capsys):
     assert "Balance of" in capsys.readouterr().out
     call_command("withdraw", "--user", bettor.email, "--amount", "500000")
     out = capsys.readouterr().out
-    assert "QUEUED" in out and "balance now 500000 u" in out
+    # the operator at the shell acts for the bettor, to an address the bettor never registered: held
+    assert "QUEUED (needs staff approval)" in out and "balance now 500000 u" in out
     assert tvl_get().pending_withdrawals_u == 500_000
     with pytest.raises(CommandError):
         call_command("withdraw", "--user", bettor.email, "--amount", "600000")
     with pytest.raises(CommandError):
         call_command("withdraw", "--user", bettor.email, "--amount", "100000", "--destination", "nope")
+    call_command("process_withdrawals")
+    assert "0 completed" in capsys.readouterr().out
+    withdrawal_approve(withdrawal_id=Withdrawal.objects.get().pk, acting_user=role_user("finance"))
     call_command("process_withdrawals")
     assert "1 completed" in capsys.readouterr().out
     assert tvl_get().pending_withdrawals_u == 0

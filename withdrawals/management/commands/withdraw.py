@@ -9,8 +9,10 @@ from withdrawals.services import withdrawal_request
 
 class Command(BaseCommand):
     help = (
-        "Queue a withdrawal: user cash -> withdrawals:pending. Without --destination it goes to the user's "
-        "last payout address, else the address their last deposit came from."
+        "Queue a withdrawal for a user (the operator at the shell acts on their behalf): user cash -> "
+        "withdrawals:pending. Without --destination it goes to the user's newest usable registered address, "
+        "else their last payout address, else the address their last deposit came from. Unless the address "
+        "is in the user's address book and past its cooling-off, it waits for a staff approval."
     )
 
     def add_arguments(self, parser):
@@ -22,7 +24,9 @@ class Command(BaseCommand):
         amount_u = parse_amount_u(amount)
         with command_errors():
             bettor = user_get_by_email(email=user)
-            withdrawal = withdrawal_request(user=bettor, amount_u=amount_u, destination=destination, source="cli")
+            withdrawal = withdrawal_request(
+                user=bettor, amount_u=amount_u, destination=destination, source="cli", from_shell=True
+            )
         balance_u = user_balance_u(user_id=bettor.pk)
         approval = " (needs staff approval)" if withdrawal.needs_approval else ""
         self.stdout.write(
