@@ -45,6 +45,7 @@ class WithdrawalAdmin(ReadOnlyAdmin):
         "amount_u",
         "status",
         "needs_approval",
+        "requested_by",
         "approved_by",
         "approved_at",
         "second_approved_by",
@@ -55,7 +56,7 @@ class WithdrawalAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["status", "needs_approval"]
     search_fields = ["=id", "user__email", "destination", "tx_hash"]
-    list_select_related = ["user", "approved_by", "second_approved_by"]
+    list_select_related = ["user", "requested_by", "approved_by", "second_approved_by"]
     actions = ["approve", "process_now", "mark_failed"]
 
     def has_approve_withdrawal_permission(self, request) -> bool:
