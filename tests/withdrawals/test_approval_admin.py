@@ -200,7 +200,7 @@ def test_admin_actions_are_permission_gated(funded_bettor):
     client = _admin_client(viewer)
     page = client.get(CHANGELIST)
     assert page.status_code == 200
-    for action in ("approve", "process_now", "mark_failed"):
+    for action in ("approve", "process_now", "mark_failed", "resolve"):
         assert f'value="{action}"'.encode() not in page.content
         client.post(
             CHANGELIST, {"action": action, "_selected_action": [withdrawal.pk], "confirm": "yes", "reason": "x"}
