@@ -106,8 +106,8 @@ class WithdrawalAdmin(ReadOnlyAdmin):
             action="process_now",
             title="Process withdrawals now",
             explanation=(
-                "Approved QUEUED withdrawals (and PROCESSING ones whose worker went quiet) are sent to the "
-                "payout adapter now; the others are left as they are."
+                "Approved QUEUED withdrawals are sent to the payout adapter now; PROCESSING ones whose worker "
+                "went quiet are first looked up with the payout service; the others are left as they are."
             ),
             submit_label="Send now",
         )

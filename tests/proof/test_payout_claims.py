@@ -580,3 +580,13 @@ def test_the_claim_is_rechecked_under_the_lock_before_a_resumed_send(funded_bett
     assert report.in_flight == [withdrawal.pk]
     assert scripted.sent == []
     assert Withdrawal.objects.get(pk=withdrawal.pk).needs_reconciliation
+
+
+@pytest.mark.django_db
+def test_reconcile_with_an_unreachable_custodian_fails_with_a_sentence(funded_bettor, settings):
+    withdrawal_request(user=funded_bettor, amount_u=USDC, destination=ADDRESS, source="api")
+    withdrawals_process(source="beat")
+    settings.PAYOUT_ADAPTER, settings.PAYOUT_HTTP_URL = "http", ""  # misconfigured: no URL
+    ok, out = _reconcile()
+    assert not ok
+    assert "the payout service could not be asked (PAYOUT_HTTP_URL is not set.)" in out

@@ -171,7 +171,10 @@ def test_process_through_http_timeout_then_resume_asks_status_and_pays_once(cust
     assert withdrawals_process(source="cli").completed == [withdrawal.pk]
     # then: it asked, and did not POST a second time
     assert custody.posts() == 1
-    assert [(method, path) for method, path, *_ in custody.requests][-1] == ("GET", f"/payouts/{withdrawal.payout_reference}")
+    assert [(method, path) for method, path, *_ in custody.requests][-1] == (
+        "GET",
+        f"/payouts/{withdrawal.payout_reference}",
+    )
     assert account_balance_u(code=Account.EXTERNAL_WITHDRAWALS) == 3_000_000
     assert tvl_get().pending_withdrawals_u == 0
     assert_ledger_invariants()

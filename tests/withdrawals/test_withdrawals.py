@@ -414,7 +414,11 @@ def test_manual_fail_of_an_in_flight_payout_is_refused_and_flagged(funded_bettor
     with pytest.raises(PayoutInFlight):
         withdrawal_fail(withdrawal_id=withdrawal.pk, reason="stuck", source="cli")
     flagged = Withdrawal.objects.get(pk=withdrawal.pk)
-    assert (flagged.status, flagged.needs_reconciliation, flagged.reconciliation_reason) == ("PROCESSING", True, "stuck")
+    assert (flagged.status, flagged.needs_reconciliation, flagged.reconciliation_reason) == (
+        "PROCESSING",
+        True,
+        "stuck",
+    )
     assert _cash(funded_bettor) == 99_000_000
     assert tvl_get().pending_withdrawals_u == 1_000_000
     # the next run asks the custodian, which paid it: completed, never refunded
