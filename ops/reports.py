@@ -12,6 +12,7 @@ from ledger.models import Account, LedgerEntry
 from ledger.selectors import ledger_audit
 from rounds.models import Round
 from withdrawals.models import Deposit, Withdrawal
+from withdrawals.selectors import payouts_compare_with_custodian
 
 
 def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
@@ -120,8 +121,9 @@ class Reconciliation:
         return all(ok for _, ok, _ in self.checks)
 
 
-def reconcile() -> Reconciliation:
-    """Ledger vs cached balances vs open pools vs pending withdrawals: every view of the money must agree."""
+def reconcile(*, payout_days: int | None = 30) -> Reconciliation:
+    """Ledger vs cached balances vs open pools vs pending withdrawals vs the custodian's payouts (the last
+    `payout_days` days; None: all): every view of the money must agree."""
     result = Reconciliation()
     audit = ledger_audit()
     result.checks.append(
@@ -165,6 +167,15 @@ def reconcile() -> Reconciliation:
             "pending withdrawals: withdrawals:pending = Σ queued/processing withdrawals",
             pending_u == queued_u,
             [] if pending_u == queued_u else [f"withdrawals:pending {pending_u} u, queued/processing {queued_u} u"],
+        )
+    )
+    # The ledger alone cannot see a withdrawal refunded here and paid there: only the custodian can say.
+    payouts = payouts_compare_with_custodian(days=payout_days)
+    result.checks.append(
+        (
+            f"payouts: {payouts.checked} withdrawal(s) agree with the payout service's record",
+            payouts.ok,
+            payouts.mismatches,
         )
     )
     cash_u = _sum(Account.objects.filter(kind=Account.Kind.USER_CASH), "balance_u")

@@ -1,10 +1,12 @@
 """Payout adapters: how a withdrawal leaves the house.
 
-The interface is two calls, both keyed by the withdrawal's id as the idempotency reference:
+The interface is two calls, both keyed by the withdrawal's `payout_reference` (a UUID, globally unique and
+never reused: not the row id, which repeats after a restore) as the custodian's idempotency key:
 - `send(destination, amount_u, reference) -> tx_hash`: pay, or raise PayoutRejected (final, refund)
   or PayoutUnavailable (outcome unknown: ask `status` later, never assume it failed);
 - `status(reference, tx_hash="") -> PayoutStatus`: what the custodian knows about that reference
-  ("unknown" = never received, safe to send again with the same reference).
+  ("unknown" = never received, safe to send again with the same reference) and, when it says, the amount
+  it holds for that reference (`reconcile` compares it with ours).
 
 `SETTINGS.PAYOUT_ADAPTER` chooses: "simulated" (default), "http", or a dotted path to a class.
 """
@@ -30,6 +32,7 @@ class PayoutStatus:
     state: str  # unknown | pending | completed | failed
     tx_hash: str = ""
     reason: str = ""
+    amount_u: int | None = None  # None: the custodian did not say
 
 
 class PayoutAdapter(Protocol):
@@ -79,7 +82,7 @@ class SimulatedPayoutAdapter:
         payout = SimulatedPayout.objects.filter(reference=reference).first()
         if payout is None:
             return PayoutStatus(UNKNOWN)
-        return PayoutStatus(payout.state, tx_hash=payout.tx_hash, reason=payout.reason)
+        return PayoutStatus(payout.state, tx_hash=payout.tx_hash, reason=payout.reason, amount_u=payout.amount_u)
 
 
 class HttpPayoutAdapter:
@@ -87,7 +90,7 @@ class HttpPayoutAdapter:
 
     POST {url}/payouts {"reference", "destination", "amount_u"} with `Authorization: Bearer <token>`
     and `Idempotency-Key: <reference>` -> 2xx {"tx_hash"}; GET {url}/payouts/<reference> -> 200
-    {"status", "tx_hash", "reason"} or 404 (never seen). 4xx on send is a refusal; timeouts,
+    {"status", "tx_hash", "reason", "amount_u"?} or 404 (never seen). 4xx on send is a refusal; timeouts,
     connection errors and 5xx leave the outcome unknown.
     """
 
@@ -143,7 +146,13 @@ class HttpPayoutAdapter:
         state = str(data.get("status") or "").lower()
         if state not in (PENDING, COMPLETED, FAILED):
             raise PayoutUnavailable(f"payout status {state!r} is not understood")
-        return PayoutStatus(state, tx_hash=str(data.get("tx_hash") or ""), reason=str(data.get("reason") or ""))
+        amount_u = data.get("amount_u")
+        return PayoutStatus(
+            state,
+            tx_hash=str(data.get("tx_hash") or ""),
+            reason=str(data.get("reason") or ""),
+            amount_u=amount_u if isinstance(amount_u, int) and not isinstance(amount_u, bool) else None,
+        )
 
 
 ADAPTERS = {"simulated": SimulatedPayoutAdapter, "http": HttpPayoutAdapter}

@@ -2,7 +2,7 @@ from django.contrib import admin, messages
 
 from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call
 from withdrawals.models import Deposit, DepositIntent, PayoutAddress, SimulatedPayout, Withdrawal
-from withdrawals.services import withdrawal_approve, withdrawal_fail, withdrawals_process
+from withdrawals.services import withdrawal_approve, withdrawal_fail, withdrawal_resolve, withdrawals_process
 
 
 @admin.register(Deposit)
@@ -44,6 +44,7 @@ class WithdrawalAdmin(ReadOnlyAdmin):
         "user",
         "amount_u",
         "status",
+        "needs_reconciliation",
         "needs_approval",
         "requested_by",
         "approved_by",
@@ -54,10 +55,10 @@ class WithdrawalAdmin(ReadOnlyAdmin):
         "tx_hash",
         "created_at",
     ]
-    list_filter = ["status", "needs_approval"]
-    search_fields = ["=id", "user__email", "destination", "tx_hash"]
+    list_filter = ["status", "needs_reconciliation", "needs_approval"]
+    search_fields = ["=id", "=payout_reference", "user__email", "destination", "tx_hash"]
     list_select_related = ["user", "requested_by", "approved_by", "second_approved_by"]
-    actions = ["approve", "process_now", "mark_failed"]
+    actions = ["approve", "process_now", "mark_failed", "resolve"]
 
     def has_approve_withdrawal_permission(self, request) -> bool:
         return request.user.has_perm("withdrawals.approve_withdrawal")
@@ -116,8 +117,8 @@ class WithdrawalAdmin(ReadOnlyAdmin):
             action="process_now",
             title="Process withdrawals now",
             explanation=(
-                "Approved QUEUED withdrawals (and PROCESSING ones whose worker went quiet) are sent to the "
-                "payout adapter now; the others are left as they are."
+                "Approved QUEUED withdrawals are sent to the payout adapter now; PROCESSING ones whose worker "
+                "went quiet are first looked up with the payout service; the others are left as they are."
             ),
             submit_label="Send now",
         )
@@ -147,8 +148,10 @@ class WithdrawalAdmin(ReadOnlyAdmin):
             action="mark_failed",
             title="Mark withdrawals failed",
             explanation=(
-                "The amount goes back to the user's cash and the user is emailed the reason. A withdrawal the "
-                "payout service may already have paid (PROCESSING and in flight) is refused."
+                "A QUEUED withdrawal is refunded: the amount goes back to the user's cash and the user is emailed "
+                "the reason. A PROCESSING one may already be at the payout service, so it is NOT refunded: it is "
+                "flagged for reconciliation, never sent again, and completed or refunded on the payout service's "
+                "answer."
             ),
             submit_label="Fail and refund",
         )
@@ -162,4 +165,33 @@ class WithdrawalAdmin(ReadOnlyAdmin):
                 ),
                 success=f"Withdrawal {withdrawal.pk} failed and refunded.",
             )
+        return None
+
+    @admin.action(description="Resolve with the payout service (ask its status)…", permissions=["process_withdrawal"])
+    def resolve(self, request, queryset):
+        reason, page = self._confirm(
+            request,
+            queryset,
+            action="resolve",
+            title="Resolve withdrawals with the payout service",
+            explanation=(
+                "For each PROCESSING withdrawal the payout service is asked what became of its payout reference: "
+                "paid completes it, failed refunds it, pending leaves it; one it has no record of is refunded "
+                "only if it is flagged for reconciliation and was last sent long enough ago."
+            ),
+            submit_label="Ask the payout service",
+        )
+        if page is not None:
+            return page
+        for withdrawal in queryset:
+            resolution = admin_call(
+                request,
+                lambda pk=withdrawal.pk: withdrawal_resolve(withdrawal_id=pk, source="admin", acting_user=request.user),
+            )
+            if resolution is not None:
+                self.message_user(
+                    request,
+                    f"Withdrawal {withdrawal.pk}: the payout service reports {resolution.custodian_state}; "
+                    f"now {resolution.withdrawal.status} ({resolution.outcome}).",
+                )
         return None

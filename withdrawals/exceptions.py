@@ -71,7 +71,9 @@ class ProcessingHalted(WithdrawalError):
 
 
 class PayoutInFlight(WithdrawalError):
-    code = "payout_in_flight"
+    """The payout may be at the custodian: refunding now could refund something paid."""
+
+    code = "payout_may_be_in_flight"
     status = 409
 
 

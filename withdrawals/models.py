@@ -1,5 +1,12 @@
+import uuid
+
 from django.conf import settings
 from django.db import models
+
+
+def payout_reference_new() -> str:
+    """A payout reference nobody has used: a random UUID, never the row id (ids repeat after a restore)."""
+    return str(uuid.uuid4())
 
 
 class DepositIntent(models.Model):
@@ -97,6 +104,18 @@ class Withdrawal(models.Model):
     lease_until = models.DateTimeField(null=True, blank=True)
     processing_started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The custodian's idempotency key for this payout, globally unique and never reused. Rows from before
+    # it existed keep the id-based reference they were sent under (str(pk)), so `status` still finds them;
+    # NULL only for a row the previous release inserted during a rolling deploy (it is sent as str(pk)).
+    payout_reference = models.CharField(  # noqa: DJ001 - NULL: see above
+        max_length=64, unique=True, null=True, blank=True, default=payout_reference_new, editable=False
+    )
+    # Committed immediately before each `send`: from then on the payout may be at the custodian.
+    send_started_at = models.DateTimeField(null=True, blank=True)
+    # Staff asked to fail it while it may be in flight: it is never sent again, and only the custodian's
+    # answer (`withdrawal_resolve`) completes or refunds it.
+    needs_reconciliation = models.BooleanField(default=False, db_default=False)
+    reconciliation_reason = models.TextField(blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -126,8 +145,8 @@ class Withdrawal(models.Model):
 
     @property
     def reference(self) -> str:
-        """The idempotency reference the payout adapter sees: the withdrawal id."""
-        return str(self.pk)
+        """The idempotency reference the payout adapter sees: `payout_reference` (a UUID for new rows)."""
+        return self.payout_reference or str(self.pk)
 
     @property
     def approvals(self) -> int:

@@ -1,9 +1,12 @@
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from withdrawals.exceptions import WithdrawalNotFound
+from withdrawals.adapters import COMPLETED, FAILED, PENDING, payout_adapter_get
+from withdrawals.exceptions import PayoutUnavailable, WithdrawalNotFound
 from withdrawals.models import Deposit, DepositIntent, PayoutAddress, Withdrawal
 
 
@@ -66,3 +69,69 @@ def payout_address_default(*, user: Any) -> str:
         .values_list("address", flat=True)
         .first()
     ) or ""
+
+
+@dataclass
+class PayoutComparison:
+    """Our withdrawals against the custodian's record of each payout reference."""
+
+    checked: int = 0
+    mismatches: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+
+def payouts_compare_with_custodian(*, days: int | None = 30) -> PayoutComparison:
+    """Ask the payout adapter (`status` by payout reference) about every withdrawal of the last `days`
+    (None: all) that is COMPLETED, FAILED or PROCESSING, and name each disagreement:
+
+    - refunded here (FAILED) but paid or pending at the custodian: paid and refunded;
+    - COMPLETED here but unknown or failed at the custodian: recorded as paid, never paid;
+    - PROCESSING here, its lease over (or flagged for reconciliation), but settled at the custodian:
+      not yet recorded (the next `process_withdrawals` resolves it);
+    - the custodian holds another amount for the reference than the withdrawal's;
+    - the custodian could not be asked (nothing is proven).
+    A PROCESSING one inside its lease is being worked on and is skipped.
+    """
+    result = PayoutComparison()
+    rows = Withdrawal.objects.filter(
+        status__in=[Withdrawal.Status.COMPLETED, Withdrawal.Status.FAILED, Withdrawal.Status.PROCESSING]
+    ).order_by("id")
+    if days is not None:
+        since = timezone.now() - timedelta(days=days)
+        rows = rows.filter(Q(updated_at__gte=since) | Q(status=Withdrawal.Status.PROCESSING))
+    adapter = None
+    now = timezone.now()
+    for withdrawal in rows.iterator():
+        in_lease = withdrawal.lease_until is not None and withdrawal.lease_until > now
+        if withdrawal.status == Withdrawal.Status.PROCESSING and in_lease and not withdrawal.needs_reconciliation:
+            continue
+        result.checked += 1
+        label = f"withdrawal {withdrawal.pk} ({withdrawal.amount_u} u, reference {withdrawal.reference})"
+        try:
+            adapter = adapter or payout_adapter_get()  # only when there is something to ask about
+            known = adapter.status(withdrawal.reference, withdrawal.tx_hash)
+        except PayoutUnavailable as exc:
+            result.mismatches.append(f"{label}: the payout service could not be asked ({exc})")
+            continue
+        paid = known.state in (COMPLETED, PENDING)
+        if withdrawal.status == Withdrawal.Status.FAILED and paid:
+            result.mismatches.append(
+                f"{label} was refunded here (FAILED) but the payout service reports it {known.state}"
+                + (f" (tx {known.tx_hash})" if known.tx_hash else "")
+                + ": paid and refunded"
+            )
+        elif withdrawal.status == Withdrawal.Status.COMPLETED and not paid:
+            result.mismatches.append(
+                f"{label} is COMPLETED here but the payout service reports it {known.state}: recorded as paid, not paid"
+            )
+        elif withdrawal.status == Withdrawal.Status.PROCESSING and known.state in (COMPLETED, FAILED):
+            result.mismatches.append(
+                f"{label} is PROCESSING here but the payout service reports it {known.state}: not yet recorded "
+                "(process_withdrawals resolves it)"
+            )
+        if paid and known.amount_u is not None and known.amount_u != withdrawal.amount_u:
+            result.mismatches.append(f"{label}: the payout service holds {known.amount_u} u for it")
+    return result

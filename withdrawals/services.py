@@ -6,6 +6,9 @@ Withdrawal money path (one idempotency key per withdrawal for the way out of pen
     request:          user cash            -> withdrawals:pending
     complete:         withdrawals:pending  -> external:withdrawals
     fail / cancel:    withdrawals:pending  -> user cash
+
+A payout that may be at the custodian is refunded only on the custodian's word: see the payout
+state machine above `withdrawals_process`.
 """
 
 import hashlib
@@ -516,6 +519,24 @@ def withdrawal_approve(*, withdrawal_id: Any, acting_user: Any, source: str = "a
 
 
 # --- Withdrawals: processing ------------------------------------------------------------------
+#
+# The payout state machine. The worker never holds a row lock while it talks to the custodian, so
+# every decision that matters is taken under the row lock, committed, and only then acted on:
+#
+#   QUEUED (approved) --claim: lock, re-check, PROCESSING + lease + send_started_at, commit--> send
+#       send: tx hash -> COMPLETED | refused -> FAILED (refund) | unknown -> stays PROCESSING
+#   PROCESSING whose lease ran out --claim: lock, re-check, fresh lease, commit--> ask `status`:
+#       completed -> COMPLETED | failed -> FAILED | pending -> leave |
+#       unknown -> lock, re-check the claim and the flag, send_started_at, commit --> send again (same reference)
+#   staff "mark failed": QUEUED -> FAILED (refund; the worker's locked re-check then skips it);
+#       PROCESSING (may be at the custodian) -> refused (payout_may_be_in_flight) and flagged needs_reconciliation
+#   needs_reconciliation: never sent again; only the custodian's answer settles it (`withdrawal_resolve`, or the
+#       next run once its lease is over): completed -> COMPLETED | failed -> FAILED | pending -> leave |
+#       unknown WITHDRAWAL_UNKNOWN_PAYOUT_SECONDS after its last send -> FAILED (refund) | unknown sooner -> leave
+#
+# At most one payout per withdrawal is the custodian's idempotency on `payout_reference` (a send again
+# is the same payout); never both paid and refunded is the one release key, and that a refund of
+# something that may be at the custodian happens only on the custodian's word.
 
 
 @dataclass
@@ -525,6 +546,23 @@ class ProcessReport:
     failed: list[int] = field(default_factory=list)
     in_flight: list[int] = field(default_factory=list)
     errors: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What asking the custodian settled: completed | failed | in_flight (pending, or unknown too recently
+    sent to refund) | unsent (unknown and not flagged: the next run sends it, same reference)."""
+
+    withdrawal: Withdrawal
+    outcome: str
+    custodian_state: str
+
+
+@dataclass(frozen=True)
+class _Claim:
+    withdrawal_id: int
+    attempt: int  # `attempts` after this claim: a later claim by another worker changes it
+    resumed: bool  # it was PROCESSING already: it may be at the custodian, so ask before anything
 
 
 def _halt_check() -> None:
@@ -538,40 +576,76 @@ def _approved_q() -> Q:
     return Q(needs_approval=False) | Q(**{f"{approver}__isnull": False})
 
 
-def _withdrawals_claim(*, limit: int, withdrawal_ids: list[int] | None) -> list[tuple[int, bool]]:
-    """Take a batch: approved QUEUED ones, and PROCESSING ones whose worker's lease ran out (resumed)."""
+def _lease_until() -> Any:
+    return timezone.now() + timedelta(seconds=settings.WITHDRAWAL_PROCESSING_LEASE_SECONDS)
+
+
+def _withdrawal_claim_next(*, withdrawal_ids: list[int] | None, exclude: set[int]) -> _Claim | None:
+    """Claim the next due item in its own short transaction, immediately before it is worked on.
+
+    Due: approved QUEUED (claimed AND marked as being sent, in one commit, so from this moment staff
+    can no longer refund it), or PROCESSING whose lease ran out (resumed: nothing is sent before the
+    custodian has been asked).
+    """
     now = timezone.now()
     due = (Q(status=Withdrawal.Status.QUEUED) & _approved_q()) | Q(
         Q(lease_until__isnull=True) | Q(lease_until__lte=now), status=Withdrawal.Status.PROCESSING
     )
-    claimed = []
     with transaction.atomic():
-        rows = Withdrawal.objects.select_for_update(skip_locked=True).filter(due).order_by("id")
+        rows = Withdrawal.objects.select_for_update(skip_locked=True).filter(due).exclude(pk__in=exclude)
         if withdrawal_ids is not None:
             rows = rows.filter(pk__in=withdrawal_ids)
-        for withdrawal in list(rows[:limit]):
-            resumed = withdrawal.status == Withdrawal.Status.PROCESSING
-            withdrawal.status = Withdrawal.Status.PROCESSING
-            withdrawal.processing_started_at = withdrawal.processing_started_at or now
-            withdrawal.lease_until = now + timedelta(seconds=settings.WITHDRAWAL_PROCESSING_LEASE_SECONDS)
-            withdrawal.attempts += 1
-            withdrawal.save(update_fields=["status", "processing_started_at", "lease_until", "attempts", "updated_at"])
-            claimed.append((withdrawal.pk, resumed))
-    return claimed
+        withdrawal = rows.order_by("id").first()
+        if withdrawal is None:
+            return None
+        resumed = withdrawal.status == Withdrawal.Status.PROCESSING
+        withdrawal.status = Withdrawal.Status.PROCESSING
+        withdrawal.processing_started_at = withdrawal.processing_started_at or now
+        withdrawal.lease_until = _lease_until()
+        withdrawal.attempts += 1
+        fields = ["status", "processing_started_at", "lease_until", "attempts", "updated_at"]
+        if not resumed:
+            withdrawal.send_started_at = now
+            fields.append("send_started_at")
+        withdrawal.save(update_fields=fields)
+    return _Claim(withdrawal_id=withdrawal.pk, attempt=withdrawal.attempts, resumed=resumed)
+
+
+def _withdrawal_mark_sending(claim: _Claim) -> Withdrawal | None:
+    """Before sending a resumed item again: under the lock, is it still ours, still PROCESSING, and has
+    nobody asked to stop it? Then commit the 'sending' marker. None: it must not be sent."""
+    with transaction.atomic():
+        withdrawal = _locked(claim.withdrawal_id)
+        if (
+            withdrawal.status != Withdrawal.Status.PROCESSING
+            or withdrawal.attempts != claim.attempt
+            or withdrawal.needs_reconciliation
+        ):
+            return None
+        withdrawal.send_started_at = timezone.now()
+        withdrawal.lease_until = _lease_until()
+        withdrawal.save(update_fields=["send_started_at", "lease_until", "updated_at"])
+    return withdrawal
 
 
 def withdrawal_complete(*, withdrawal_id: Any, tx_hash: str, source: str, acting_user: Any = None) -> Withdrawal:
-    """Record a payout that happened: pending -> external:withdrawals. Only from PROCESSING."""
+    """Record a payout that happened: pending -> external:withdrawals. Only from PROCESSING (flagged for
+    reconciliation or not: the custodian paid it). The same tx hash again answers the completed row."""
     with transaction.atomic():
         withdrawal = _locked(withdrawal_id)
+        if withdrawal.status == Withdrawal.Status.COMPLETED and tx_hash and withdrawal.tx_hash == tx_hash:
+            return withdrawal  # a second worker that resumed it recorded the same payout first
         if withdrawal.status != Withdrawal.Status.PROCESSING:
             raise InvalidTransition(f"Only a PROCESSING withdrawal can complete; this one is {withdrawal.status}.")
         _release(withdrawal, to_account=Account.EXTERNAL_WITHDRAWALS, acting_user=acting_user)
         withdrawal.status = Withdrawal.Status.COMPLETED
         withdrawal.tx_hash = tx_hash
         withdrawal.lease_until = None
+        withdrawal.needs_reconciliation = False
         withdrawal.finished_at = timezone.now()
-        withdrawal.save(update_fields=["status", "tx_hash", "lease_until", "finished_at", "updated_at"])
+        withdrawal.save(
+            update_fields=["status", "tx_hash", "lease_until", "needs_reconciliation", "finished_at", "updated_at"]
+        )
         audit_record(
             action="withdrawal.complete",
             source=source,
@@ -579,7 +653,7 @@ def withdrawal_complete(*, withdrawal_id: Any, tx_hash: str, source: str, acting
             object_type="withdrawal",
             object_id=withdrawal.pk,
             before={"status": Withdrawal.Status.PROCESSING},
-            after={"status": withdrawal.status, "tx_hash": tx_hash},
+            after={"status": withdrawal.status, "tx_hash": tx_hash, "payout_reference": withdrawal.reference},
         )
     return withdrawal
 
@@ -598,92 +672,184 @@ def _notify_failure(withdrawal: Withdrawal) -> None:
     )
 
 
+def _withdrawal_refund(withdrawal: Withdrawal, *, reason: str, source: str, acting_user: Any) -> Withdrawal:
+    """Inside the caller's transaction, with the row locked: pending -> user cash, FAILED, email after commit."""
+    before = withdrawal.status
+    _release(withdrawal, to_account=Account.user_cash_code(withdrawal.user_id), acting_user=acting_user)
+    withdrawal.status = Withdrawal.Status.FAILED
+    withdrawal.failure_reason = reason
+    withdrawal.lease_until = None
+    withdrawal.needs_reconciliation = False
+    withdrawal.finished_at = timezone.now()
+    withdrawal.save(
+        update_fields=["status", "failure_reason", "lease_until", "needs_reconciliation", "finished_at", "updated_at"]
+    )
+    audit_record(
+        action="withdrawal.fail",
+        source=source,
+        actor=acting_user,
+        object_type="withdrawal",
+        object_id=withdrawal.pk,
+        reason=reason,
+        before={"status": before},
+        after={"status": withdrawal.status, "payout_reference": withdrawal.reference},
+    )
+    transaction.on_commit(lambda: _notify_failure(withdrawal))
+    return withdrawal
+
+
 def withdrawal_fail(
     *, withdrawal_id: Any, reason: str, source: str, acting_user: Any = None, payout_checked: bool = False
 ) -> Withdrawal:
     """Fail and refund (pending -> user cash), record the reason, email the user after commit.
 
-    Staff may fail a QUEUED withdrawal, or a PROCESSING one whose worker's lease has run
-    out and whose payout the custodian does not know or reports failed (never one in flight).
+    Staff may fail a QUEUED withdrawal: nothing of it has gone out, and the worker's locked claim
+    re-check will skip it. A PROCESSING one may be at the custodian right now, so staff are refused
+    (PayoutInFlight, `payout_may_be_in_flight`) and it is flagged `needs_reconciliation` instead: it is
+    never sent again, and the custodian's answer completes or refunds it (`withdrawal_resolve`).
+    `payout_checked=True` is the processing code's own call, after the custodian refused the payout.
     """
     reason = (reason or "").strip()
     if not reason:
         raise InvalidTransition("A reason is required to fail a withdrawal.", code="reason_required", status=400)
     if acting_user is not None and not acting_user.has_perm("withdrawals.fail_withdrawal"):
         raise PermissionRefused("You need the 'fail withdrawal' permission.")
-    if not payout_checked:
-        current = Withdrawal.objects.filter(pk=withdrawal_id).first()
-        if current is None:
-            raise WithdrawalNotFound(f"No withdrawal {withdrawal_id}.")
-        if current.status == Withdrawal.Status.PROCESSING:
-            if current.lease_until and current.lease_until > timezone.now():
-                raise PayoutInFlight(f"Withdrawal {current.pk} is being paid right now; try after its lease ends.")
-            try:
-                known = payout_adapter_get().status(current.reference, current.tx_hash)
-            except PayoutUnavailable as exc:
-                raise PayoutInFlight(f"Cannot ask the payout service about {current.pk}: {exc}") from exc
-            if known.state in (COMPLETED, PENDING):
-                raise PayoutInFlight(f"The payout service reports withdrawal {current.pk} as {known.state}.")
     with transaction.atomic():
         withdrawal = _locked(withdrawal_id)
-        before = withdrawal.status
-        if before not in (Withdrawal.Status.QUEUED, Withdrawal.Status.PROCESSING):
-            raise InvalidTransition(f"Only a QUEUED or PROCESSING withdrawal can fail; this one is {before}.")
-        _release(withdrawal, to_account=Account.user_cash_code(withdrawal.user_id), acting_user=acting_user)
-        withdrawal.status = Withdrawal.Status.FAILED
-        withdrawal.failure_reason = reason
-        withdrawal.lease_until = None
-        withdrawal.finished_at = timezone.now()
-        withdrawal.save(update_fields=["status", "failure_reason", "lease_until", "finished_at", "updated_at"])
+        status = withdrawal.status
+        if status == Withdrawal.Status.QUEUED or (status == Withdrawal.Status.PROCESSING and payout_checked):
+            return _withdrawal_refund(withdrawal, reason=reason, source=source, acting_user=acting_user)
+        if status != Withdrawal.Status.PROCESSING:
+            raise InvalidTransition(f"Only a QUEUED or PROCESSING withdrawal can fail; this one is {status}.")
+        # It may be at the custodian: a refund now could be a refund of something paid. Flag it, commit, refuse.
+        first_request = not withdrawal.needs_reconciliation
+        withdrawal.needs_reconciliation = True
+        withdrawal.reconciliation_reason = reason
+        withdrawal.save(update_fields=["needs_reconciliation", "reconciliation_reason", "updated_at"])
         audit_record(
-            action="withdrawal.fail",
+            action="withdrawal.reconcile_requested",
             source=source,
             actor=acting_user,
             object_type="withdrawal",
             object_id=withdrawal.pk,
             reason=reason,
-            before={"status": before},
-            after={"status": withdrawal.status},
+            before={"status": status, "needs_reconciliation": not first_request},
+            after={"status": status, "needs_reconciliation": True, "payout_reference": withdrawal.reference},
         )
-        transaction.on_commit(lambda: _notify_failure(withdrawal))
-    return withdrawal
+    raise PayoutInFlight(
+        f"Withdrawal {withdrawal.pk} may already be at the payout service (reference {withdrawal.reference}); "
+        "it was not refunded. It is flagged for reconciliation: it will not be sent again, and it is completed "
+        "or refunded once the payout service says what became of it."
+    )
 
 
 def _withdrawal_note_error(withdrawal_id: int, error: str) -> None:
     Withdrawal.objects.filter(pk=withdrawal_id).update(last_error=error[:2000], updated_at=timezone.now())
 
 
-def _withdrawal_pay(withdrawal_id: int, *, resumed: bool, source: str, acting_user: Any) -> str:
-    """Send one claimed withdrawal; a resumed one asks the custodian first so it is never paid twice."""
-    withdrawal = Withdrawal.objects.get(pk=withdrawal_id)
-    adapter = payout_adapter_get()
+def _withdrawal_settle_from_custodian(
+    withdrawal: Withdrawal, *, adapter: Any, source: str, acting_user: Any
+) -> tuple[str, str]:
+    """Ask the custodian about a PROCESSING withdrawal and act on its answer; (outcome, custodian state).
+
+    Raises PayoutUnavailable when the custodian cannot be asked (nothing changes).
+    """
+    known = adapter.status(withdrawal.reference, withdrawal.tx_hash)
+    if known.state == COMPLETED:
+        withdrawal_complete(
+            withdrawal_id=withdrawal.pk,
+            tx_hash=known.tx_hash or withdrawal.tx_hash,
+            source=source,
+            acting_user=acting_user,
+        )
+        return "completed", known.state
+    if known.state == FAILED:
+        withdrawal_fail(
+            withdrawal_id=withdrawal.pk,
+            reason=known.reason or "the payout service reports the payout failed",
+            source=source,
+            acting_user=None,
+            payout_checked=True,
+        )
+        return "failed", known.state
+    if known.state == PENDING:
+        return "in_flight", known.state
+    # unknown: never received -- or a send that has not landed yet
+    if not withdrawal.needs_reconciliation:
+        return "unsent", known.state
+    window = timedelta(seconds=settings.WITHDRAWAL_UNKNOWN_PAYOUT_SECONDS)
+    with transaction.atomic():
+        locked = _locked(withdrawal.pk)
+        last_send = locked.send_started_at or locked.processing_started_at
+        if (
+            locked.status != Withdrawal.Status.PROCESSING
+            or locked.attempts != withdrawal.attempts
+            or locked.send_started_at != withdrawal.send_started_at
+            or (last_send is not None and last_send > timezone.now() - window)
+        ):
+            return "in_flight", known.state
+        _withdrawal_refund(
+            locked,
+            reason=(
+                f"The payout service has no record of payout {locked.reference} "
+                f"{settings.WITHDRAWAL_UNKNOWN_PAYOUT_SECONDS}s after it was last sent; refunded on "
+                f"reconciliation (staff: {locked.reconciliation_reason or 'no reason given'})."
+            ),
+            source=source,
+            acting_user=acting_user,
+        )
+    return "failed", known.state
+
+
+def withdrawal_resolve(*, withdrawal_id: Any, source: str, acting_user: Any = None) -> Resolution:
+    """Settle a PROCESSING withdrawal whose outcome is unknown by asking the custodian (status by payout
+    reference): the only way such an item is completed or, if the custodian never paid it, refunded."""
+    if acting_user is not None and not acting_user.has_perm("withdrawals.process_withdrawal"):
+        raise PermissionRefused("You need the 'process withdrawal' permission.")
+    withdrawal = Withdrawal.objects.filter(pk=withdrawal_id).first()
+    if withdrawal is None:
+        raise WithdrawalNotFound(f"No withdrawal {withdrawal_id}.")
+    if withdrawal.status != Withdrawal.Status.PROCESSING:
+        raise InvalidTransition(
+            f"Only a PROCESSING withdrawal is resolved with the payout service; this one is {withdrawal.status}.",
+            code="not_processing",
+        )
     try:
-        if resumed:
-            known = adapter.status(withdrawal.reference, withdrawal.tx_hash)
-            if known.state == COMPLETED:
-                withdrawal_complete(
-                    withdrawal_id=withdrawal_id, tx_hash=known.tx_hash, source=source, acting_user=acting_user
-                )
-                return "completed"
-            if known.state == FAILED:
-                withdrawal_fail(
-                    withdrawal_id=withdrawal_id,
-                    reason=known.reason or "payout failed",
-                    source=source,
-                    payout_checked=True,
-                )
-                return "failed"
-            if known.state == PENDING:
+        outcome, state = _withdrawal_settle_from_custodian(
+            withdrawal, adapter=payout_adapter_get(), source=source, acting_user=acting_user
+        )
+    except PayoutUnavailable as exc:
+        raise PayoutInFlight(
+            f"Cannot ask the payout service about withdrawal {withdrawal.pk}: {exc}; nothing was changed.",
+            code="payout_status_unavailable",
+            status=503,
+        ) from exc
+    return Resolution(withdrawal=Withdrawal.objects.get(pk=withdrawal.pk), outcome=outcome, custodian_state=state)
+
+
+def _withdrawal_pay(claim: _Claim, *, source: str, acting_user: Any) -> str:
+    """Work one claimed item: a resumed one asks the custodian first, so it is never paid twice."""
+    adapter = payout_adapter_get()
+    withdrawal = Withdrawal.objects.get(pk=claim.withdrawal_id)
+    try:
+        if claim.resumed:
+            outcome, _ = _withdrawal_settle_from_custodian(
+                withdrawal, adapter=adapter, source=source, acting_user=acting_user
+            )
+            if outcome != "unsent":
+                return outcome
+            # the custodian never got it: send now, under the same reference, if the claim still holds
+            withdrawal = _withdrawal_mark_sending(claim)
+            if withdrawal is None:
                 return "in_flight"
-            # unknown: the custodian never got it; send now (same reference, so still at most once)
         tx_hash = adapter.send(withdrawal.destination, withdrawal.amount_u, withdrawal.reference)
     except PayoutRejected as exc:
-        withdrawal_fail(withdrawal_id=withdrawal_id, reason=str(exc), source=source, payout_checked=True)
+        withdrawal_fail(withdrawal_id=claim.withdrawal_id, reason=str(exc), source=source, payout_checked=True)
         return "failed"
     except PayoutUnavailable as exc:
-        _withdrawal_note_error(withdrawal_id, str(exc))
+        _withdrawal_note_error(claim.withdrawal_id, str(exc))
         return "in_flight"
-    withdrawal_complete(withdrawal_id=withdrawal_id, tx_hash=tx_hash, source=source, acting_user=acting_user)
+    withdrawal_complete(withdrawal_id=claim.withdrawal_id, tx_hash=tx_hash, source=source, acting_user=acting_user)
     return "completed"
 
 
@@ -695,40 +861,48 @@ def withdrawals_process(
     acting_user: Any = None,
     reason: str = "",
 ) -> ProcessReport:
-    """Pay a batch through the payout adapter. Safe to run twice and side by side (skip-locked claims).
+    """Pay due withdrawals through the payout adapter, one claimed item at a time (see the state machine
+    above). Safe to run twice and side by side (skip-locked claims, re-checked before each send).
 
-    Refused while the emergency stop is on. A worker that dies between the payout and its
-    record leaves the item PROCESSING; after its lease the next run asks `status` first.
+    Refused while the emergency stop is on. A worker that dies between the payout and its record
+    leaves the item PROCESSING; after its lease the next run asks `status` first. Items flagged for
+    reconciliation are settled here too, on the custodian's answer only.
     """
     if acting_user is not None and not acting_user.has_perm("withdrawals.process_withdrawal"):
         raise PermissionRefused("You need the 'process withdrawal' permission.")
     _halt_check()
     report = ProcessReport()
-    claimed = _withdrawals_claim(limit=limit or settings.WITHDRAWAL_BATCH_SIZE, withdrawal_ids=withdrawal_ids)
-    report.claimed = len(claimed)
-    if withdrawal_ids is not None:  # a manual "process now": one audit row with who, why and what was taken
-        with transaction.atomic():
-            audit_record(
-                action="withdrawal.process_now",
-                source=source,
-                actor=acting_user,
-                object_type="withdrawal",
-                object_id=",".join(str(pk) for pk in withdrawal_ids)[:128],
-                reason=reason,
-                after={"claimed": [pk for pk, _ in claimed]},
-            )
-    for withdrawal_id, resumed in claimed:
-        try:
+    limit = limit or settings.WITHDRAWAL_BATCH_SIZE
+    seen: set[int] = set()  # each item at most once per run, even with a lease of 0
+    try:
+        while len(seen) < limit:
             _halt_check()
-            outcome = _withdrawal_pay(withdrawal_id, resumed=resumed, source=source, acting_user=acting_user)
-        except ProcessingHalted:
-            raise
-        except Exception as exc:  # one bad item must not stop the batch; it stays PROCESSING and is resumed
-            logger.exception("withdrawal %s: processing error", withdrawal_id)
-            _withdrawal_note_error(withdrawal_id, f"{exc.__class__.__name__}: {exc}")
-            report.errors.append(withdrawal_id)
-            continue
-        {"completed": report.completed, "failed": report.failed, "in_flight": report.in_flight}[outcome].append(
-            withdrawal_id
-        )
+            claim = _withdrawal_claim_next(withdrawal_ids=withdrawal_ids, exclude=seen)
+            if claim is None:
+                break
+            seen.add(claim.withdrawal_id)
+            report.claimed += 1
+            try:
+                outcome = _withdrawal_pay(claim, source=source, acting_user=acting_user)
+            except ProcessingHalted:
+                raise
+            except Exception as exc:  # one bad item must not stop the batch; it stays PROCESSING and is resumed
+                logger.exception("withdrawal %s: processing error", claim.withdrawal_id)
+                _withdrawal_note_error(claim.withdrawal_id, f"{exc.__class__.__name__}: {exc}")
+                report.errors.append(claim.withdrawal_id)
+                continue
+            bucket = {"completed": report.completed, "failed": report.failed, "in_flight": report.in_flight}
+            bucket[outcome].append(claim.withdrawal_id)
+    finally:
+        if withdrawal_ids is not None:  # a manual "process now": one audit row with who, why and what was taken
+            with transaction.atomic():
+                audit_record(
+                    action="withdrawal.process_now",
+                    source=source,
+                    actor=acting_user,
+                    object_type="withdrawal",
+                    object_id=",".join(str(pk) for pk in withdrawal_ids)[:128],
+                    reason=reason,
+                    after={"claimed": sorted(seen)},
+                )
     return report

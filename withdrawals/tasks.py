@@ -3,7 +3,8 @@ from celery import shared_task
 
 @shared_task(name="withdrawals.process_batch")
 def withdrawals_process_batch(limit: int | None = None) -> dict:
-    """Beat: pay one batch of approved QUEUED withdrawals and resume stale PROCESSING ones.
+    """Beat: pay one batch of approved QUEUED withdrawals and resume stale PROCESSING ones (status first;
+    one flagged for reconciliation is settled only on the custodian's answer).
 
     Idempotent and safe beside other workers (skip-locked claims). During an emergency stop it
     does nothing and says so.

@@ -187,6 +187,10 @@ PAYOUT_ADDRESS_COOLING_OFF_HOURS = env.int("PAYOUT_ADDRESS_COOLING_OFF_HOURS", d
 WITHDRAWAL_BATCH_SIZE = env.int("WITHDRAWAL_BATCH_SIZE", default=50)
 # A PROCESSING withdrawal whose worker went quiet this long is resumed (status first, then send).
 WITHDRAWAL_PROCESSING_LEASE_SECONDS = env.int("WITHDRAWAL_PROCESSING_LEASE_SECONDS", default=300)
+# A withdrawal flagged for reconciliation ("mark failed" while it may be in flight) that the custodian still
+# does not know this long after its last send is taken as never received, and refunded. Longer than any
+# send can take to land (PAYOUT_HTTP_TIMEOUT_SECONDS plus the custodian's own queueing).
+WITHDRAWAL_UNKNOWN_PAYOUT_SECONDS = env.int("WITHDRAWAL_UNKNOWN_PAYOUT_SECONDS", default=3600)
 # Payout adapter: "simulated" (default), "http", or a dotted path to a class.
 PAYOUT_ADAPTER = env.str("PAYOUT_ADAPTER", default="simulated")
 PAYOUT_HTTP_URL = env.str("PAYOUT_HTTP_URL", default="")

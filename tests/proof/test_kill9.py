@@ -4,7 +4,7 @@
    `house` account row, so the worker's settlement transaction stops half-way (bets already
    updated, settlement row and ledger batch inserted, nothing committed) waiting for it; then
    the worker is SIGKILLed. After a restart the next tick settles the round exactly once.
-2. Withdrawals: a batch is claimed and the first payout SENT to the custodian (the simulated
+2. Withdrawals: the first item is claimed and its payout SENT to the custodian (the simulated
    adapter's table) while recording it waits on `external:withdrawals`; SIGKILL. After a
    restart and the lease, the next run asks the custodian first: every withdrawal paid once.
 """
@@ -292,9 +292,10 @@ def test_worker_killed_between_payout_sent_and_recorded_never_pays_twice(redis_u
         worker.kill9()
     _wait(lambda: _backend_gone(backend), "the dead worker's transaction to end")
 
-    # then: one payout left the house, none is recorded, all five are PROCESSING
+    # then: one payout left the house, none is recorded; only that one was claimed (items are claimed one
+    # at a time, immediately before their send), the other four are still QUEUED
     assert SimulatedPayout.objects.count() == 1
-    assert set(Withdrawal.objects.values_list("status", flat=True)) == {"PROCESSING"}
+    assert list(Withdrawal.objects.order_by("id").values_list("status", flat=True)) == ["PROCESSING"] + ["QUEUED"] * 4
     assert account_balance_u(code=Account.EXTERNAL_WITHDRAWALS) == 0
 
     # when: restart; after the lease the next runs resume (status first, then send)
@@ -307,7 +308,9 @@ def test_worker_killed_between_payout_sent_and_recorded_never_pays_twice(redis_u
 
     # then: each withdrawal paid exactly once, to the cent
     payouts = SimulatedPayout.objects.order_by("reference")
-    assert sorted(int(p.reference) for p in payouts) == sorted(ids)
+    assert sorted(p.reference for p in payouts) == sorted(
+        Withdrawal.objects.filter(pk__in=ids).values_list("payout_reference", flat=True)
+    )
     assert sum(p.amount_u for p in payouts) == 15_000_000
     assert account_balance_u(code=Account.EXTERNAL_WITHDRAWALS) == 15_000_000
     assert account_balance_u(code=Account.WITHDRAWALS_PENDING) == 0

@@ -200,7 +200,7 @@ def test_admin_actions_are_permission_gated(funded_bettor):
     client = _admin_client(viewer)
     page = client.get(CHANGELIST)
     assert page.status_code == 200
-    for action in ("approve", "process_now", "mark_failed"):
+    for action in ("approve", "process_now", "mark_failed", "resolve"):
         assert f'value="{action}"'.encode() not in page.content
         client.post(
             CHANGELIST, {"action": action, "_selected_action": [withdrawal.pk], "confirm": "yes", "reason": "x"}
@@ -250,4 +250,44 @@ def test_admin_mark_failed_refunds_with_reason_and_audits(funded_bettor, django_
     assert any("invalid_transition" in str(m) for m in response.context["messages"])
     assert AuditEvent.objects.filter(action="withdrawal.fail").count() == 1
     assert user_balance_u(user_id=funded_bettor.pk) == 100_000_000
+    assert_ledger_invariants()
+
+
+def test_admin_mark_failed_on_processing_flags_it_and_resolve_settles_it(funded_bettor, monkeypatch):
+    from withdrawals import services
+
+    # given: a payout sent whose answer never got recorded (the worker died in between)
+    withdrawal = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
+    monkeypatch.setattr(services, "withdrawal_complete", lambda **kwargs: (_ for _ in ()).throw(RuntimeError()))
+    withdrawals_process(source="beat")
+    monkeypatch.undo()
+    finance = _staff("fail_withdrawal", "process_withdrawal", "view_withdrawal")
+
+    # when: finance marks it failed in the admin
+    response = _admin_client(finance).post(
+        CHANGELIST,
+        {"action": "mark_failed", "_selected_action": [withdrawal.pk], "confirm": "yes", "reason": "stuck"},
+        follow=True,
+    )
+
+    # then: a red message, no refund, flagged and audited
+    assert any("payout_may_be_in_flight" in str(m) for m in response.context["messages"])
+    row = Withdrawal.objects.get(pk=withdrawal.pk)
+    assert (row.status, row.needs_reconciliation) == ("PROCESSING", True)
+    assert user_balance_u(user_id=funded_bettor.pk) == 99_000_000
+    assert AuditEvent.objects.get(action="withdrawal.reconcile_requested").reason == "stuck"
+    assert not AuditEvent.objects.filter(action="withdrawal.fail").exists()
+
+    # when: they ask the payout service, which paid it
+    response = _admin_client(finance).post(
+        CHANGELIST,
+        {"action": "resolve", "_selected_action": [withdrawal.pk], "confirm": "yes", "reason": "user asks"},
+        follow=True,
+    )
+
+    # then: completed, not refunded
+    assert any("reports completed; now COMPLETED" in str(m) for m in response.context["messages"])
+    assert Withdrawal.objects.get(pk=withdrawal.pk).status == "COMPLETED"
+    assert user_balance_u(user_id=funded_bettor.pk) == 99_000_000
+    assert account_balance_u(code=Account.EXTERNAL_WITHDRAWALS) == 1_000_000
     assert_ledger_invariants()

@@ -137,7 +137,7 @@ def test_5xx_and_unreachable_leave_the_outcome_unknown(custody):
 def test_process_through_http_completes(custody, funded_bettor):
     withdrawal = withdrawal_request(user=funded_bettor, amount_u=3_000_000, destination=ADDRESS, source="api")
     assert withdrawals_process(source="cli").completed == [withdrawal.pk]
-    assert Withdrawal.objects.get(pk=withdrawal.pk).tx_hash == custody.payouts[str(withdrawal.pk)]["tx_hash"]
+    assert Withdrawal.objects.get(pk=withdrawal.pk).tx_hash == custody.payouts[withdrawal.payout_reference]["tx_hash"]
     assert account_balance_u(code=Account.EXTERNAL_WITHDRAWALS) == 3_000_000
     assert_ledger_invariants()
 
@@ -171,7 +171,10 @@ def test_process_through_http_timeout_then_resume_asks_status_and_pays_once(cust
     assert withdrawals_process(source="cli").completed == [withdrawal.pk]
     # then: it asked, and did not POST a second time
     assert custody.posts() == 1
-    assert [(method, path) for method, path, *_ in custody.requests][-1] == ("GET", f"/payouts/{withdrawal.pk}")
+    assert [(method, path) for method, path, *_ in custody.requests][-1] == (
+        "GET",
+        f"/payouts/{withdrawal.payout_reference}",
+    )
     assert account_balance_u(code=Account.EXTERNAL_WITHDRAWALS) == 3_000_000
     assert tvl_get().pending_withdrawals_u == 0
     assert_ledger_invariants()

@@ -215,7 +215,7 @@ def test_process_completes_pending_to_external(funded_bettor, django_capture_on_
     assert report.completed == [withdrawal.pk] and report.failed == []
     withdrawal.refresh_from_db()
     assert withdrawal.status == "COMPLETED"
-    assert withdrawal.tx_hash == SimulatedPayout.objects.get(reference=str(withdrawal.pk)).tx_hash
+    assert withdrawal.tx_hash == SimulatedPayout.objects.get(reference=withdrawal.payout_reference).tx_hash
     assert _cash(funded_bettor) == 70_000_000
     assert tvl_get().pending_withdrawals_u == 0
     assert account_balance_u(code=Account.EXTERNAL_WITHDRAWALS) == 30_000_000
@@ -401,7 +401,7 @@ def test_crash_before_send_is_resumed_by_sending_once(funded_bettor, monkeypatch
     assert_ledger_invariants()
 
 
-def test_manual_fail_of_an_in_flight_payout_is_refused(funded_bettor, monkeypatch):
+def test_manual_fail_of_an_in_flight_payout_is_refused_and_flagged(funded_bettor, monkeypatch):
     from withdrawals import services
     from withdrawals.exceptions import PayoutInFlight
 
@@ -409,13 +409,27 @@ def test_manual_fail_of_an_in_flight_payout_is_refused(funded_bettor, monkeypatc
     monkeypatch.setattr(services, "withdrawal_complete", lambda **kwargs: (_ for _ in ()).throw(RuntimeError()))
     withdrawals_process(source="beat")
     monkeypatch.undo()
-    with pytest.raises(PayoutInFlight):  # lease still running
+    # lease running or not, a PROCESSING one may be at the custodian: refused, flagged, nothing refunded
+    with pytest.raises(PayoutInFlight) as raised:
         withdrawal_fail(withdrawal_id=withdrawal.pk, reason="stuck", source="cli")
+    assert raised.value.code == "payout_may_be_in_flight"
     Withdrawal.objects.filter(pk=withdrawal.pk).update(lease_until=None)
-    with pytest.raises(PayoutInFlight, match="completed"):  # the custodian says it was paid
+    with pytest.raises(PayoutInFlight):
         withdrawal_fail(withdrawal_id=withdrawal.pk, reason="stuck", source="cli")
+    flagged = Withdrawal.objects.get(pk=withdrawal.pk)
+    assert (flagged.status, flagged.needs_reconciliation, flagged.reconciliation_reason) == (
+        "PROCESSING",
+        True,
+        "stuck",
+    )
     assert _cash(funded_bettor) == 99_000_000
     assert tvl_get().pending_withdrawals_u == 1_000_000
+    # the next run asks the custodian, which paid it: completed, never refunded
+    assert withdrawals_process(source="beat").completed == [withdrawal.pk]
+    assert _cash(funded_bettor) == 99_000_000
+    assert account_balance_u(code=Account.EXTERNAL_WITHDRAWALS) == 1_000_000
+    assert SimulatedPayout.objects.count() == 1
+    assert_ledger_invariants()
 
 
 # --- the runbook's commands -----------------------------------------------------------------

@@ -6,8 +6,9 @@ from withdrawals.services import withdrawals_process
 
 class Command(BaseCommand):
     help = (
-        "Pay approved QUEUED withdrawals through the payout adapter (and resume PROCESSING ones whose "
-        "worker went quiet, asking the adapter's status first). Refused during an emergency stop."
+        "Pay approved QUEUED withdrawals through the payout adapter, one claimed item at a time (and resume "
+        "PROCESSING ones whose worker went quiet or that staff flagged for reconciliation, asking the adapter's "
+        "status first). Refused during an emergency stop."
     )
 
     def add_arguments(self, parser):
