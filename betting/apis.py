@@ -14,6 +14,7 @@ from betting.models import Bet
 from betting.selectors import bet_get, bet_list, user_get
 from betting.services import bet_place, bet_request_digest
 from common.api import AmountField, ErrorSerializer, paginated_response
+from common.auth import LOCKOUT_MESSAGE
 from common.errors import ApplicationError
 from ledger.selectors import user_balance_u, user_statement
 from ops.metrics import bet_accepted, bet_rejected
@@ -35,13 +36,26 @@ class AuthTokenApi(APIView):
     class OutputSerializer(serializers.Serializer):
         token = serializers.CharField()
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            200: OutputSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="`invalid_credentials` or `invalid`."),
+            429: OpenApiResponse(
+                ErrorSerializer, description="`throttled` (too many requests) or `locked_out` (too many failures)."
+            ),
+        },
+    )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        # The request goes to authenticate() so django-axes counts the failure per account and per address
+        # (common.auth.client_ip) and refuses a locked-out one before checking the password.
         user = authenticate(
             request, email=data.validated_data["email"].lower(), password=data.validated_data["password"]
         )
+        if user is None and getattr(request, "axes_locked_out", False):
+            raise ApplicationError(LOCKOUT_MESSAGE, code="locked_out", status=429)
         if user is None:
             raise ApplicationError("Email or password is wrong.", code="invalid_credentials", status=400)
         token, _ = Token.objects.get_or_create(user=user)
