@@ -6,7 +6,6 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from betting.exceptions import ActingForbidden
@@ -14,7 +13,7 @@ from betting.models import Bet
 from betting.selectors import bet_get, bet_list, user_get
 from betting.services import bet_place, bet_request_digest
 from common.api import AmountField, ErrorSerializer, paginated_response
-from common.auth import LOCKOUT_MESSAGE
+from common.auth import LOCKOUT_MESSAGE, ClientScopedRateThrottle
 from common.errors import ApplicationError
 from ledger.selectors import user_balance_u, user_statement
 from ops.metrics import bet_accepted, bet_rejected
@@ -26,7 +25,7 @@ class AuthTokenApi(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ClientScopedRateThrottle]
     throttle_scope = "auth"
 
     class InputSerializer(serializers.Serializer):

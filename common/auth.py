@@ -1,7 +1,8 @@
 """Who is logging in, from where, and what a locked-out client is told (django-axes' hooks).
 
-One rule for the client address, shared by DRF's throttles (REST_FRAMEWORK["NUM_PROXIES"]) and
-django-axes: X-Forwarded-For counts only as far as TRUSTED_PROXY_COUNT proxies of ours wrote it.
+One rule for the client address, shared by the login throttle, django-axes and DRF's own throttles
+(REST_FRAMEWORK["NUM_PROXIES"]): X-Forwarded-For counts only as far as TRUSTED_PROXY_COUNT proxies of
+ours wrote it.
 """
 
 import ipaddress
@@ -9,6 +10,7 @@ import ipaddress
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.html import escape
+from rest_framework.throttling import ScopedRateThrottle
 
 LOCKOUT_MESSAGE = "Too many failed logins for this account or from this address; try again later."
 
@@ -33,6 +35,13 @@ def client_ip(request: HttpRequest) -> str | None:
         return str(ipaddress.ip_address(candidate))
     except ValueError:
         return remote_addr
+
+
+class ClientScopedRateThrottle(ScopedRateThrottle):
+    """DRF's scoped throttle keyed by client_ip: the same client as axes sees, never client-written text."""
+
+    def get_ident(self, request) -> str:
+        return client_ip(request) or ""
 
 
 def login_username(request: HttpRequest, credentials: dict | None) -> str | None:

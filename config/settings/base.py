@@ -135,6 +135,8 @@ AXES_CLIENT_IP_CALLABLE = "common.auth.client_ip"
 AXES_USERNAME_CALLABLE = "common.auth.login_username"
 AXES_LOCKOUT_CALLABLE = "common.auth.lockout_response"
 AXES_RESET_ON_SUCCESS = False  # one good login must not wipe an address's record of guesses
+# Not the "AXES: BEGIN" line on stderr of every manage.py command (a refusal is one CommandError sentence).
+AXES_VERBOSE = False
 
 # --- API ------------------------------------------------------------------
 REST_FRAMEWORK = {
