@@ -6,13 +6,13 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from betting.models import Bet
 from betting.selectors import bet_get, bet_list, user_get
 from betting.services import bet_on_behalf_authorize, bet_place, bet_request_digest
 from common.api import AmountField, ErrorSerializer, paginated_response
+from common.auth import LOCKOUT_MESSAGE, ClientScopedRateThrottle
 from common.errors import ApplicationError
 from ledger.selectors import user_balance_u, user_statement
 from ops.metrics import bet_accepted, bet_rejected
@@ -24,7 +24,7 @@ class AuthTokenApi(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [ClientScopedRateThrottle]
     throttle_scope = "auth"
 
     class InputSerializer(serializers.Serializer):
@@ -34,13 +34,26 @@ class AuthTokenApi(APIView):
     class OutputSerializer(serializers.Serializer):
         token = serializers.CharField()
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        responses={
+            200: OutputSerializer,
+            400: OpenApiResponse(ErrorSerializer, description="`invalid_credentials` or `invalid`."),
+            429: OpenApiResponse(
+                ErrorSerializer, description="`throttled` (too many requests) or `locked_out` (too many failures)."
+            ),
+        },
+    )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        # The request goes to authenticate() so django-axes counts the failure per account and per address
+        # (common.auth.client_ip) and refuses a locked-out one before checking the password.
         user = authenticate(
             request, email=data.validated_data["email"].lower(), password=data.validated_data["password"]
         )
+        if user is None and getattr(request, "axes_locked_out", False):
+            raise ApplicationError(LOCKOUT_MESSAGE, code="locked_out", status=429)
         if user is None:
             raise ApplicationError("Email or password is wrong.", code="invalid_credentials", status=400)
         token, _ = Token.objects.get_or_create(user=user)

@@ -1,9 +1,7 @@
 from importlib import import_module
 
 from django.contrib import admin
-from django.http import JsonResponse
 from django.urls import include, path
-from django.views.defaults import page_not_found
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 APPS = ["betting", "ledger", "rounds", "withdrawals", "marketdata", "ops"]
@@ -22,11 +20,8 @@ for app in APPS:
     urlpatterns.append(path("", include((getattr(app_urls, "runbook_urlpatterns", []), f"{app}-runbook"))))
 
 
-def not_found(request, exception=None):
-    """A path no route matches (e.g. /api/v1/bets/-1): JSON {"code", "detail"} like every API error."""
-    if request.path.startswith("/admin/"):
-        return page_not_found(request, exception)
-    return JsonResponse({"code": "not_found", "detail": f"No such path: {request.path}"}, status=404)
-
-
-handler404 = not_found
+# The same handlers in every mode (embedded, production, tests): JSON for the API, plain pages for the admin.
+handler400 = "common.views.bad_request"
+handler403 = "common.views.permission_denied"
+handler404 = "common.views.not_found"
+handler500 = "common.views.server_error"

@@ -18,7 +18,13 @@ def _errors(problems: list[str], prefix: str) -> list[checks.CheckMessage]:
 @checks.register("ops")
 def config_values_check(app_configs=None, **kwargs):
     problems = []
-    for rule in (config_check.rule_fee, config_check.rule_amounts, config_check.rule_times, config_check.rule_alerts):
+    for rule in (
+        config_check.rule_fee,
+        config_check.rule_amounts,
+        config_check.rule_times,
+        config_check.rule_alerts,
+        config_check.rule_proxies,
+    ):
         problems.extend(rule(settings, False))
     return _errors(problems, "E")
 

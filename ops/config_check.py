@@ -114,6 +114,19 @@ def rule_deployment(settings, production: bool) -> list[str]:
     return problems
 
 
+def rule_proxies(settings, production: bool) -> list[str]:
+    """The login throttle and lockout identify clients by the address TRUSTED_PROXY_COUNT picks."""
+    count = _int(settings, "TRUSTED_PROXY_COUNT")
+    if count is None or count < 0:
+        return [
+            "TRUSTED_PROXY_COUNT must be the number of proxies in front of the web processes (0 if none), "
+            f"got {getattr(settings, 'TRUSTED_PROXY_COUNT', None)!r}."
+        ]
+    if settings.REST_FRAMEWORK.get("NUM_PROXIES") != count:
+        return ["REST_FRAMEWORK['NUM_PROXIES'] must equal TRUSTED_PROXY_COUNT (the throttles' client address)."]
+    return []
+
+
 def rule_database_reachable(settings, production: bool) -> list[str]:
     from ops.health import check_database
 
@@ -128,7 +141,15 @@ def rule_broker_reachable(settings, production: bool) -> list[str]:
     return [] if check.ok else [f"Broker is not reachable: {check.detail}"]
 
 
-STATIC_RULES: list[Callable] = [rule_fee, rule_amounts, rule_times, rule_alerts, rule_secrets, rule_deployment]
+STATIC_RULES: list[Callable] = [
+    rule_fee,
+    rule_amounts,
+    rule_times,
+    rule_alerts,
+    rule_secrets,
+    rule_deployment,
+    rule_proxies,
+]
 CONNECTION_RULES: list[Callable] = [rule_database_reachable, rule_broker_reachable]
 
 

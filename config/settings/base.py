@@ -4,6 +4,7 @@ Layering: these defaults <- `.env` (if present) <- the process environment.
 Every value is read here, once, through the one `env` below.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -15,6 +16,7 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 VAR_DIR = Path(env.str("VAR_DIR", default=str(BASE_DIR / "var")))
 
 SECRET_KEY = env.str("SECRET_KEY", default="dev-insecure-secret-key-change-me")
+# Opt-in in every mode: with DEBUG on, any 500 shows Django's technical page (traceback, paths, settings).
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -25,6 +27,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # runserver leaves static files to WhiteNoise, as gunicorn does: one way of serving, with DEBUG on or off.
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
@@ -32,6 +36,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_prometheus",
+    "axes",
     "betting",
     "ledger",
     "rounds",
@@ -43,12 +48,15 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Turns an admin login that axes refused into its lockout page (common.auth.lockout_response).
+    "axes.middleware.AxesMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -90,6 +98,8 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "betting.User"
+# django-axes first: it refuses a locked-out account or address before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -102,6 +112,31 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+# WhiteNoise serves /static/ with DEBUG off too (the admin and /api/docs/ stay styled, offline). Outside
+# production it reads the apps' static folders directly, so no collectstatic is needed; production
+# serves what `collectstatic` put in STATIC_ROOT.
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)
+if WHITENOISE_USE_FINDERS:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns at every start about a missing one
+
+# --- Client address and login lockout -------------------------------------
+# How many reverse proxies in front of the web processes append to X-Forwarded-For. 0 (the default):
+# the header is the client's own words and is ignored; the address is REMOTE_ADDR. N: the N-th address
+# from the right, the one the outermost proxy of ours saw. Required in production.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# django-axes locks logins (admin and POST /api/v1/auth/token) after AXES_FAILURE_LIMIT failures for one
+# account (whatever the address) or from one address (whatever the account), for AXES_COOLOFF_MINUTES
+# after the last failure. Its records live in the database, shared by every web process.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # each alone: per account OR per address
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_CLIENT_IP_CALLABLE = "common.auth.client_ip"
+AXES_USERNAME_CALLABLE = "common.auth.login_username"
+AXES_LOCKOUT_CALLABLE = "common.auth.lockout_response"
+AXES_RESET_ON_SUCCESS = False  # one good login must not wipe an address's record of guesses
+# Not the "AXES: BEGIN" line on stderr of every manage.py command (a refusal is one CommandError sentence).
+AXES_VERBOSE = False
 
 # --- API ------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -115,6 +150,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_RATES": {"auth": env.str("AUTH_THROTTLE_RATE", default="10/min")},
+    # The throttles' client address: REMOTE_ADDR, or X-Forwarded-For only as far as our own proxies wrote it.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Up/Down House API",

@@ -4,7 +4,7 @@ Refuses to start without its secrets.
 """
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import env
+from config.settings.base import REST_FRAMEWORK, env
 
 DEBUG = False
 SECRET_KEY = env.str("SECRET_KEY")
@@ -16,6 +16,12 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL")
 SIMULATION_ENABLED = env.bool("SIMULATION_ENABLED", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
+# Required: how many proxies of ours append to X-Forwarded-For (0 if none). Guessing wrong either trusts
+# a client-written header (login throttle and lockout bypassed) or blames the proxy for every client.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT")
+REST_FRAMEWORK = {**REST_FRAMEWORK, "NUM_PROXIES": TRUSTED_PROXY_COUNT}
+# `python manage.py collectstatic --noinput` at deploy fills STATIC_ROOT; WhiteNoise serves it.
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=False)
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

@@ -32,3 +32,6 @@ SIMULATION_ENABLED = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=True)
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="memory://")
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"auth": "1000/min"}}  # noqa: F405
+# Like the throttle: generous so the suite can log in freely; tests/proof/test_login_and_debug.py sets
+# production-like limits to prove the lockout.
+AXES_FAILURE_LIMIT = 1000

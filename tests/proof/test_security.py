@@ -206,6 +206,7 @@ def _production_env() -> dict[str, str]:
         "DATABASE_URL": os.environ.get("PROOF_DEPLOY_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
         "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
         "ALLOWED_HOSTS": "example.com",
+        "TRUSTED_PROXY_COUNT": "1",
     }
 
 

@@ -289,6 +289,7 @@ def test_production_settings_default_simulation_off():
         "DATABASE_URL": "sqlite:///:memory:",
         "CELERY_BROKER_URL": "memory://",
         "ALLOWED_HOSTS": "example.com",
+        "TRUSTED_PROXY_COUNT": "0",
     }
     with mock.patch.dict(os.environ, env):
         os.environ.pop("SIMULATION_ENABLED", None)
