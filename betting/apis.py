@@ -3,7 +3,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
@@ -15,6 +14,7 @@ from betting.selectors import bet_get, bet_list, user_get
 from betting.services import bet_place, bet_request_digest
 from common.api import AmountField, ErrorSerializer, paginated_response
 from common.errors import ApplicationError
+from common.parsers import StrictJSONParser
 from ledger.selectors import user_balance_u, user_statement
 from ops.metrics import bet_accepted, bet_rejected
 from rounds.selectors import round_code_parse
@@ -126,7 +126,7 @@ class BetsApi(APIView):
     each operation keeps its own serializers and calls one selector or service.
     """
 
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     class PlaceInputSerializer(serializers.Serializer):
         side = serializers.ChoiceField(choices=Bet.Side.choices)

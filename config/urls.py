@@ -3,8 +3,10 @@ from importlib import import_module
 from django.contrib import admin
 from django.http import JsonResponse
 from django.urls import include, path
-from django.views.defaults import page_not_found
+from django.views.defaults import bad_request, page_not_found
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from common.api import bad_request_body
 
 APPS = ["betting", "ledger", "rounds", "withdrawals", "marketdata", "ops"]
 
@@ -29,4 +31,13 @@ def not_found(request, exception=None):
     return JsonResponse({"code": "not_found", "detail": f"No such path: {request.path}"}, status=404)
 
 
+def refused(request, exception=None):
+    """Django's own refusals (body over DATA_UPLOAD_MAX_MEMORY_SIZE, too many fields, ...): JSON with a code."""
+    if request.path.startswith("/admin/"):
+        return bad_request(request, exception)
+    body, status = bad_request_body(exception)
+    return JsonResponse(body, status=status)
+
+
 handler404 = not_found
+handler400 = refused

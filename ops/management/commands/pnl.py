@@ -50,7 +50,10 @@ class Command(BaseCommand):
     def _csv(self, rows, target: str) -> None:
         import csv as csv_module
 
-        handle = self.stdout if target == "-" else open(target, "w", newline="")  # noqa: SIM115
+        try:
+            handle = self.stdout if target == "-" else open(target, "w", newline="")  # noqa: SIM115
+        except OSError as exc:
+            raise CommandError(f"Cannot write the CSV to {target}: {exc.strerror or exc}.") from exc
         try:
             writer = csv_module.writer(handle)
             writer.writerow(FIELDS)
