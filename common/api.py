@@ -67,7 +67,7 @@ def query_int(request, name: str, *, default: int, minimum: int = 0, maximum: in
     text = raw.strip()
     if not (text.isascii() and text.isdigit()) or len(text) > 12 or not minimum <= int(text) <= maximum:
         raise ApplicationError(
-            f"?{name}= must be a whole number from {minimum} to {maximum}, got {raw[:40]!r}.",
+            f"?{name}= must be a whole number between {minimum} and {maximum}, got {raw[:40]!r}.",
             code="invalid_parameter",
             parameter=name,
         )

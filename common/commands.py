@@ -40,7 +40,7 @@ def bounded_int(minimum: int, maximum: int) -> Callable[[str], int]:
         value = str(text).strip()
         digits = value[1:] if value[:1] == "-" else value
         if not (digits.isascii() and digits.isdigit()) or len(digits) > 20 or not minimum <= int(value) <= maximum:
-            raise argparse.ArgumentTypeError(f"must be a whole number from {minimum} to {maximum}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"must be a whole number between {minimum} and {maximum}, got {text!r}")
         return int(value)
 
     parse.__name__ = "bounded int"  # argparse names the type in its message

@@ -9,8 +9,11 @@ or a CommandError sentence, and change nothing. HOSTILE_CASES counts what the mo
 import io
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -408,6 +411,91 @@ def test_truncate_of_a_money_table_by_its_owner_is_refused(table):
     assert Account.objects.get(code=f"user:{user.pk}:cash").balance_u == 5_000_000
 
 
+# --- 5d. What gunicorn refuses before Django runs ------------------------------------------------
+
+GUNICORN_PORT = 18517
+
+
+@pytest.fixture
+def gunicorn(tmp_path):
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.base",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'web.sqlite3'}",
+        "VAR_DIR": str(tmp_path),
+        "CELERY_BROKER_URL": "memory://",
+        "GUNICORN_BIND": f"127.0.0.1:{GUNICORN_PORT}",
+        "WEB_CONCURRENCY": "1",
+        "GUNICORN_PIDFILE": str(tmp_path / "gunicorn.pid"),
+    }
+    log = open(tmp_path / "gunicorn.log", "w")  # noqa: SIM115
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if _raw(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").startswith(b"HTTP/1.1 200"):
+                    break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("gunicorn did not start: " + (tmp_path / "gunicorn.log").read_text()[-2000:])
+        yield
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
+
+
+def _raw(request: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", GUNICORN_PORT), timeout=10) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+            if b"Connection: close" not in b"".join(chunks) and b"\r\n\r\n" in b"".join(chunks):
+                head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+                lines = head.lower().split(b"\r\n")
+                length = [int(line.split(b":")[1]) for line in lines if line.startswith(b"content-length")]
+                if length and len(body) >= length[0]:
+                    break
+        return b"".join(chunks)
+
+
+GUNICORN_REFUSALS = [
+    (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n", 414, "uri_too_long"),
+    (b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431, "headers_too_large"),
+    (b"GARBAGE\r\n\r\n", 400, "bad_request"),
+    (b"GET /healthz HTTP/9.9\r\nHost: localhost\r\n\r\n", 400, "bad_request"),
+    (b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nBad Header: x\r\n\r\n", 400, "bad_request"),
+]
+
+
+@pytest.mark.slow
+def test_gunicorn_own_refusals_are_json_with_a_code(gunicorn):
+    for request, status, code in GUNICORN_REFUSALS:
+        head, _, body = _raw(request).partition(b"\r\n\r\n")
+        assert head.startswith(f"HTTP/1.1 {status} ".encode()), head[:100]
+        assert b"Content-Type: application/json" in head
+        assert json.loads(body)["code"] == code, body
+    # and a hostile body that gunicorn passes on reaches Django's strict parser, not a RecursionError
+    deep = b"[" * 50_000 + b"]" * 50_000
+    answer = _raw(
+        b"POST /api/v1/auth/token HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(deep)}\r\nConnection: close\r\n\r\n".encode()
+        + deep
+    )
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), head[:100]
+    assert json.loads(body)["code"] == "json_too_deep"
+
+
 # The number of hostile requests, command runs and statements this module sends (reported to the lead).
 HOSTILE_CASES = (
     2 * len(JSON_POSTS)  # 50 000-deep array and object
@@ -423,4 +511,6 @@ HOSTILE_CASES = (
     + 4  # from the shell
     + 2  # two seeds at once
     + len(MONEY_TABLES)
+    + len(GUNICORN_REFUSALS)
+    + 1  # one deep body through gunicorn
 )
