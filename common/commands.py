@@ -4,6 +4,7 @@ import argparse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from django.conf import settings
 from django.core.management.base import CommandError
 
 from common.errors import ApplicationError
@@ -20,8 +21,10 @@ def command_errors() -> Iterator[None]:
 def parse_amount_u(value: str, *, allow_zero: bool = False) -> int:
     """Amounts on the command line are whole micro-USDC: digits only."""
     text = str(value).strip()
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise CommandError(f"Amount must be a whole number of micro-USDC, got {value!r}.")
+    if len(text) > 30:  # int() refuses 4300+ digits with a ValueError; no amount is anywhere near this
+        raise CommandError(f"Amount must not exceed {settings.MAX_AMOUNT_U} u, got {len(text)} digits.")
     amount_u = int(text)
     if amount_u == 0 and not allow_zero:
         raise CommandError("Amount must be greater than zero.")

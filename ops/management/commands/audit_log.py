@@ -14,7 +14,10 @@ def parse_since(text: str) -> dt.datetime:
     match = re.fullmatch(r"(\d+)([mhd])", text.strip())
     if match:
         unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-        return timezone.now() - dt.timedelta(**{unit: int(match.group(1))})
+        try:
+            return timezone.now() - dt.timedelta(**{unit: int(match.group(1))})
+        except (OverflowError, ValueError) as exc:  # 99999999999d is before year 1
+            raise CommandError(f"--since {text!r} reaches back before any date there is.") from exc
     when = parse_datetime(text)
     if when is None:
         day = parse_date(text)
