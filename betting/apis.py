@@ -3,7 +3,6 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,6 +13,7 @@ from betting.services import bet_on_behalf_authorize, bet_place, bet_request_dig
 from common.api import AmountField, ErrorSerializer, paginated_response
 from common.auth import LOCKOUT_MESSAGE, ClientScopedRateThrottle
 from common.errors import ApplicationError
+from common.parsers import StrictJSONParser
 from ledger.selectors import user_balance_u, user_statement
 from ops.metrics import bet_accepted, bet_rejected
 from rounds.selectors import round_code_parse
@@ -138,7 +138,7 @@ class BetsApi(APIView):
     each operation keeps its own serializers and calls one selector or service.
     """
 
-    parser_classes = [JSONParser]
+    parser_classes = [StrictJSONParser]
 
     class PlaceInputSerializer(serializers.Serializer):
         side = serializers.ChoiceField(choices=Bet.Side.choices)

@@ -38,10 +38,17 @@ from rounds.selectors import round_code_parse, round_current, round_get
 def user_create(*, email: str, password: str | None = None, is_staff: bool = False) -> User:
     """A bettor (or staff user) with the cash account every bettor has."""
     email = (email or "").strip().lower()
+    taken = Conflict(f"A user with email {email!r} already exists.", code="email_taken")
     with transaction.atomic():
         if User.objects.filter(email__iexact=email).exists():
-            raise Conflict(f"A user with email {email!r} already exists.", code="email_taken")
-        user = User.objects.create_user(email=email, password=password or secrets.token_urlsafe(12), is_staff=is_staff)
+            raise taken
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(
+                    email=email, password=password or secrets.token_urlsafe(12), is_staff=is_staff
+                )
+        except IntegrityError as exc:  # a concurrent user_create of this email won the unique index
+            raise taken from exc
         account_ensure_user_cash(user=user)
     return user
 

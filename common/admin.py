@@ -5,6 +5,9 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.core.exceptions import ValidationError
+from django.db import connection
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 
@@ -20,6 +23,56 @@ def admin_call(request: HttpRequest, call: Callable[[], Any], *, success: str | 
     if success:
         messages.success(request, success)
     return result
+
+
+def _integer_id_fits(pk_field: Any, value: int) -> bool:
+    low, high = connection.ops.integer_field_range(pk_field.get_internal_type())  # (None, None) on SQLite
+    return (-(2**63) if low is None else low) <= value <= (2**63 - 1 if high is None else high)
+
+
+def selection_error(model_admin: admin.ModelAdmin, request: HttpRequest) -> str | None:
+    """Why the posted `_selected_action` ids are not ids of this model, or None when they all are.
+
+    Django passes them straight to `filter(pk__in=...)`, so "abc" (or an integer beyond the
+    column) raises ValueError / ValidationError there: a 500 instead of a message.
+    """
+    pk_field = model_admin.model._meta.pk
+    for raw in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+        try:
+            value = pk_field.to_python(raw)
+            if value is None:  # "" becomes None here and a ValueError in the query
+                raise ValidationError("empty")
+        except ValidationError:
+            return (
+                f"{raw[:40]!r} is not the id of a {model_admin.model._meta.verbose_name}. No items have been changed."
+            )
+        if isinstance(value, int) and not _integer_id_fits(pk_field, value):
+            return f"{raw[:40]!r} is out of range for an id. No items have been changed."
+    return None
+
+
+class SelectionCheckedAdmin(admin.ModelAdmin):
+    """Every admin with actions: a bad selection is a red message and a redirect, never a 500."""
+
+    def response_action(self, request, queryset):
+        error = selection_error(self, request)
+        if error:
+            self.message_user(request, error, messages.ERROR)
+            return None  # changelist_view redirects back to the list: nothing ran, nothing changed
+        return super().response_action(request, queryset)
+
+
+class ProjectAdminSite(admin.AdminSite):
+    """The default admin site (common.apps.AdminConfig): every ModelAdmin registered on it, ours and
+    third-party ones alike (auth groups, celery beat's schedules), gets the selection check."""
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        admin_class = admin_class or admin.ModelAdmin
+        if not issubclass(admin_class, SelectionCheckedAdmin):
+            admin_class = type(
+                admin_class.__name__, (SelectionCheckedAdmin, admin_class), {"__module__": admin_class.__module__}
+            )
+        super().register(model_or_iterable, admin_class, **options)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

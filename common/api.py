@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent
 from django.http import Http404
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import LimitOffsetPagination
@@ -25,6 +25,8 @@ def _first_message(errors: Any) -> str:
 def exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, ApplicationError):
         return Response({"code": exc.code, "detail": exc.detail, **exc.extra}, status=exc.status)
+    if isinstance(exc, RequestDataTooBig | TooManyFieldsSent):  # Django's body limits, read through DRF
+        return Response(*bad_request_body(exc))
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -41,9 +43,52 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     return response
 
 
+def bad_request_body(exc: Exception) -> tuple[dict, int]:
+    """The JSON body and status for Django's own refusals of a request (SuspiciousOperation and kin)."""
+    if isinstance(exc, RequestDataTooBig):
+        return {"code": "body_too_large", "detail": "The request body is larger than the server accepts."}, 413
+    if isinstance(exc, TooManyFieldsSent):
+        return {"code": "too_many_fields", "detail": "The request has more fields than the server accepts."}, 400
+    return {"code": "bad_request", "detail": "The request was refused as malformed."}, 400
+
+
+MAX_QUERY_INT = 2**31 - 1  # every integer a client may put in a query string fits an int4 and a bigint
+
+
+def query_int(request, name: str, *, default: int, minimum: int = 0, maximum: int = MAX_QUERY_INT) -> int:
+    """A query parameter that must be a plain decimal integer within [minimum, maximum].
+
+    DRF's pagination silently falls back to its default on "abc" or "-1" and passes 2**63 straight
+    to the database (a 500 "bigint out of range"); every integer parameter goes through here instead.
+    """
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 12 or not minimum <= int(text) <= maximum:
+        raise ApplicationError(
+            f"?{name}= must be a whole number between {minimum} and {maximum}, got {raw[:40]!r}.",
+            code="invalid_parameter",
+            parameter=name,
+        )
+    return int(text)
+
+
+class StrictLimitOffsetPagination(LimitOffsetPagination):
+    """limit 1..max_limit and offset 0..MAX_QUERY_INT, else 400 `invalid_parameter` naming the parameter."""
+
+    max_limit = 1000
+
+    def get_limit(self, request) -> int:
+        return query_int(request, self.limit_query_param, default=self.default_limit, minimum=1, maximum=self.max_limit)
+
+    def get_offset(self, request) -> int:
+        return query_int(request, self.offset_query_param, default=0)
+
+
 def paginated_response(*, queryset, serializer_class, request, view) -> Response:
     """HackSoft's helper: a limit/offset page of `queryset` through `serializer_class`."""
-    paginator = LimitOffsetPagination()
+    paginator = StrictLimitOffsetPagination()
     page = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
 

@@ -8,15 +8,19 @@ DEBUG=true opts into).
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 
+from common.api import bad_request_body
+
 
 def _is_admin(request: HttpRequest) -> bool:
     return request.path.startswith("/admin/")
 
 
 def bad_request(request: HttpRequest, exception=None) -> HttpResponse:
+    """Django's own refusals (body over DATA_UPLOAD_MAX_MEMORY_SIZE -> 413, too many fields, ...)."""
     if _is_admin(request):
         return defaults.bad_request(request, exception)
-    return JsonResponse({"code": "bad_request", "detail": "The request could not be understood."}, status=400)
+    body, status = bad_request_body(exception)
+    return JsonResponse(body, status=status)
 
 
 def permission_denied(request: HttpRequest, exception=None) -> HttpResponse:

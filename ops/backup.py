@@ -87,7 +87,15 @@ class Backup:
 
 def backup_create(*, directory: Path | None = None, actor=None, source: str = "cli", reason: str = "") -> Backup:
     directory = Path(directory or settings.BACKUP_DIR)
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".updown-write-probe"  # an unwritable directory is refused before pg_dump runs
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise OpsError(
+            f"Cannot write backups to {directory}: {exc.strerror or exc}.", code="backup_dir_unusable"
+        ) from exc
     vendor = connection.vendor
     if vendor not in ("postgresql", "sqlite"):
         raise OpsError(f"Backups support PostgreSQL and SQLite, not {vendor}.", code="unsupported_database")

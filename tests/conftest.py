@@ -10,6 +10,27 @@ from ledger.selectors import ledger_audit
 from tests.factories import UserFactory, fund
 
 
+def _allow_truncate_in_test_flush() -> None:
+    """The money tables refuse TRUNCATE (common.truncate_guard) unless the session opts in.
+
+    Django's flush between transactional tests TRUNCATEs every table on PostgreSQL; only that flush,
+    inside its own transaction (SET LOCAL), opts in. Everything else in the tests sees the guard.
+    """
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    from common.truncate_guard import ALLOW_SETTING
+
+    flush = DatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list):
+        return flush(self, [f"SET LOCAL {ALLOW_SETTING} = 'on'", *sql_list])
+
+    DatabaseOperations.execute_sql_flush = execute_sql_flush
+
+
+_allow_truncate_in_test_flush()
+
+
 def pytest_report_header(config):
     if getattr(settings, "TEST_DB", "sqlite") == "postgres" and not settings.POSTGRES_UNAVAILABLE:
         from config.test_postgres import POSTGRES_FOR_TESTS

@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from betting.selectors import user_get
 from common.errors import InvalidInput
+from common.parsers import InvalidJson, json_loads_strict
 from ledger.exceptions import IdempotencyConflict
 from ledger.models import Account
 from ledger.services import Line, account_ensure_user_cash, amount_validate, ledger_post
@@ -141,10 +142,10 @@ def deposit_webhook_receive(*, raw_body: bytes, signature: str) -> tuple[Deposit
         given = "sha256=" + given
     if not hmac.compare_digest(expected.encode(), given.encode()):
         raise InvalidSignature("The X-Signature header does not match the body.")
-    try:
-        payload = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidWebhook("The body is not valid JSON.") from exc
+    try:  # bounded depth (json_too_deep), no lone surrogates (invalid_text), strict UTF-8
+        payload = json_loads_strict(raw_body)
+    except InvalidJson as exc:
+        raise InvalidWebhook(exc.detail) from exc
     if not isinstance(payload, dict):
         raise InvalidWebhook("The body must be a JSON object.")
     timestamp = payload.get("timestamp")

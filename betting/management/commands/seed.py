@@ -4,17 +4,33 @@ from django.core.management.base import BaseCommand, CommandError
 
 from betting.models import User
 from betting.services import user_create
-from common.commands import command_errors
+from common.commands import bounded_int, command_errors
+from common.errors import Conflict
 from common.money import usdc
 from withdrawals.services import deposit_credit
+
+
+def _user_ensure(*, email: str, password: str, is_staff: bool = False, created_only: bool = False) -> User | None:
+    """Create the user, or (two seeds at once) take the one the other seed just created.
+
+    With created_only, None instead of the other seed's user: its password is not ours to print.
+    """
+    try:
+        return user_create(email=email, password=password, is_staff=is_staff)
+    except Conflict as exc:
+        if exc.code != "email_taken":
+            raise
+    return None if created_only else User.objects.get(email=email)
 
 
 class Command(BaseCommand):
     help = "Create N bettors (emails printed), optionally funded; --demo also creates the demo superuser."
 
     def add_arguments(self, parser):
-        parser.add_argument("--users", type=int, default=1, help="how many bettors to create")
-        parser.add_argument("--fund", type=int, default=0, help="micro-USDC to deposit to each new bettor")
+        parser.add_argument("--users", type=bounded_int(0, 100_000), default=1, help="how many bettors to create")
+        parser.add_argument(
+            "--fund", type=bounded_int(0, 10**15), default=0, help="micro-USDC to deposit to each new bettor"
+        )
         parser.add_argument("--password", default="", help="password for every new bettor (default: random)")
         parser.add_argument(
             "--demo",
@@ -39,7 +55,9 @@ class Command(BaseCommand):
                 if User.objects.filter(email=email).exists():
                     continue
                 user_password = password or secrets.token_urlsafe(9)
-                user = user_create(email=email, password=user_password)
+                user = _user_ensure(email=email, password=user_password, created_only=True)
+                if user is None:  # a seed running beside this one took the address first: use the next
+                    continue
                 if fund:
                     deposit_credit(user=user, amount_u=fund, tx_id=f"seed:{user.pk}", source="cli", reason="seed")
                 created += 1
@@ -50,12 +68,13 @@ class Command(BaseCommand):
     def _ensure_demo(self) -> None:
         """Idempotent: re-running `make run` neither duplicates users nor deposits twice."""
         if not User.objects.filter(email="admin@example.com").exists():
-            admin = user_create(email="admin@example.com", password="admin12345", is_staff=True)
-            admin.is_superuser = True
-            admin.save(update_fields=["is_superuser"])
+            admin = _user_ensure(email="admin@example.com", password="admin12345", is_staff=True)
+            if not admin.is_superuser:
+                admin.is_superuser = True
+                admin.save(update_fields=["is_superuser"])
         self.stdout.write("superuser admin@example.com password admin12345")
         for index in (1, 2, 3):
             email = f"demo{index}@example.com"
-            user = User.objects.filter(email=email).first() or user_create(email=email, password="demo12345")
+            user = User.objects.filter(email=email).first() or _user_ensure(email=email, password="demo12345")
             deposit_credit(user=user, amount_u=100_000_000, tx_id=f"demo:{email}", source="cli", reason="demo seed")
             self.stdout.write(f"bettor {email} password demo12345")

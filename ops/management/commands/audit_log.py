@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from common.commands import bounded_int
 from ops.models import AuditEvent
 
 
@@ -13,7 +14,10 @@ def parse_since(text: str) -> dt.datetime:
     match = re.fullmatch(r"(\d+)([mhd])", text.strip())
     if match:
         unit = {"m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-        return timezone.now() - dt.timedelta(**{unit: int(match.group(1))})
+        try:
+            return timezone.now() - dt.timedelta(**{unit: int(match.group(1))})
+        except (OverflowError, ValueError) as exc:  # 99999999999d is before year 1
+            raise CommandError(f"--since {text!r} reaches back before any date there is.") from exc
     when = parse_datetime(text)
     if when is None:
         day = parse_date(text)
@@ -30,7 +34,9 @@ class Command(BaseCommand):
         parser.add_argument("--since", default="24h", help="24h, 7d, 2025-09-08 or an ISO datetime (default 24h)")
         parser.add_argument("--action", default="", help="only actions starting with this, e.g. ops.emergency_stop")
         parser.add_argument("--actor", default="", help="only this staff email")
-        parser.add_argument("--limit", type=int, default=1000)
+        parser.add_argument(
+            "--limit", type=bounded_int(1, 1_000_000), default=1000, help="at most this many (1..1000000)"
+        )
 
     def handle(self, *args, since: str, action: str, actor: str, limit: int, **options):
         events = AuditEvent.objects.filter(ts__gte=parse_since(since)).select_related("actor")

@@ -7,6 +7,7 @@ from django.utils.dateparse import parse_date
 from common.money import usdc
 from ops.reports import house_pnl_by_day
 
+FIRST_DAY, LAST_DAY = dt.date(1970, 1, 1), dt.date(9998, 12, 31)
 FIELDS = ["date", "fees_u", "adjustments_u", "house_pnl_u", "volume_u"]
 
 
@@ -45,12 +46,17 @@ class Command(BaseCommand):
             day = None
         if day is None:
             raise CommandError(f"{option} must be YYYY-MM-DD, got {text!r}.")
+        if not FIRST_DAY <= day <= LAST_DAY:  # the report steps a month back and a day forward from here
+            raise CommandError(f"{option} must be between {FIRST_DAY} and {LAST_DAY}, got {text!r}.")
         return day
 
     def _csv(self, rows, target: str) -> None:
         import csv as csv_module
 
-        handle = self.stdout if target == "-" else open(target, "w", newline="")  # noqa: SIM115
+        try:
+            handle = self.stdout if target == "-" else open(target, "w", newline="")  # noqa: SIM115
+        except OSError as exc:
+            raise CommandError(f"Cannot write the CSV to {target}: {exc.strerror or exc}.") from exc
         try:
             writer = csv_module.writer(handle)
             writer.writerow(FIELDS)

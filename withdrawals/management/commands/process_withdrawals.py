@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from common.commands import command_errors
+from common.commands import bounded_int, command_errors
 from withdrawals.services import withdrawals_process
 
 
@@ -12,7 +12,12 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--limit", type=int, default=None, help="at most this many (default WITHDRAWAL_BATCH_SIZE)")
+        parser.add_argument(
+            "--limit",
+            type=bounded_int(1, 100_000),
+            default=None,
+            help="at most this many (default WITHDRAWAL_BATCH_SIZE)",
+        )
 
     def handle(self, *args, limit: int | None, **options):
         if limit is not None and limit < 1:
