@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ops.exceptions import ReasonRequired
+from ops.exceptions import PermissionRequired, ReasonRequired
 from ops.models import AuditEvent, EventCount, Heartbeat, OpsSwitch
 
 
@@ -99,6 +99,40 @@ def ops_emergency_stop(*, active: bool, reason: str = "", actor: Any = None, sou
         source=source,
         action="ops.emergency_stop.on" if active else "ops.emergency_stop.off",
     )
+
+
+def ops_maintenance(*, active: bool, reason: str = "", actor: Any = None, source: str) -> tuple[OpsSwitch, bool]:
+    """Switch maintenance mode on (a reason is required) or off.
+
+    While on, every web process answers the API with 503 `maintenance` and every beat task
+    skips (ops.maintenance); `restore` runs only then. The operator's commands keep working.
+    A staff actor needs the ops-switch permission; no actor is the operator at the shell.
+    """
+    reason = (reason or "").strip()
+    if active and not reason:
+        raise ReasonRequired("Turning maintenance on needs a reason (--reason).")
+    if getattr(actor, "pk", None) and not actor.has_perm("ops.change_opsswitch"):
+        raise PermissionRequired("You need the 'change ops switch' permission (operator) to switch maintenance.")
+    with transaction.atomic():
+        switch, changed = _switch_set(
+            name=OpsSwitch.Name.MAINTENANCE,
+            active=active,
+            reason=reason,
+            rule="",
+            actor=actor,
+            source=source,
+            action="ops.maintenance.on" if active else "ops.maintenance.off",
+        )
+        if changed and active:
+            # Raised here, not by the alert task: every task (that one too) skips while maintenance is on.
+            transaction.on_commit(lambda: _maintenance_alert(reason))
+    return switch, changed
+
+
+def _maintenance_alert(reason: str) -> None:
+    from ops.alerts import Finding, alert_raise
+
+    alert_raise(finding=Finding("maintenance", "P2", f"Maintenance mode is ON: {reason}"))
 
 
 def circuit_breaker_open(*, rule: str, reason: str, actor: Any = None, source: str) -> tuple[OpsSwitch, bool]:
