@@ -352,24 +352,76 @@ class Restored:
     loss: object  # ops.restore_loss.Loss: what the restore erased
 
 
-def _restore_database(path: Path) -> None:
+def _maintenance_kept_sql(table: str, reason: str) -> str:
+    """The statement that keeps maintenance ON in the restored data, inside the restore's own transaction."""
+    reason_literal = "'" + reason.replace("'", "''") + "'"
+    return (
+        f"INSERT INTO {table} (name, active, reason, rule, changed_at, changed_by_id) "
+        f"VALUES ('maintenance', TRUE, {reason_literal}, '', CURRENT_TIMESTAMP, NULL) "
+        "ON CONFLICT (name) DO UPDATE SET active = TRUE, reason = EXCLUDED.reason, rule = '', "
+        "changed_at = EXCLUDED.changed_at, changed_by_id = NULL;\n"
+    )
+
+
+def _restore_database(path: Path, *, maintenance_reason: str) -> None:
+    """Replace the database with the backup, maintenance ON in the same step.
+
+    The backup's own switch row says whatever it said then (usually off): restored as is, every
+    process would resume the moment the restore commits, before anyone checked the data, and
+    the beat would pay out again the withdrawals the backup still holds as QUEUED. So the
+    switch is set in the same transaction (PostgreSQL) or in the copy being restored (SQLite).
+    """
     if connection.vendor == "postgresql":
         args, env = _pg_args()
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT quote_ident(current_schema())")
+            schema = cursor.fetchone()[0]
         connection.close()
-        done = subprocess.run(
-            [_pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "--single-transaction", *args, str(path)],
-            env=env,
-            capture_output=True,
-        )
-        if done.returncode != 0:
-            raise OpsError(f"pg_restore failed (nothing changed): {done.stderr.decode()[-500:]}", code="restore_failed")
+        with tempfile.TemporaryDirectory(prefix="updown-restore-") as scratch:
+            script, tail = Path(scratch) / "restore.sql", Path(scratch) / "maintenance.sql"
+            done = subprocess.run(
+                [_pg_tool("pg_restore"), "--clean", "--if-exists", "--no-owner", "-f", str(script), str(path)],
+                capture_output=True,
+            )
+            if done.returncode != 0:
+                raise OpsError(
+                    f"pg_restore failed (nothing changed): {done.stderr.decode()[-500:]}", code="restore_failed"
+                )
+            tail.write_text(_maintenance_kept_sql(f"{schema}.ops_switches", maintenance_reason))
+            # One transaction for the whole script and the switch: an error anywhere changes nothing.
+            done = subprocess.run(
+                [
+                    _pg_tool("psql"),
+                    "-X",
+                    "-q",
+                    "-v",
+                    "ON_ERROR_STOP=1",
+                    "--single-transaction",
+                    *args,
+                    "-f",
+                    str(script),
+                    "-f",
+                    str(tail),
+                ],
+                env=env,
+                capture_output=True,
+            )
+            if done.returncode != 0:
+                raise OpsError(
+                    f"restore failed (nothing changed): {done.stderr.decode()[-500:]}", code="restore_failed"
+                )
     else:
         connection.ensure_connection()
-        source_db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            source_db.backup(connection.connection)
-        finally:
-            source_db.close()
+        with tempfile.TemporaryDirectory(prefix="updown-restore-") as scratch:
+            copy = Path(scratch) / path.name
+            shutil.copyfile(path, copy)
+            patched = sqlite3.connect(copy)
+            try:
+                patched.execute(_maintenance_kept_sql("ops_switches", maintenance_reason))
+                patched.commit()
+                patched.backup(connection.connection)
+            finally:
+                patched.close()
 
 
 def backup_restore(
@@ -408,7 +460,7 @@ def backup_restore(
     if not reason:
         raise ReasonRequired("A restore needs a reason (--reason); it is recorded in the audit log and the alert.")
 
-    _restore_database(path)
+    _restore_database(path, maintenance_reason=f"restored from {path.name}: check it, then `maintenance off`")
     from ledger.selectors import ledger_audit
 
     report = ledger_audit()
@@ -419,24 +471,12 @@ def backup_restore(
 
 
 def _after_restore(*, path: Path, backup_sha: str, loss, ledger_ok: bool, actor, source: str, reason: str) -> None:
-    """Into the restored database, so it survives: maintenance ON, the audit row, the P0 alert."""
+    """Into the restored database, so they survive: the audit row and the P0 alert."""
     from ops.alerts import Finding, alert_raise
-    from ops.models import OpsSwitch
-    from ops.services import _switch_set, audit_record
+    from ops.services import audit_record
 
     now = timezone.now()
     with transaction.atomic():
-        # The backup's own switch row is whatever it was then (usually off): keep every process
-        # paused until the operator has checked the restored data and runs `maintenance off`.
-        _switch_set(
-            name=OpsSwitch.Name.MAINTENANCE,
-            active=True,
-            reason=f"restored from {path.name}: check it, then `maintenance off`",
-            rule="",
-            actor=actor,
-            source=source,
-            action="ops.maintenance.on",
-        )
         audit_record(
             action="ops.restore",
             source=source,
@@ -445,7 +485,7 @@ def _after_restore(*, path: Path, backup_sha: str, loss, ledger_ok: bool, actor,
             object_id=path.name,
             reason=reason,
             before={"loss_sha256": loss.sha256, "loss": loss.summary},
-            after={"ledger_audit_ok": ledger_ok, "backup_sha256": backup_sha},
+            after={"ledger_audit_ok": ledger_ok, "backup_sha256": backup_sha, "maintenance": "kept on"},
         )
         alert_raise(
             finding=Finding(
