@@ -454,7 +454,8 @@ def backup_restore(
         else:
             detail = "Nothing changed: restoring erases what is listed above."
         raise LossNotConfirmed(
-            f'{detail} To restore anyway: restore {path} --confirm-loss {loss.sha256} --reason "..."', loss=loss
+            f'{detail} To restore anyway: python manage.py restore {path} --confirm-loss {loss.sha256} --reason "..."',
+            loss=loss,
         )
     reason = (reason or "").strip()
     if not reason:
