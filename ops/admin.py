@@ -2,7 +2,7 @@ from django.contrib import admin
 
 from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call
 from ops.models import Alert, AuditEvent, Heartbeat, OpsSwitch
-from ops.services import circuit_breaker_reset, ops_emergency_stop
+from ops.services import circuit_breaker_reset, ops_emergency_stop, ops_maintenance
 
 
 @admin.register(AuditEvent)
@@ -15,10 +15,13 @@ class AuditEventAdmin(ReadOnlyAdmin):
 
 @admin.register(OpsSwitch)
 class OpsSwitchAdmin(ReadOnlyAdmin):
-    """The emergency stop and the circuit breaker. Switched only through the actions (audited, with a reason)."""
+    """The emergency stop, the circuit breaker and maintenance. Switched only through the actions (audited).
+
+    The admin stays reachable in maintenance (ops.maintenance), so staff can turn it off here.
+    """
 
     list_display = ["name", "active", "reason", "rule", "changed_at", "changed_by"]
-    actions = ["emergency_stop_on", "emergency_stop_off", "circuit_breaker_reset"]
+    actions = ["emergency_stop_on", "emergency_stop_off", "circuit_breaker_reset", "maintenance_on", "maintenance_off"]
 
     def has_ops_switch_permission(self, request) -> bool:
         return request.user.is_active and request.user.is_staff and request.user.has_perm("ops.change_opsswitch")
@@ -66,6 +69,26 @@ class OpsSwitchAdmin(ReadOnlyAdmin):
             action="circuit_breaker_reset",
             title="Reset the circuit breaker",
             call=lambda reason: circuit_breaker_reset(reason=reason, actor=request.user, source="admin"),
+        )
+
+    @admin.action(description="Maintenance ON (API answers 503, beat tasks skip)…", permissions=["ops_switch"])
+    def maintenance_on(self, request, queryset):
+        return self._with_reason(
+            request,
+            queryset,
+            action="maintenance_on",
+            title="Maintenance ON",
+            call=lambda reason: ops_maintenance(active=True, reason=reason, actor=request.user, source="admin"),
+        )
+
+    @admin.action(description="Maintenance OFF (resume the API and the beat)…", permissions=["ops_switch"])
+    def maintenance_off(self, request, queryset):
+        return self._with_reason(
+            request,
+            queryset,
+            action="maintenance_off",
+            title="Maintenance OFF",
+            call=lambda reason: ops_maintenance(active=False, reason=reason, actor=request.user, source="admin"),
         )
 
 

@@ -89,6 +89,11 @@ def rule_breaker_open(now: datetime) -> list[Finding]:
     return [Finding("circuit_breaker", "P1", f"Circuit breaker is OPEN: {text}") for text in reason]
 
 
+def rule_maintenance(now: datetime) -> list[Finding]:
+    reason = OpsSwitch.objects.filter(name=OpsSwitch.Name.MAINTENANCE, active=True).values_list("reason", flat=True)
+    return [Finding("maintenance", "P2", f"Maintenance mode is ON: {text}") for text in reason]
+
+
 def rule_withdrawal_backlog(now: datetime) -> list[Finding]:
     from withdrawals.models import Withdrawal
 
@@ -128,6 +133,7 @@ RULES: list[Callable[[datetime], list[Finding]]] = [
     rule_ledger_imbalance,
     rule_emergency_stop,
     rule_breaker_open,
+    rule_maintenance,
     rule_withdrawal_backlog,
     rule_withdrawal_failure_burst,
     rule_beat_stale,

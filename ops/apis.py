@@ -19,12 +19,25 @@ def healthz(request):
     return JsonResponse({"status": "ok"})
 
 
+def _maintenance_on() -> bool | None:
+    from ops.selectors import maintenance_get
+
+    try:
+        return maintenance_get() is not None
+    except Exception:  # noqa: BLE001 - the database check reports a broken database; never a 500 here
+        return None
+
+
 @never_cache
 def health(request):
-    """Readiness, public and terse: which checks failed, no details."""
+    """Readiness, public and terse: which checks failed, no details; whether maintenance is on."""
     checks = health_report()
     failed = [check.name for check in checks if not check.ok]
-    body = {"status": "fail" if failed else "ok", "checks": {check.name: check.ok for check in checks}}
+    body = {
+        "status": "fail" if failed else "ok",
+        "checks": {check.name: check.ok for check in checks},
+        "maintenance": _maintenance_on(),
+    }
     if failed:
         body["failed"] = failed
     return JsonResponse(body, status=503 if failed else 200)
@@ -98,6 +111,7 @@ class OpsHealthApi(OpsApiView):
             "failed": failed,
             "emergency_stop": _switch_out(switch_get(name=OpsSwitch.Name.EMERGENCY_STOP)),
             "circuit_breaker": _switch_out(switch_get(name=OpsSwitch.Name.CIRCUIT_BREAKER)),
+            "maintenance": _switch_out(switch_get(name=OpsSwitch.Name.MAINTENANCE)),
             "tvl": {
                 "locked_u": tvl.locked_u,
                 "cash_u": tvl.cash_u,
@@ -167,5 +181,33 @@ class CircuitBreakerApi(OpsApiView):
         data.is_valid(raise_exception=True)
         switch, _ = circuit_breaker_reset(
             reason=data.validated_data["reason"], actor=acting_user(request), source=self.audit_source(request)
+        )
+        return Response(SwitchOutputSerializer(_switch_out(switch)).data)
+
+
+class MaintenanceApi(OpsApiView):
+    """GET maintenance mode; POST {"active", "reason"} switches it (reachable while it is on)."""
+
+    class InputSerializer(serializers.Serializer):
+        active = serializers.BooleanField()
+        reason = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
+
+    @extend_schema(responses={200: SwitchOutputSerializer})
+    def get(self, request):
+        from ops.selectors import switch_get
+
+        return Response(SwitchOutputSerializer(_switch_out(switch_get(name=OpsSwitch.Name.MAINTENANCE))).data)
+
+    @extend_schema(request=InputSerializer, responses={200: SwitchOutputSerializer})
+    def post(self, request):
+        from ops.services import ops_maintenance
+
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        switch, _ = ops_maintenance(
+            active=data.validated_data["active"],
+            reason=data.validated_data["reason"],
+            actor=acting_user(request),
+            source="api",
         )
         return Response(SwitchOutputSerializer(_switch_out(switch)).data)

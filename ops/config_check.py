@@ -50,6 +50,8 @@ def rule_times(settings, production: bool) -> list[str]:
         "ALERT_RENOTIFY_SECONDS",
         "ROUND_SETTLE_GRACE_SECONDS",
         "OPS_BREAKER_WINDOW_SECONDS",
+        "RESTORE_QUIET_SECONDS",
+        "MAINTENANCE_RETRY_AFTER_SECONDS",
     ):
         if hasattr(settings, name) and (_int(settings, name) is None or getattr(settings, name) <= 0):
             problems.append(f"{name} must be a positive number of seconds, got {getattr(settings, name)!r}.")

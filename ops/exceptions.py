@@ -30,3 +30,13 @@ class BackupInvalid(ApplicationError):
 class RestoreRefused(ApplicationError):
     code = "restore_refused"
     status = 409
+
+
+class LossNotConfirmed(RestoreRefused):
+    """The restore would erase `loss`, and the operator has not confirmed that list (its SHA-256)."""
+
+    code = "loss_not_confirmed"
+
+    def __init__(self, detail: str, *, loss):
+        super().__init__(detail)
+        self.loss = loss

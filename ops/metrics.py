@@ -94,6 +94,11 @@ class BusinessCollector:
             "betting_circuit_breaker_open", "1 while the circuit breaker is open", value=int(numbers["circuit_breaker"])
         )
         yield GaugeMetricFamily(
+            "ops_maintenance_active",
+            "1 while maintenance mode is on (API 503, beat tasks skip)",
+            value=int(numbers["maintenance"]),
+        )
+        yield GaugeMetricFamily(
             "betting_ledger_unbalanced_batches",
             "Ledger batches whose entries do not sum to zero (must be 0)",
             value=numbers["unbalanced_batches"],

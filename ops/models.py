@@ -33,11 +33,15 @@ class AuditEvent(models.Model):
 
 
 class OpsSwitch(models.Model):
-    """A system-wide switch (emergency stop, circuit breaker): one row each, read on every bet."""
+    """A system-wide switch (emergency stop, circuit breaker, maintenance): one row each, read on every bet.
+
+    Maintenance is read on every API request and every beat task, by every process on every host.
+    """
 
     class Name(models.TextChoices):
         EMERGENCY_STOP = "emergency_stop"
         CIRCUIT_BREAKER = "circuit_breaker"
+        MAINTENANCE = "maintenance"
 
     name = models.CharField(max_length=32, choices=Name.choices, unique=True)
     active = models.BooleanField(default=False)

@@ -1,4 +1,4 @@
-"""Reads for operations: the halt check on the hot path, switch state, heartbeat age."""
+"""Reads for operations: the halt and maintenance checks on the hot path, switch state, heartbeat age."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,12 +18,35 @@ def betting_halt() -> Halt | None:
     """Why betting (and withdrawal processing) must stop now, or None.
 
     On the hot path of every bet: one indexed query. The emergency stop wins over the
-    breaker when both are on ("emergency_stop" sorts after "circuit_breaker").
+    breaker when both are on ("emergency_stop" sorts after "circuit_breaker"). Maintenance is
+    not a halt: bettors never reach a service in maintenance (the API answers 503), and the
+    operator's own commands must keep working while it is on.
     """
-    row = OpsSwitch.objects.filter(active=True).order_by("-name").values_list("name", "reason").first()
+    halts = [OpsSwitch.Name.EMERGENCY_STOP, OpsSwitch.Name.CIRCUIT_BREAKER]
+    row = OpsSwitch.objects.filter(active=True, name__in=halts).order_by("-name").values_list("name", "reason").first()
     if row is None:
         return None
     return Halt(code=row[0], reason=row[1])
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    reason: str
+    since: datetime | None
+
+
+def maintenance_get() -> Maintenance | None:
+    """The maintenance switch when it is on, else None: one query on the unique `name` index, no cache.
+
+    Every web process, worker and beat task asks this on each request / run, so a process
+    honours a switch made on another host at its next request, with no lag to wait out.
+    """
+    row = (
+        OpsSwitch.objects.filter(name=OpsSwitch.Name.MAINTENANCE, active=True)
+        .values_list("reason", "changed_at")
+        .first()
+    )
+    return Maintenance(reason=row[0], since=row[1]) if row else None
 
 
 def switch_get(*, name: str) -> OpsSwitch:
@@ -82,6 +105,7 @@ def dashboard_numbers() -> dict:
         "round": dashboard_round(),
         "emergency_stop": switches[OpsSwitch.Name.EMERGENCY_STOP],
         "circuit_breaker": switches[OpsSwitch.Name.CIRCUIT_BREAKER],
+        "maintenance": switches[OpsSwitch.Name.MAINTENANCE],
         "unbalanced_batches": ledger_unbalanced_batches(),
         "heartbeat_age_seconds": heartbeat_age_seconds(),
         "alerts_open": alerts_open().count(),

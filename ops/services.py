@@ -50,7 +50,7 @@ CHANGE_OPS_SWITCH = "ops.change_opsswitch"
 
 
 def ops_switch_authorize(*, actor: Any) -> None:
-    """A person who switches the emergency stop or the breaker needs `ops.change_opsswitch` (operator).
+    """A person who switches the emergency stop, the breaker or maintenance needs `ops.change_opsswitch` (operator).
 
     The admin, the ops API and the commands all come through here. `actor` None is a caller with
     no Django user: the shell (`manage.py`, whose access is the authority), the ops token (a
@@ -59,7 +59,9 @@ def ops_switch_authorize(*, actor: Any) -> None:
     if actor is None:
         return
     if not (getattr(actor, "is_staff", False) and actor.has_perm(CHANGE_OPS_SWITCH)):
-        raise PermissionRefused("Switching the emergency stop or the circuit breaker needs the operator's permission.")
+        raise PermissionRefused(
+            "Switching the emergency stop, the circuit breaker or maintenance needs the operator's permission."
+        )
 
 
 def _switch_set(
@@ -116,6 +118,39 @@ def ops_emergency_stop(*, active: bool, reason: str = "", actor: Any = None, sou
         source=source,
         action="ops.emergency_stop.on" if active else "ops.emergency_stop.off",
     )
+
+
+def ops_maintenance(*, active: bool, reason: str = "", actor: Any = None, source: str) -> tuple[OpsSwitch, bool]:
+    """Switch maintenance mode on (a reason is required) or off.
+
+    While on, every web process answers the API with 503 `maintenance` and every beat task
+    skips (ops.maintenance); `restore` runs only then. The operator's commands keep working.
+    A staff actor needs the ops-switch permission; no actor is the operator at the shell.
+    """
+    ops_switch_authorize(actor=actor)
+    reason = (reason or "").strip()
+    if active and not reason:
+        raise ReasonRequired("Turning maintenance on needs a reason (--reason).")
+    with transaction.atomic():
+        switch, changed = _switch_set(
+            name=OpsSwitch.Name.MAINTENANCE,
+            active=active,
+            reason=reason,
+            rule="",
+            actor=actor,
+            source=source,
+            action="ops.maintenance.on" if active else "ops.maintenance.off",
+        )
+        if changed and active:
+            # Raised here, not by the alert task: every task (that one too) skips while maintenance is on.
+            transaction.on_commit(lambda: _maintenance_alert(reason))
+    return switch, changed
+
+
+def _maintenance_alert(reason: str) -> None:
+    from ops.alerts import Finding, alert_raise
+
+    alert_raise(finding=Finding("maintenance", "P2", f"Maintenance mode is ON: {reason}"))
 
 
 def circuit_breaker_open(*, rule: str, reason: str, actor: Any = None, source: str) -> tuple[OpsSwitch, bool]:

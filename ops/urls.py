@@ -1,11 +1,12 @@
 from django.urls import path
 
-from ops.apis import CircuitBreakerApi, EmergencyStopApi, OpsHealthApi, health, healthz, metrics
+from ops.apis import CircuitBreakerApi, EmergencyStopApi, MaintenanceApi, OpsHealthApi, health, healthz, metrics
 
 urlpatterns = [
     path("ops/health", OpsHealthApi.as_view(), name="ops-health"),
     path("ops/emergency-stop", EmergencyStopApi.as_view(), name="ops-emergency-stop"),
     path("ops/circuit-breaker", CircuitBreakerApi.as_view(), name="ops-circuit-breaker"),
+    path("ops/maintenance", MaintenanceApi.as_view(), name="ops-maintenance"),
 ]
 # The operating manual's own paths.
 runbook_urlpatterns = [

@@ -49,6 +49,8 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before sessions and auth: in maintenance the API answers 503 without touching anything else.
+    "ops.maintenance.MaintenanceMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -266,8 +268,12 @@ ALERT_RENOTIFY_SECONDS = env.int("ALERT_RENOTIFY_SECONDS", default=3600)
 ALERT_WITHDRAWAL_BACKLOG_SECONDS = env.int("ALERT_WITHDRAWAL_BACKLOG_SECONDS", default=3600)
 ALERT_WITHDRAWAL_FAILURE_BURST = env.int("ALERT_WITHDRAWAL_FAILURE_BURST", default=3)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="updown-house@localhost")
-# Backups: timestamped dumps + .sha256 files; restore refuses while web/beat look alive.
+# Backups: timestamped dumps + .sha256 files. `restore` runs only in maintenance mode, once nothing
+# has written to the database for RESTORE_QUIET_SECONDS, and only after its loss list is confirmed.
 BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(VAR_DIR / "backups")))
+RESTORE_QUIET_SECONDS = env.int("RESTORE_QUIET_SECONDS", default=30)
+# Maintenance: the Retry-After (seconds) of the API's 503 `maintenance` answers.
+MAINTENANCE_RETRY_AFTER_SECONDS = env.int("MAINTENANCE_RETRY_AFTER_SECONDS", default=120)
 # Prometheus multiprocess mode (gunicorn): config/gunicorn.py sets and wipes this directory.
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 # Rounds: how long the beat retries AUTO settlement after settle_at before marking the round overdue.

@@ -44,3 +44,35 @@ def fresh_heartbeat(db):
 def ops_token(settings):
     settings.OPS_TOKEN = "test-ops-token"
     return "test-ops-token"
+
+
+def restore_confirmed(backup, *, reason: str = "drill", quiet_seconds: int = 1) -> str:
+    """The restore procedure of the README: maintenance on, a quiet period, read the loss, confirm its SHA."""
+    import io
+    import re
+    import time
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    from ops.selectors import maintenance_get
+
+    if maintenance_get() is None:
+        call_command("maintenance", "on", "--reason", reason)
+    time.sleep(quiet_seconds + 0.05)
+    out = io.StringIO()
+    with pytest.raises(CommandError, match=r"\[loss_not_confirmed\]"):
+        call_command("restore", str(backup), "--quiet-seconds", str(quiet_seconds), stdout=out)
+    sha = re.search(r"Loss SHA-256: ([0-9a-f]{64})", out.getvalue()).group(1)
+    call_command(
+        "restore",
+        str(backup),
+        "--quiet-seconds",
+        str(quiet_seconds),
+        "--confirm-loss",
+        sha,
+        "--reason",
+        reason,
+        stdout=out,
+    )
+    return out.getvalue()

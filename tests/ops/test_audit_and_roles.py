@@ -5,6 +5,7 @@ from django.core.management.base import CommandError
 
 from ops.roles import roles_sync
 from ops.services import circuit_breaker_open, ops_emergency_stop
+from tests.ops.conftest import restore_confirmed
 
 
 @pytest.mark.django_db
@@ -62,8 +63,12 @@ def test_every_ops_command_that_changes_state_leaves_exactly_one_audit_event(tmp
     before = AuditEvent.objects.count()
     call_command("circuit_breaker", "reset", "--reason", "checked")
     assert AuditEvent.objects.count() == before + 1
+    before = AuditEvent.objects.count()
+    call_command("maintenance", "on", "--reason", "drill")
+    assert AuditEvent.objects.count() == before + 1
+    assert AuditEvent.objects.order_by("-id").first().action == "ops.maintenance.on"
     backup = next(p for p in tmp_path.iterdir() if p.suffix == ".sqlite3")
-    call_command("restore", str(backup), "--force")
+    restore_confirmed(backup)
     assert AuditEvent.objects.filter(action="ops.restore").count() == 1
 
 

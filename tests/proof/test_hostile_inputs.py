@@ -86,6 +86,7 @@ JSON_POSTS = [
     ("/api/v1/me/payout-addresses", "bettor", False),
     ("/api/v1/ops/emergency-stop", "staff", False),
     ("/api/v1/ops/circuit-breaker", "staff", False),
+    ("/api/v1/ops/maintenance", "staff", False),
 ]
 # POST routes that never read a body (the id is in the path).
 BODYLESS_POSTS = {"/api/v1/withdrawals/<int:withdrawal_id>/cancel"}

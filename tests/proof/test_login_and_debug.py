@@ -352,6 +352,10 @@ def test_the_embedded_default_server_shows_no_technical_page_and_keeps_its_css(t
     """`make run`'s web server with a clean environment: DEBUG off, yet styled; errors are JSON."""
     port = _free_port()
     env = {"PATH": os.environ["PATH"], "DJANGO_SETTINGS_MODULE": "config.settings.local", "VAR_DIR": str(tmp_path)}
+    # A migrated database, as `make run` leaves it (unmigrated, every API path is 503 "unavailable").
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=BASE_DIR, env=env, check=True, capture_output=True
+    )
     log = open(tmp_path / "runserver.log", "w")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
