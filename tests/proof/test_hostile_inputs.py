@@ -435,6 +435,10 @@ def gunicorn(tmp_path):
         "WEB_CONCURRENCY": "1",
         "GUNICORN_PIDFILE": str(tmp_path / "gunicorn.pid"),
     }
+    # Migrated, as a deployed server is: unmigrated, every API path is 503 "unavailable" (no maintenance flag).
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"], cwd=REPO, env=env, check=True, capture_output=True
+    )
     log = open(tmp_path / "gunicorn.log", "w")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "config/gunicorn.py", "config.wsgi"],
