@@ -151,7 +151,8 @@ def worker_factory(redis_url, tmp_path):
 
 
 def _send(broker_url: str, task: str) -> None:
-    client = Celery("proof-client", broker=broker_url)
+    # not the current app: shared tasks later in the session must keep the test settings (eager, memory broker)
+    client = Celery("proof-client", broker=broker_url, set_as_current=False)
     client.send_task(task)
     client.close()
 

@@ -22,10 +22,11 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 
+from audit.models import AuditEvent
 from ledger.models import LedgerBatch
 from ledger.selectors import user_balance_u
 from ops.backup import database_last_write
-from ops.models import Alert, AuditEvent, Heartbeat, OpsSwitch
+from ops.models import Alert, Heartbeat, OpsSwitch
 from ops.selectors import Maintenance, maintenance_get
 from ops.services import heartbeat_beat, ops_maintenance
 from rounds.models import Round
@@ -340,10 +341,10 @@ def test_beat_tasks_skip_in_maintenance_and_write_nothing():
     counts = (LedgerBatch.objects.count(), AuditEvent.objects.count(), Alert.objects.count(), Round.objects.count())
 
     skipped = {"skipped": "maintenance", "reason": "restore drill"}
-    assert withdrawals_process_batch.delay().get() == skipped
-    assert lifecycle_tick.delay().get() == skipped
-    assert evaluate_alerts.delay().get() == skipped
-    assert evaluate_circuit_breaker.delay().get() == skipped
+    assert withdrawals_process_batch.apply().get() == skipped
+    assert lifecycle_tick.apply().get() == skipped
+    assert evaluate_alerts.apply().get() == skipped
+    assert evaluate_circuit_breaker.apply().get() == skipped
 
     assert Withdrawal.objects.get(pk=queued.pk).status == Withdrawal.Status.QUEUED
     assert Round.objects.get(pk=due.pk).status == Round.Status.OPEN
@@ -352,7 +353,7 @@ def test_beat_tasks_skip_in_maintenance_and_write_nothing():
     )
     assert database_last_write() == last_write
     # the heartbeat alone keeps running: it proves the beat is alive, and holds no data
-    beat_heartbeat.delay()
+    beat_heartbeat.apply()
     assert Heartbeat.objects.filter(name="beat").exists()
     assert database_last_write() == last_write
 
