@@ -10,6 +10,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from audit.services import audit_record
 from betting.exceptions import (
     ActingForbidden,
     BettingClosed,
@@ -30,7 +31,6 @@ from ledger.exceptions import InsufficientFunds, UnknownAccount
 from ledger.models import Account
 from ledger.services import Line, account_ensure_user_cash, amount_validate, ledger_post
 from ops.selectors import betting_halt
-from ops.services import audit_record
 from rounds.models import Round
 from rounds.selectors import round_code_parse, round_current, round_get
 

@@ -35,3 +35,33 @@ class InvalidInput(ApplicationError):
 class Conflict(ApplicationError):
     code = "conflict"
     status = 409
+
+
+class PermissionDenied(ApplicationError):
+    """A caller without the permission its act needs: the one refusal every service raises (403)."""
+
+    code = "permission_denied"
+    status = 403
+
+
+def permission_require(acting_user: Any, permission: str, *, detail: str) -> None:
+    """The first line of a service that needs a staff power: `acting_user` must be staff and hold `permission`.
+
+    `acting_user` None is a caller with no Django user behind it (the shell, the ops token, the beat):
+    their authority is the access they already have, so the service decides before calling this
+    whether None is allowed there.
+    """
+    if not (getattr(acting_user, "is_staff", False) and acting_user.has_perm(permission)):
+        raise PermissionDenied(detail)
+
+
+class IdempotencyConflict(ApplicationError):
+    """The same Idempotency-Key again with a different request: refused, nothing written (422)."""
+
+    code = "idempotency_conflict"
+    status = 422
+
+
+class InvalidIdempotencyKey(ApplicationError):
+    code = "invalid_idempotency_key"
+    status = 400

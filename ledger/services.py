@@ -16,9 +16,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import BigIntegerField, Case, F, Value, When
 from django.utils import timezone
 
+from audit.services import audit_record
 from ledger.exceptions import IdempotencyConflict, InsufficientFunds, InvalidAmount, UnbalancedBatch, UnknownAccount
 from ledger.models import Account, LedgerBatch, LedgerEntry
-from ops.services import audit_record
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ from typing import Any
 
 from django.db import transaction
 
+from audit.services import audit_record
 from marketdata.exceptions import InvalidDate, InvalidPrice, InvalidSymbol
 from marketdata.models import CalendarOverride, OfficialClose
-from ops.services import audit_record
 
 _SYMBOL = re.compile(r"^[A-Z0-9.^]{1,16}$")
 _MAX_PRICE = Decimal("999999999999.999999")

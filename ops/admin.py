@@ -1,16 +1,8 @@
 from django.contrib import admin
 
 from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call
-from ops.models import Alert, AuditEvent, Heartbeat, OpsSwitch
+from ops.models import Alert, Heartbeat, OpsSwitch
 from ops.services import circuit_breaker_reset, ops_emergency_stop, ops_maintenance
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyAdmin):
-    list_display = ["ts", "actor", "source", "action", "object_type", "object_id", "reason"]
-    list_filter = ["action", "source", ("actor", admin.RelatedOnlyFieldListFilter), "ts"]
-    search_fields = ["action", "object_id", "reason", "actor__email"]
-    date_hierarchy = "ts"
 
 
 @admin.register(OpsSwitch)

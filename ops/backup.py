@@ -73,7 +73,7 @@ def _pg_args() -> tuple[list[str], dict]:
 
 
 def _audit(action: str, *, path: Path, reason: str, actor, source: str, after: dict) -> None:
-    from ops.services import audit_record
+    from audit.services import audit_record
 
     with transaction.atomic():
         audit_record(
@@ -258,10 +258,11 @@ def _write_clocks() -> list[tuple[str, object, str]]:
     """Every timestamp a live process stamps on what it writes (not the beat heartbeat: it holds no data)."""
     from rest_framework.authtoken.models import Token
 
+    from audit.models import AuditEvent
     from betting.models import Bet, User
     from ledger.models import LedgerBatch
     from marketdata.models import CalendarOverride, OfficialClose
-    from ops.models import Alert, AuditEvent, OpsSwitch
+    from ops.models import Alert, OpsSwitch
     from rounds.models import Round, RoundSettlement
     from withdrawals.models import Deposit, DepositIntent, SimulatedPayout, Withdrawal
 
@@ -481,8 +482,8 @@ def backup_restore(
 
 def _after_restore(*, path: Path, backup_sha: str, loss, ledger_ok: bool, actor, source: str, reason: str) -> None:
     """Into the restored database, so they survive: the audit row and the P0 alert."""
+    from audit.services import audit_record
     from ops.alerts import Finding, alert_raise
-    from ops.services import audit_record
 
     now = timezone.now()
     with transaction.atomic():

@@ -7,7 +7,7 @@ role picks up another app's permission as soon as that app defines it.
 from django.contrib.auth.models import Group, Permission
 from django.db.models import Q
 
-APPS = ["betting", "ledger", "rounds", "withdrawals", "marketdata", "ops"]
+APPS = ["audit", "betting", "ledger", "rounds", "withdrawals", "marketdata", "ops"]
 
 # (app_label, codename) pairs; "*custom" = every permission of the app that is not add/change/delete/view.
 # Acting on behalf of a user is one named permission per act, held by one role: the operator places

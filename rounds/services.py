@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from betting.models import Bet
 from common.errors import ApplicationError
 from ledger.models import Account
@@ -16,7 +17,6 @@ from ledger.selectors import account_balance_u
 from ledger.services import account_ensure, ledger_post_from_sql
 from marketdata.selectors import market_close_at, market_timezone, market_today, trading_day_get
 from ops.metrics import settlement_observed
-from ops.services import audit_record
 from rounds.exceptions import (
     InvalidTransition,
     MarketClosed,

@@ -29,6 +29,7 @@ from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
+from audit.services import audit_record
 from betting.selectors import user_get
 from common.errors import InvalidInput
 from common.parsers import InvalidJson, json_loads_strict
@@ -36,7 +37,6 @@ from ledger.exceptions import IdempotencyConflict
 from ledger.models import Account
 from ledger.services import Line, account_ensure_user_cash, amount_validate, ledger_post
 from ops.selectors import betting_halt
-from ops.services import audit_record
 from withdrawals.adapters import COMPLETED, FAILED, PENDING, payout_adapter_get
 from withdrawals.exceptions import (
     ApprovalRefused,

@@ -6,11 +6,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
+from audit.models import AuditEvent
 from betting.models import Bet
 from betting.services import bet_place
 from ledger.models import Account, LedgerBatch, LedgerEntry
 from ledger.selectors import account_balance_u, user_balance_u
-from ops.models import AuditEvent
 from ops.selectors import Halt
 from rounds.models import Round
 from rounds.services import round_lock

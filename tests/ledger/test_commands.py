@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from audit.models import AuditEvent
 from betting.models import User
 from ledger.models import Account, LedgerEntry
 from ledger.selectors import account_balance_u, tvl_get
-from ops.models import AuditEvent
 from tests.conftest import assert_ledger_invariants
 from tests.factories import UserFactory, fund
 from withdrawals.models import Withdrawal

@@ -1,11 +1,11 @@
 import pytest
 from django.contrib.auth.models import Group, Permission
 
+from audit.models import AuditEvent
 from ledger.exceptions import InvalidAmount
 from ledger.models import Account, LedgerEntry
 from ledger.selectors import account_balance_u
 from ledger.services import ledger_manual_adjust
-from ops.models import AuditEvent
 from tests.conftest import assert_ledger_invariants
 from tests.factories import UserFactory, fund
 

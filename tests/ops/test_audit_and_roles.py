@@ -47,7 +47,7 @@ def test_roles_are_synced_idempotently():
 
 @pytest.mark.django_db(transaction=True)
 def test_every_ops_command_that_changes_state_leaves_exactly_one_audit_event(tmp_path):
-    from ops.models import AuditEvent
+    from audit.models import AuditEvent
 
     steps = [
         (["emergency_stop", "on", "--reason", "drill"], "ops.emergency_stop.on"),

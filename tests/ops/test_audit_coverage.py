@@ -6,7 +6,7 @@ import pytest
 import time_machine
 from django.core.management import call_command
 
-from ops.models import AuditEvent
+from audit.models import AuditEvent
 from tests.factories import UserFactory
 from withdrawals.services import payout_address_register
 

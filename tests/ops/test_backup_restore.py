@@ -11,9 +11,10 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from audit.models import AuditEvent
 from betting.models import User
 from ledger.selectors import tvl_get, user_balance_u
-from ops.models import AuditEvent, OpsSwitch
+from ops.models import OpsSwitch
 from ops.services import heartbeat_beat
 from tests.conftest import assert_ledger_invariants
 from tests.factories import UserFactory, fund

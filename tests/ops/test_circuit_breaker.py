@@ -8,10 +8,11 @@ from django.core.management.base import CommandError
 from django.db.models import F
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from ledger.models import Account
 from ledger.services import ledger_manual_adjust
 from ops.breaker import circuit_breaker_evaluate
-from ops.models import AuditEvent, OpsSwitch
+from ops.models import OpsSwitch
 from ops.selectors import betting_halt
 from ops.services import circuit_breaker_reset, event_count_add
 from rounds.models import Round

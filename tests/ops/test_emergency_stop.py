@@ -2,7 +2,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from ops.models import AuditEvent, OpsSwitch
+from audit.models import AuditEvent
+from ops.models import OpsSwitch
 from ops.selectors import Halt, betting_halt
 from ops.services import circuit_breaker_open, ops_emergency_stop
 from tests.factories import role_user

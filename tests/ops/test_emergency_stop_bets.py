@@ -6,8 +6,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from betting.models import Bet
-from ops.models import AuditEvent
 from rounds.services import round_open
 
 

@@ -8,9 +8,9 @@ Screenshots land in /tmp/updown-proof/ for a human look.
 import pytest
 from django.contrib.auth.models import Group
 
+from audit.models import AuditEvent
 from betting.services import bet_place
 from ledger.selectors import user_balance_u
-from ops.models import AuditEvent
 from ops.roles import roles_sync
 from rounds.models import Round
 from rounds.services import round_lock, round_open
@@ -79,7 +79,7 @@ def test_operator_settles_a_locked_round_through_the_confirmation_page(live_serv
     assert user_balance_u(user_id=bob.pk) == 10_000_000 + 1_485_000
     assert user_balance_u(user_id=carol.pk) == 8_000_000
 
-    page.goto(f"{live_server.url}/admin/ops/auditevent/?action=round.settle")
+    page.goto(f"{live_server.url}/admin/audit/auditevent/?action=round.settle")
     audit = page.locator("#result_list").inner_text()
     page.screenshot(path=f"{SCREENSHOTS}/audit.png", full_page=True)
     assert "round.settle" in audit and "close verified on two sources" in audit and "operator@example.com" in audit

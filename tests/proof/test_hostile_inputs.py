@@ -26,12 +26,12 @@ from django.test import override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.test import APIClient
 
+from audit.models import AuditEvent
 from betting.models import Bet, User
 from betting.services import user_create
 from common.admin import SelectionCheckedAdmin
 from common.parsers import MAX_JSON_DEPTH
 from ledger.models import Account, LedgerEntry
-from ops.models import AuditEvent
 from rounds.services import round_open
 from tests.conftest import api_client_for
 from tests.factories import UserFactory, fund

@@ -7,9 +7,10 @@ import pytest
 from django.core import mail
 from django.db import transaction
 
+from audit.models import AuditEvent
 from ledger.selectors import user_balance_u
 from ops.alerts import Finding, alert_raise
-from ops.models import Alert, AuditEvent, OpsSwitch
+from ops.models import Alert, OpsSwitch
 from ops.services import ops_emergency_stop
 from ops.tasks import evaluate_alerts
 from tests.factories import UserFactory, fund

@@ -18,13 +18,14 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from audit.models import AuditEvent
 from betting.exceptions import ActingForbidden
 from betting.models import Bet
 from betting.services import bet_place
 from ledger.models import Account, LedgerEntry
 from ledger.selectors import account_balance_u, tvl_get, user_balance_u
 from ops.exceptions import PermissionRefused as SwitchRefused
-from ops.models import AuditEvent, OpsSwitch
+from ops.models import OpsSwitch
 from ops.selectors import betting_halt
 from ops.services import circuit_breaker_reset, ops_emergency_stop
 from tests.betting.conftest import round_create

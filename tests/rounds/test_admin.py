@@ -4,9 +4,9 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from betting.models import Bet
 from ledger.selectors import user_balance_u
-from ops.models import AuditEvent
 from rounds.models import Round
 from rounds.services import round_lock
 from tests.factories import UserFactory

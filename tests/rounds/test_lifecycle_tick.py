@@ -6,8 +6,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
+from audit.models import AuditEvent
 from ledger.selectors import user_balance_u
-from ops.models import AuditEvent
 from rounds.models import Round
 from rounds.services import round_lifecycle_tick, round_settle
 from rounds.tasks import lifecycle_tick

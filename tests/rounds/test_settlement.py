@@ -3,10 +3,10 @@ from datetime import date
 import pytest
 from django.contrib.auth.models import Permission
 
+from audit.models import AuditEvent
 from betting.models import Bet
 from ledger.models import Account, LedgerBatch, LedgerEntry
 from ledger.selectors import account_balance_u, tvl_get, user_balance_u
-from ops.models import AuditEvent
 from rounds.exceptions import (
     InvalidResult,
     InvalidTransition,

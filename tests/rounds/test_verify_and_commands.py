@@ -5,11 +5,11 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from audit.models import AuditEvent
 from betting.models import Bet
 from ledger.models import LedgerEntry
 from ledger.selectors import user_balance_u
 from marketdata.models import OfficialClose
-from ops.models import AuditEvent
 from rounds.models import Round
 from rounds.selectors import round_verify
 from rounds.services import round_lock, round_open, round_settle

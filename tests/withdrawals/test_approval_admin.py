@@ -2,9 +2,9 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client, override_settings
 
+from audit.models import AuditEvent
 from ledger.models import Account
 from ledger.selectors import account_balance_u, tvl_get, user_balance_u
-from ops.models import AuditEvent
 from tests.conftest import assert_ledger_invariants
 from tests.factories import UserFactory, fund
 from tests.withdrawals.helpers import ADDRESS

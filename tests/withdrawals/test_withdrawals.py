@@ -3,9 +3,9 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
+from audit.models import AuditEvent
 from ledger.models import Account, LedgerBatch, LedgerEntry
 from ledger.selectors import account_balance_u, tvl_get, user_balance_u
-from ops.models import AuditEvent
 from ops.selectors import Halt
 from tests.conftest import assert_ledger_invariants
 from tests.factories import UserFactory, fund, role_user

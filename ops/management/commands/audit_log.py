@@ -5,8 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from audit.models import AuditEvent
 from common.commands import bounded_int
-from ops.models import AuditEvent
 
 
 def parse_since(text: str) -> dt.datetime:
