@@ -14,6 +14,9 @@ class AuditEvent(models.Model):
         OPS_TOKEN = "ops-token"  # the machine credential (Bearer $OPS_TOKEN): no person behind it
 
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
+    # Who, in words: the staff email, or for the command line the OS user ("os:alice") when no
+    # Django user ran it, so no manual action is recorded with a blank actor.
+    actor_label = models.CharField(max_length=254, blank=True, default="")
     action = models.CharField(max_length=64, db_index=True)
     object_type = models.CharField(max_length=64, blank=True)
     object_id = models.CharField(max_length=128, blank=True, db_index=True)
@@ -28,5 +31,5 @@ class AuditEvent(models.Model):
         ordering = ["-ts", "-id"]
 
     def __str__(self) -> str:
-        who = self.actor.email if self.actor_id else self.source
+        who = self.actor.email if self.actor_id else (self.actor_label or self.source)
         return f"{self.ts:%Y-%m-%d %H:%M:%S} {who} {self.action} {self.object_type}:{self.object_id}"

@@ -1,10 +1,20 @@
 """The one writer of the audit log."""
 
+import getpass
 from typing import Any
 
 from django.db import transaction
 
+from audit.events import AuditAction
 from audit.models import AuditEvent
+
+
+def os_user() -> str:
+    """The operating-system user running this process ("os:<name>"), for actions taken at the shell."""
+    try:
+        return f"os:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (some containers)
+        return "os:unknown"
 
 
 def audit_record(
@@ -18,13 +28,25 @@ def audit_record(
     before: dict | None = None,
     after: dict | None = None,
 ) -> AuditEvent:
-    """Write the audit row inside the caller's transaction, so it commits or rolls back with the change."""
+    """Write the audit row inside the caller's transaction, so it commits or rolls back with the change.
+
+    `action` must be one of `AuditAction`. The actor is the Django user when there is one; a
+    command-line action without one records the OS user that ran it.
+    """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit_record must run inside the transaction of the change it records")
+    if action not in AuditAction.values:
+        raise ValueError(f"{action!r} is not an audit action (audit.events.AuditAction)")
+    person = actor if getattr(actor, "pk", None) else None
+    if person is not None:
+        label = person.email
+    else:
+        label = os_user() if source == AuditEvent.Source.CLI else ""
     return AuditEvent.objects.create(
         action=action,
         source=source,
-        actor=actor if getattr(actor, "pk", None) else None,
+        actor=person,
+        actor_label=label,
         object_type=object_type,
         object_id=str(object_id),
         reason=reason,
