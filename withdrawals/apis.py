@@ -20,12 +20,13 @@ from withdrawals.selectors import (
 from withdrawals.services import (
     deposit_intent_create,
     deposit_simulate,
-    deposit_webhook_receive,
+    deposit_webhook_credit,
     payout_address_register,
     withdrawal_cancel,
     withdrawal_on_behalf_authorize,
     withdrawal_request,
 )
+from withdrawals.webhooks import webhook_payload_verify
 
 
 class WithdrawalOutput(serializers.Serializer):
@@ -83,7 +84,7 @@ class WithdrawalsApi(APIView):
         destination = data.validated_data.get("destination", "").strip()
         if not destination and not request.user.is_staff:
             raise DestinationRequired("destination is required: the EVM address (0x + 40 hex) to pay.")
-        withdrawal = withdrawal_request(
+        withdrawal, created = withdrawal_request(
             user=user,
             amount_u=data.validated_data["amount_u"],
             destination=destination,
@@ -91,7 +92,7 @@ class WithdrawalsApi(APIView):
             acting_user=request.user,
             idempotency_key=request.headers.get("Idempotency-Key"),
         )
-        if withdrawal.replayed:
+        if not created:
             response = Response(WithdrawalOutput(withdrawal).data, status=status.HTTP_200_OK)
             response["Idempotent-Replayed"] = "true"
             return response
@@ -214,7 +215,9 @@ class DepositWebhookApi(APIView):
 
     Header `X-Signature: sha256=<hex HMAC-SHA256 of the raw body keyed by DEPOSIT_WEBHOOK_SECRET>`.
     Body `{"tx_id", "amount_u", "timestamp", "user_id" | "reference", "from_address"?}`. The same
-    tx_id delivered again answers 200 with the same deposit and credits nothing more.
+    tx_id delivered again answers 200 with the same deposit and credits nothing more (`credited`
+    false). The signature and the timestamp are checked here (`withdrawals.webhooks`), over the raw
+    bytes, before the service sees the payload.
     """
 
     authentication_classes: list = []
@@ -234,11 +237,17 @@ class DepositWebhookApi(APIView):
         parameters=[OpenApiParameter("X-Signature", str, OpenApiParameter.HEADER, required=True)],
     )
     def post(self, request):
-        deposit, created = deposit_webhook_receive(
-            raw_body=request.body, signature=request.headers.get("X-Signature", "")
-        )
-        deposit.credited = created
-        return Response(self.OutputSerializer(deposit).data)
+        payload = webhook_payload_verify(raw_body=request.body, signature=request.headers.get("X-Signature", ""))
+        deposit, created = deposit_webhook_credit(payload=payload)
+        body = {
+            "id": deposit.pk,
+            "tx_id": deposit.tx_id,
+            "user_id": deposit.user_id,
+            "amount_u": deposit.amount_u,
+            "status": deposit.status,
+            "credited": created,
+        }
+        return Response(self.OutputSerializer(body).data)
 
 
 class SimulateDepositWebhookApi(APIView):

@@ -60,11 +60,6 @@ class ApprovalRefused(WithdrawalError):
     status = 403
 
 
-class PermissionRefused(WithdrawalError):
-    code = "permission_denied"
-    status = 403
-
-
 class ProcessingHalted(WithdrawalError):
     code = "emergency_stop"
     status = 409

@@ -73,8 +73,6 @@ class Withdrawal(models.Model):
         FAILED = "FAILED"
         CANCELLED = "CANCELLED"
 
-    TERMINAL = (Status.COMPLETED, Status.FAILED, Status.CANCELLED)
-
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="withdrawals")
     amount_u = models.BigIntegerField()
     destination = models.CharField(max_length=128, blank=True)

@@ -31,13 +31,13 @@ from tests.proof.conftest import run_threads
 from withdrawals.models import Deposit, Withdrawal
 from withdrawals.services import (
     deposit_credit,
-    webhook_signature,
     withdrawal_cancel,
     withdrawal_complete,
     withdrawal_fail,
     withdrawal_request,
     withdrawals_process,
 )
+from withdrawals.webhooks import webhook_signature
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -218,7 +218,7 @@ def test_complete_racing_fail_on_one_withdrawal_resolves_it_exactly_once():
     # given: a withdrawal claimed for payout (PROCESSING), its lease already over
     bettor = UserFactory()
     fund(bettor, 10_000_000)
-    withdrawal = withdrawal_request(user=bettor, amount_u=4_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=bettor, amount_u=4_000_000, destination=ADDRESS, source="api")
     Withdrawal.objects.filter(pk=withdrawal.pk).update(status="PROCESSING", lease_until=None)
     assert user_balance_u(user_id=bettor.pk) == 6_000_000
 

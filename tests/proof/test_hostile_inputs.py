@@ -37,7 +37,7 @@ from tests.conftest import api_client_for
 from tests.factories import UserFactory, fund
 from tests.proof.conftest import run_threads
 from withdrawals.models import Deposit, Withdrawal
-from withdrawals.services import webhook_signature
+from withdrawals.webhooks import webhook_signature
 
 REPO = Path(__file__).resolve().parents[2]
 ROUND_CODE = "20261223"  # a future trading day: its round is OPEN and before lock_at

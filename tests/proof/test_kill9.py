@@ -280,7 +280,7 @@ def test_worker_killed_between_payout_sent_and_recorded_never_pays_twice(redis_u
     bettor = UserFactory()
     fund(bettor, 100_000_000)
     ids = [
-        withdrawal_request(user=bettor, amount_u=1_000_000 * (i + 1), destination=ADDRESS, source="api").pk
+        withdrawal_request(user=bettor, amount_u=1_000_000 * (i + 1), destination=ADDRESS, source="api")[0].pk
         for i in range(5)
     ]
     worker = worker_factory(WITHDRAWAL_PROCESSING_LEASE_SECONDS="2")

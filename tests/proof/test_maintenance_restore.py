@@ -78,7 +78,7 @@ def served(tmp_path):
     # after the backup: a provider deposit of 3 USDC, and a 7 USDC withdrawal paid out on chain
     fund(bettor, 3_000_000, tx_id="provider:0xdeadbeef")
     deposit = Deposit.objects.get(tx_id="provider:0xdeadbeef")
-    withdrawal = withdrawal_request(user=bettor, amount_u=7_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=bettor, amount_u=7_000_000, destination=ADDRESS, source="api")
     withdrawals_process(withdrawal_ids=[withdrawal.pk], source="cli")
     withdrawal.refresh_from_db()
     assert withdrawal.status == Withdrawal.Status.COMPLETED
@@ -153,7 +153,7 @@ def test_the_loss_names_a_payout_that_would_be_paid_again_and_an_undone_settleme
 
     bettor = UserFactory(email="queued@example.com")
     fund(bettor, 20_000_000)
-    queued = withdrawal_request(user=bettor, amount_u=5_000_000, destination=ADDRESS, source="api")
+    queued, _ = withdrawal_request(user=bettor, amount_u=5_000_000, destination=ADDRESS, source="api")
     round_create(code="20250908")
     bet_place(user=bettor, side="UP", stake_u=2_000_000, round_code="20250908")
     run("backup", "--dir", str(tmp_path))
@@ -333,7 +333,7 @@ def test_beat_tasks_skip_in_maintenance_and_write_nothing():
 
     bettor = UserFactory()
     fund(bettor, 10_000_000)
-    queued = withdrawal_request(user=bettor, amount_u=4_000_000, destination=ADDRESS, source="api")
+    queued, _ = withdrawal_request(user=bettor, amount_u=4_000_000, destination=ADDRESS, source="api")
     due = round_create(code="20250908", lock_in=-timedelta(minutes=1))  # past its lock_at
     ops_maintenance(active=True, reason="restore drill", source="cli")
     quiet()

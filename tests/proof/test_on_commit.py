@@ -73,7 +73,7 @@ def test_withdrawal_failure_email_only_after_commit_never_after_rollback():
     # given
     bettor = UserFactory()
     fund(bettor, 5_000_000)
-    withdrawal = withdrawal_request(user=bettor, amount_u=2_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=bettor, amount_u=2_000_000, destination=ADDRESS, source="api")
     mail.outbox.clear()
 
     # when: the failure is rolled back by an outer transaction

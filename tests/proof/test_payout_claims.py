@@ -23,13 +23,14 @@ from django.core.management.base import CommandError
 from django.test import override_settings
 from django.utils import timezone
 
+from common.errors import PermissionDenied
 from ledger.models import Account
 from ledger.selectors import account_balance_u, user_balance_u
 from tests.conftest import assert_ledger_invariants
 from tests.factories import UserFactory, fund
 from tests.proof.conftest import run_threads, staff_user
 from withdrawals.adapters import COMPLETED, FAILED, PENDING, UNKNOWN, PayoutStatus
-from withdrawals.exceptions import InvalidTransition, PayoutInFlight, PermissionRefused
+from withdrawals.exceptions import InvalidTransition, PayoutInFlight
 from withdrawals.models import SimulatedPayout, Withdrawal
 from withdrawals.services import (
     withdrawal_complete,
@@ -196,7 +197,8 @@ def test_mark_failed_during_a_slow_run_never_refunds_a_paid_withdrawal():
     for bettor in bettors:
         fund(bettor, 25 * USDC)
     ids = [
-        withdrawal_request(user=bettor, amount_u=10 * USDC, destination=ADDRESS, source="api").pk for bettor in bettors
+        withdrawal_request(user=bettor, amount_u=10 * USDC, destination=ADDRESS, source="api")[0].pk
+        for bettor in bettors
     ]
     finance = staff_user(email="finance@example.com", perms=["withdrawals.fail_withdrawal"], group="finance-proof")
     staff_outcomes: dict[int, str] = {}
@@ -269,8 +271,8 @@ def test_mark_failed_during_a_slow_run_never_refunds_a_paid_withdrawal():
 
 @pytest.mark.django_db
 def test_payout_reference_is_a_fresh_uuid_not_the_row_id(funded_bettor):
-    first = withdrawal_request(user=funded_bettor, amount_u=USDC, destination=ADDRESS, source="api")
-    second = withdrawal_request(user=funded_bettor, amount_u=USDC, destination=ADDRESS, source="api")
+    first, _ = withdrawal_request(user=funded_bettor, amount_u=USDC, destination=ADDRESS, source="api")
+    second, _ = withdrawal_request(user=funded_bettor, amount_u=USDC, destination=ADDRESS, source="api")
     for withdrawal in (first, second):
         assert str(uuid.UUID(withdrawal.reference)) == withdrawal.reference == withdrawal.payout_reference
         assert withdrawal.reference != str(withdrawal.pk)
@@ -291,7 +293,7 @@ def test_the_same_id_in_another_epoch_gets_another_reference(funded_bettor):
 @pytest.mark.django_db
 def test_a_withdrawal_whose_id_the_custodian_already_paid_before_a_restore_is_paid_for_real(funded_bettor):
     # given: the custodian's history from before a restore holds a paid payout under this id ("1" then)
-    withdrawal = withdrawal_request(user=funded_bettor, amount_u=3 * USDC, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=3 * USDC, destination=ADDRESS, source="api")
     SimulatedPayout.objects.create(
         reference=str(withdrawal.pk), destination=ADDRESS, amount_u=7 * USDC, tx_hash="0xold", state=COMPLETED
     )
@@ -315,12 +317,12 @@ def test_migration_keeps_the_id_reference_of_rows_that_existed_before_it(funded_
     from django.apps import apps
 
     migration = import_module("withdrawals.migrations.0005_payout_reference")
-    legacy = withdrawal_request(user=funded_bettor, amount_u=USDC, destination=ADDRESS, source="api")
+    legacy, _ = withdrawal_request(user=funded_bettor, amount_u=USDC, destination=ADDRESS, source="api")
     Withdrawal.objects.filter(pk=legacy.pk).update(payout_reference=None)
     migration.references_from_ids(apps, None)
     assert Withdrawal.objects.get(pk=legacy.pk).reference == str(legacy.pk)
     # and rolling back is refused while a PROCESSING row carries a UUID reference
-    fresh = withdrawal_request(user=funded_bettor, amount_u=USDC, destination=ADDRESS, source="api")
+    fresh, _ = withdrawal_request(user=funded_bettor, amount_u=USDC, destination=ADDRESS, source="api")
     migration.refuse_if_uuid_references_in_flight(apps, None)  # QUEUED: fine
     Withdrawal.objects.filter(pk=fresh.pk).update(status="PROCESSING")
     with pytest.raises(RuntimeError, match="pay them twice"):
@@ -334,9 +336,9 @@ def test_migration_keeps_the_id_reference_of_rows_that_existed_before_it(funded_
 @pytest.mark.django_db
 def test_reconcile_names_a_withdrawal_refunded_here_and_paid_at_the_custodian(funded_bettor):
     # given: a clean system with one paid and one refunded withdrawal
-    paid = withdrawal_request(user=funded_bettor, amount_u=2 * USDC, destination=ADDRESS, source="api")
+    paid, _ = withdrawal_request(user=funded_bettor, amount_u=2 * USDC, destination=ADDRESS, source="api")
     withdrawals_process(source="beat")
-    refunded = withdrawal_request(user=funded_bettor, amount_u=3 * USDC, destination=ADDRESS, source="api")
+    refunded, _ = withdrawal_request(user=funded_bettor, amount_u=3 * USDC, destination=ADDRESS, source="api")
     withdrawal_fail(withdrawal_id=refunded.pk, reason="customer asked", source="cli")
     ok, out = _reconcile()
     assert ok, out
@@ -362,7 +364,7 @@ def test_reconcile_names_a_withdrawal_refunded_here_and_paid_at_the_custodian(fu
 @pytest.mark.money
 @pytest.mark.django_db
 def test_reconcile_names_a_completed_withdrawal_the_custodian_never_paid(funded_bettor):
-    withdrawal = withdrawal_request(user=funded_bettor, amount_u=2 * USDC, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=2 * USDC, destination=ADDRESS, source="api")
     withdrawals_process(source="beat")
     SimulatedPayout.objects.filter(reference=withdrawal.reference).delete()
     ok, out = _reconcile()
@@ -402,7 +404,7 @@ def scripted(settings):
 
 def _in_flight(user, amount_u: int = 4 * USDC) -> Withdrawal:
     """A withdrawal whose send started and whose answer never came (the worker died, or timed out)."""
-    withdrawal = withdrawal_request(user=user, amount_u=amount_u, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=user, amount_u=amount_u, destination=ADDRESS, source="api")
     now = timezone.now()
     Withdrawal.objects.filter(pk=withdrawal.pk).update(
         status="PROCESSING", send_started_at=now, processing_started_at=now, lease_until=now, attempts=1
@@ -413,7 +415,7 @@ def _in_flight(user, amount_u: int = 4 * USDC) -> Withdrawal:
 @pytest.mark.money
 @pytest.mark.django_db
 def test_mark_failed_on_queued_refunds_at_once(funded_bettor, scripted):
-    withdrawal = withdrawal_request(user=funded_bettor, amount_u=4 * USDC, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=4 * USDC, destination=ADDRESS, source="api")
     failed = withdrawal_fail(withdrawal_id=withdrawal.pk, reason="customer asked", source="cli")
     assert (failed.status, failed.needs_reconciliation) == ("FAILED", False)
     assert user_balance_u(user_id=funded_bettor.pk) == 100 * USDC
@@ -444,9 +446,9 @@ def test_mark_failed_on_in_flight_flags_for_reconciliation_and_refunds_nothing(f
 def test_mark_failed_without_the_permission_changes_nothing(funded_bettor, scripted):
     withdrawal = _in_flight(funded_bettor)
     clerk = staff_user(email="clerk@example.com", perms=["withdrawals.view_withdrawal"], group="viewers-proof")
-    with pytest.raises(PermissionRefused):
+    with pytest.raises(PermissionDenied):
         withdrawal_fail(withdrawal_id=withdrawal.pk, reason="x", source="admin", acting_user=clerk)
-    with pytest.raises(PermissionRefused):
+    with pytest.raises(PermissionDenied):
         withdrawal_resolve(withdrawal_id=withdrawal.pk, source="admin", acting_user=clerk)
     assert not Withdrawal.objects.get(pk=withdrawal.pk).needs_reconciliation
 
@@ -560,7 +562,7 @@ def test_resolve_when_the_custodian_cannot_be_asked_changes_nothing(funded_betto
 def test_the_claim_is_rechecked_under_the_lock_before_a_resumed_send(funded_bettor, scripted, monkeypatch):
     # given: a resumed item whose custodian status is unknown; between the status answer and the send,
     # staff flag it (the window the old code's check-then-act left open)
-    from withdrawals import services
+    from withdrawals.services import payouts as services
 
     withdrawal = _in_flight(funded_bettor)
     real_status = _ScriptedAdapter.status

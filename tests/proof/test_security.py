@@ -42,7 +42,7 @@ def two_bettors():
     fund(mallory, 20_000_000)
     round_open(code="20261223", force=True)
     bet, _ = bet_place(user=alice, side="UP", stake_u=1_000_000)
-    withdrawal = withdrawal_request(user=alice, amount_u=2_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=alice, amount_u=2_000_000, destination=ADDRESS, source="api")
     return alice, mallory, bet, withdrawal
 
 

@@ -22,6 +22,7 @@ from audit.models import AuditEvent
 from betting.exceptions import ActingForbidden
 from betting.models import Bet
 from betting.services import bet_place
+from common.errors import PermissionDenied
 from ledger.models import Account, LedgerEntry
 from ledger.selectors import account_balance_u, tvl_get, user_balance_u
 from ops.exceptions import PermissionRefused as SwitchRefused
@@ -31,7 +32,7 @@ from ops.services import circuit_breaker_reset, ops_emergency_stop
 from tests.betting.conftest import round_create
 from tests.conftest import api_client_for, assert_ledger_invariants
 from tests.factories import UserFactory, fund, role_user
-from withdrawals.exceptions import ApprovalRefused, PermissionRefused
+from withdrawals.exceptions import ApprovalRefused
 from withdrawals.models import PayoutAddress, Withdrawal
 from withdrawals.services import (
     payout_address_register,
@@ -241,7 +242,7 @@ def test_finance_to_an_unregistered_address_is_held_until_another_person_approve
     # the requester cannot approve it themself; another finance user or an operator can
     with pytest.raises(ApprovalRefused):
         withdrawal_approve(withdrawal_id=body["id"], acting_user=staff["finance"])
-    with pytest.raises(PermissionRefused):
+    with pytest.raises(PermissionDenied):
         withdrawal_approve(withdrawal_id=body["id"], acting_user=staff["auditor"])
     withdrawal_approve(withdrawal_id=body["id"], acting_user=staff["operator"], reason="called the bettor")
     assert withdrawals_process(source="cli").completed == [body["id"]]
@@ -259,7 +260,7 @@ def test_finance_to_a_registered_address_past_its_cooling_off_is_paid_without_ap
     assert response.status_code == 201, response.content
     assert (response.json()["destination"], response.json()["needs_approval"]) == (BETTOR_WALLET.lower(), False)
     # naming it in its checksum case is the same address
-    named = withdrawal_request(
+    named, _ = withdrawal_request(
         user=bettor,
         amount_u=700_000,
         destination=BETTOR_WALLET.upper().replace("0X", "0x"),
@@ -284,7 +285,7 @@ def test_finance_to_a_registered_address_still_in_its_cooling_off_is_held(bettor
     usable_from = dt.datetime.fromisoformat(registered.json()["usable_from"])
     assert dt.timedelta(hours=23, minutes=59) < usable_from - timezone.now() <= dt.timedelta(hours=24)
     # when: finance pays it out at once
-    withdrawal = withdrawal_request(
+    withdrawal, _ = withdrawal_request(
         user=bettor, amount_u=1_000_000, destination=BETTOR_WALLET, source="api", acting_user=staff["finance"]
     )
     # then: held; nothing paid
@@ -305,10 +306,10 @@ def test_a_bettors_own_withdrawal_registers_its_address_with_a_cooling_off(betto
     entry = PayoutAddress.objects.get(user=bettor)
     assert entry.address == BETTOR_WALLET.lower()
     # finance to that address right away: held (cooling-off); after it: paid
-    early = withdrawal_request(user=bettor, amount_u=500_000, source="api", acting_user=staff["finance"])
+    early, _ = withdrawal_request(user=bettor, amount_u=500_000, source="api", acting_user=staff["finance"])
     assert early.needs_approval is True  # the default (last payout address) is in its cooling-off
     with time_machine.travel(entry.usable_from + dt.timedelta(seconds=1), tick=False):
-        later = withdrawal_request(user=bettor, amount_u=500_000, source="api", acting_user=staff["finance"])
+        later, _ = withdrawal_request(user=bettor, amount_u=500_000, source="api", acting_user=staff["finance"])
         assert (later.destination, later.needs_approval) == (BETTOR_WALLET.lower(), False)
         assert withdrawals_process(source="cli").completed == [own.json()["id"], later.pk]
     assert user_balance_u(user_id=bettor.pk) == 8_000_000
@@ -318,7 +319,7 @@ def test_a_bettors_own_withdrawal_registers_its_address_with_a_cooling_off(betto
 def test_a_registered_address_does_not_lift_the_amount_threshold(bettor, staff, settings):
     settings.WITHDRAWAL_APPROVAL_THRESHOLD_U = 1_000_000
     _registered_long_ago(bettor)
-    withdrawal = withdrawal_request(
+    withdrawal, _ = withdrawal_request(
         user=bettor, amount_u=1_000_001, destination=BETTOR_WALLET, source="api", acting_user=staff["finance"]
     )
     assert withdrawal.needs_approval is True
@@ -367,7 +368,7 @@ def test_the_services_refuse_the_wrong_role_whatever_the_door(bettor, staff):
     before = _written()
     for source in ("api", "admin", "cli"):
         for role in ("auditor", "operator"):
-            with pytest.raises(PermissionRefused):
+            with pytest.raises(PermissionDenied):
                 withdrawal_request(
                     user=bettor, amount_u=500_000, destination=BETTOR_WALLET, source=source, acting_user=staff[role]
                 )
@@ -381,7 +382,7 @@ def test_the_services_refuse_the_wrong_role_whatever_the_door(bettor, staff):
     # a non-staff user holding the permission (a mis-assigned group) is refused too
     outsider = UserFactory()
     outsider.groups.add(*staff["finance"].groups.all())
-    with pytest.raises(PermissionRefused):
+    with pytest.raises(PermissionDenied):
         withdrawal_request(
             user=bettor, amount_u=500_000, source="api", acting_user=type(outsider).objects.get(pk=outsider.pk)
         )

@@ -129,7 +129,7 @@ class MoneyMachine(RuleBasedStateMachine):
             with pytest.raises(InsufficientFunds):
                 withdrawal_request(user=self.users[user], amount_u=amount, destination=ADDRESS, source="api")
             return
-        withdrawal = withdrawal_request(user=self.users[user], amount_u=amount, destination=ADDRESS, source="api")
+        withdrawal, _ = withdrawal_request(user=self.users[user], amount_u=amount, destination=ADDRESS, source="api")
         self.cash[user] -= amount
         self.pending += amount
         self.queued.append((withdrawal.pk, user, amount))

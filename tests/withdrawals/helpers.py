@@ -2,7 +2,7 @@ import json
 import time
 import uuid
 
-from withdrawals.services import webhook_signature
+from withdrawals.webhooks import webhook_signature
 
 ADDRESS = "0x" + "ab" * 20
 

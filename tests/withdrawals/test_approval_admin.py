@@ -3,12 +3,13 @@ from django.contrib.auth.models import Permission
 from django.test import Client, override_settings
 
 from audit.models import AuditEvent
+from common.errors import PermissionDenied
 from ledger.models import Account
 from ledger.selectors import account_balance_u, tvl_get, user_balance_u
 from tests.conftest import assert_ledger_invariants
 from tests.factories import UserFactory, fund
 from tests.withdrawals.helpers import ADDRESS
-from withdrawals.exceptions import ApprovalRefused, InvalidTransition, PermissionRefused
+from withdrawals.exceptions import ApprovalRefused, InvalidTransition
 from withdrawals.models import Withdrawal
 from withdrawals.services import withdrawal_approve, withdrawal_request, withdrawals_process
 
@@ -36,8 +37,8 @@ def rich_bettor(db):
 
 @override_settings(WITHDRAWAL_APPROVAL_THRESHOLD_U=10_000_000)
 def test_at_threshold_no_approval_above_it_waits(rich_bettor):
-    at = withdrawal_request(user=rich_bettor, amount_u=10_000_000, destination=ADDRESS, source="api")
-    above = withdrawal_request(user=rich_bettor, amount_u=10_000_001, destination=ADDRESS, source="api")
+    at, _ = withdrawal_request(user=rich_bettor, amount_u=10_000_000, destination=ADDRESS, source="api")
+    above, _ = withdrawal_request(user=rich_bettor, amount_u=10_000_001, destination=ADDRESS, source="api")
     assert (at.needs_approval, above.needs_approval) == (False, True)
     report = withdrawals_process(source="cli")
     assert report.completed == [at.pk]
@@ -47,7 +48,7 @@ def test_at_threshold_no_approval_above_it_waits(rich_bettor):
 
 @override_settings(WITHDRAWAL_APPROVAL_THRESHOLD_U=10_000_000)
 def test_another_staff_user_approves_then_it_is_paid(rich_bettor):
-    withdrawal = withdrawal_request(user=rich_bettor, amount_u=20_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=rich_bettor, amount_u=20_000_000, destination=ADDRESS, source="api")
     approver = _approver()
     approved = withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=approver, reason="KYC ok")
     assert approved.approved_by == approver and approved.approved_at is not None
@@ -61,7 +62,7 @@ def test_another_staff_user_approves_then_it_is_paid(rich_bettor):
 @override_settings(WITHDRAWAL_APPROVAL_THRESHOLD_U=10_000_000)
 def test_the_requester_cannot_approve(rich_bettor):
     requester = _staff("approve_withdrawal", "request_withdrawal_on_behalf", "view_withdrawal")
-    withdrawal = withdrawal_request(
+    withdrawal, _ = withdrawal_request(
         user=rich_bettor, amount_u=20_000_000, destination=ADDRESS, source="api", acting_user=requester
     )
     with pytest.raises(ApprovalRefused) as refused:
@@ -74,25 +75,25 @@ def test_the_requester_cannot_approve(rich_bettor):
 def test_staff_cannot_approve_their_own_withdrawal():
     staff = _approver()
     fund(staff, 30_000_000)
-    withdrawal = withdrawal_request(user=staff, amount_u=20_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=staff, amount_u=20_000_000, destination=ADDRESS, source="api")
     with pytest.raises(ApprovalRefused):
         withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=staff)
 
 
 @override_settings(WITHDRAWAL_APPROVAL_THRESHOLD_U=10_000_000)
 def test_approval_needs_the_permission_and_staff(rich_bettor):
-    withdrawal = withdrawal_request(user=rich_bettor, amount_u=20_000_000, destination=ADDRESS, source="api")
-    with pytest.raises(PermissionRefused):
+    withdrawal, _ = withdrawal_request(user=rich_bettor, amount_u=20_000_000, destination=ADDRESS, source="api")
+    with pytest.raises(PermissionDenied):
         withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=_staff("view_withdrawal"))
-    with pytest.raises(PermissionRefused):
+    with pytest.raises(PermissionDenied):
         withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=UserFactory())
     assert Withdrawal.objects.get(pk=withdrawal.pk).approved_by is None
 
 
 @override_settings(WITHDRAWAL_APPROVAL_THRESHOLD_U=10_000_000)
 def test_approving_twice_or_a_small_one_is_refused(rich_bettor):
-    small = withdrawal_request(user=rich_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
-    large = withdrawal_request(user=rich_bettor, amount_u=20_000_000, destination=ADDRESS, source="api")
+    small, _ = withdrawal_request(user=rich_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
+    large, _ = withdrawal_request(user=rich_bettor, amount_u=20_000_000, destination=ADDRESS, source="api")
     with pytest.raises(InvalidTransition):
         withdrawal_approve(withdrawal_id=small.pk, acting_user=_approver())
     withdrawal_approve(withdrawal_id=large.pk, acting_user=_approver())
@@ -103,7 +104,7 @@ def test_approving_twice_or_a_small_one_is_refused(rich_bettor):
 
 @override_settings(WITHDRAWAL_APPROVAL_THRESHOLD_U=10_000_000, WITHDRAWAL_APPROVALS_REQUIRED=2)
 def test_two_approvals_from_two_different_staff_users(rich_bettor):
-    withdrawal = withdrawal_request(user=rich_bettor, amount_u=20_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=rich_bettor, amount_u=20_000_000, destination=ADDRESS, source="api")
     first, second = _approver(), _approver()
     withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=first)
     assert withdrawals_process(source="cli").claimed == 0  # one approval is not enough
@@ -118,7 +119,7 @@ def test_two_approvals_from_two_different_staff_users(rich_bettor):
 
 @override_settings(WITHDRAWAL_APPROVAL_THRESHOLD_U=10_000_000)
 def test_a_waiting_withdrawal_can_still_be_cancelled(rich_bettor, api):
-    withdrawal = withdrawal_request(user=rich_bettor, amount_u=20_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=rich_bettor, amount_u=20_000_000, destination=ADDRESS, source="api")
     assert api(rich_bettor).post(f"/api/v1/withdrawals/{withdrawal.pk}/cancel").status_code == 200
     assert user_balance_u(user_id=rich_bettor.pk) == 50_000_000_000
 
@@ -154,7 +155,7 @@ def test_admin_lists_and_searches_withdrawals_and_deposits(funded_bettor):
 
 @override_settings(WITHDRAWAL_APPROVAL_THRESHOLD_U=10_000_000)
 def test_admin_approve_asks_for_confirmation_and_reason_then_audits(rich_bettor):
-    withdrawal = withdrawal_request(user=rich_bettor, amount_u=20_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=rich_bettor, amount_u=20_000_000, destination=ADDRESS, source="api")
     approver = _approver()
     client = _admin_client(approver)
     page = client.post(CHANGELIST, {"action": "approve", "_selected_action": [withdrawal.pk]})
@@ -181,7 +182,7 @@ def test_admin_approve_asks_for_confirmation_and_reason_then_audits(rich_bettor)
 @override_settings(WITHDRAWAL_APPROVAL_THRESHOLD_U=10_000_000)
 def test_admin_approving_own_request_is_a_red_message(rich_bettor):
     approver = _staff("approve_withdrawal", "request_withdrawal_on_behalf", "view_withdrawal")
-    withdrawal = withdrawal_request(
+    withdrawal, _ = withdrawal_request(
         user=rich_bettor, amount_u=20_000_000, destination=ADDRESS, source="admin", acting_user=approver
     )
     response = _admin_client(approver).post(
@@ -195,7 +196,7 @@ def test_admin_approving_own_request_is_a_red_message(rich_bettor):
 
 
 def test_admin_actions_are_permission_gated(funded_bettor):
-    withdrawal = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
     viewer = _staff("view_withdrawal")
     client = _admin_client(viewer)
     page = client.get(CHANGELIST)
@@ -210,7 +211,7 @@ def test_admin_actions_are_permission_gated(funded_bettor):
 
 
 def test_admin_process_now_pays_and_audits(funded_bettor):
-    withdrawal = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
     operator = _staff("process_withdrawal", "view_withdrawal")
     client = _admin_client(operator)
     assert client.post(CHANGELIST, {"action": "process_now", "_selected_action": [withdrawal.pk]}).status_code == 200
@@ -228,7 +229,7 @@ def test_admin_process_now_pays_and_audits(funded_bettor):
 def test_admin_mark_failed_refunds_with_reason_and_audits(funded_bettor, django_capture_on_commit_callbacks):
     from django.core import mail
 
-    withdrawal = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
     finance = _staff("fail_withdrawal", "view_withdrawal")
     with django_capture_on_commit_callbacks(execute=True):
         _admin_client(finance).post(
@@ -254,10 +255,10 @@ def test_admin_mark_failed_refunds_with_reason_and_audits(funded_bettor, django_
 
 
 def test_admin_mark_failed_on_processing_flags_it_and_resolve_settles_it(funded_bettor, monkeypatch):
-    from withdrawals import services
+    from withdrawals.services import payouts as services
 
     # given: a payout sent whose answer never got recorded (the worker died in between)
-    withdrawal = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
     monkeypatch.setattr(services, "withdrawal_complete", lambda **kwargs: (_ for _ in ()).throw(RuntimeError()))
     withdrawals_process(source="beat")
     monkeypatch.undo()

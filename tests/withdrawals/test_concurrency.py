@@ -55,7 +55,9 @@ def test_ten_concurrent_deliveries_credit_once():
 def test_two_processors_side_by_side_pay_each_withdrawal_once():
     bettor = UserFactory()
     fund(bettor, 100_000_000)
-    ids = [withdrawal_request(user=bettor, amount_u=1_000_000, destination=ADDRESS, source="api").pk for _ in range(8)]
+    ids = [
+        withdrawal_request(user=bettor, amount_u=1_000_000, destination=ADDRESS, source="api")[0].pk for _ in range(8)
+    ]
     reports = _race(4, lambda index: withdrawals_process(source="beat", limit=3))
     completed = sorted(pk for report in reports for pk in report.completed)
     assert completed == sorted(ids)
@@ -70,7 +72,7 @@ def test_parallel_requests_never_overdraw():
     bettor = UserFactory()
     fund(bettor, 5_000_000)
     results = _race(
-        8, lambda index: withdrawal_request(user=bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
+        8, lambda index: withdrawal_request(user=bettor, amount_u=1_000_000, destination=ADDRESS, source="api")[0]
     )
     queued = [r for r in results if isinstance(r, Withdrawal)]
     assert len(queued) == 5

@@ -11,7 +11,7 @@ from tests.conftest import assert_ledger_invariants
 from tests.factories import UserFactory
 from tests.withdrawals.helpers import post_webhook, webhook_body
 from withdrawals.models import Deposit, DepositIntent
-from withdrawals.services import webhook_signature
+from withdrawals.webhooks import webhook_signature
 
 pytestmark = [pytest.mark.money, pytest.mark.django_db]
 

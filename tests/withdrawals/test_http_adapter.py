@@ -135,7 +135,7 @@ def test_5xx_and_unreachable_leave_the_outcome_unknown(custody):
 @pytest.mark.money
 @pytest.mark.django_db
 def test_process_through_http_completes(custody, funded_bettor):
-    withdrawal = withdrawal_request(user=funded_bettor, amount_u=3_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=3_000_000, destination=ADDRESS, source="api")
     assert withdrawals_process(source="cli").completed == [withdrawal.pk]
     assert Withdrawal.objects.get(pk=withdrawal.pk).tx_hash == custody.payouts[withdrawal.payout_reference]["tx_hash"]
     assert account_balance_u(code=Account.EXTERNAL_WITHDRAWALS) == 3_000_000
@@ -146,7 +146,7 @@ def test_process_through_http_completes(custody, funded_bettor):
 @pytest.mark.django_db
 def test_process_through_http_4xx_fails_and_refunds(custody, funded_bettor):
     custody.mode = "reject"
-    withdrawal = withdrawal_request(user=funded_bettor, amount_u=3_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=3_000_000, destination=ADDRESS, source="api")
     assert withdrawals_process(source="cli").failed == [withdrawal.pk]
     assert "sanctioned" in Withdrawal.objects.get(pk=withdrawal.pk).failure_reason
     assert user_balance_u(user_id=funded_bettor.pk) == 100_000_000
@@ -159,7 +159,7 @@ def test_process_through_http_4xx_fails_and_refunds(custody, funded_bettor):
 def test_process_through_http_timeout_then_resume_asks_status_and_pays_once(custody, funded_bettor):
     # given: the custodian paid, but its answer was lost (timeout)
     custody.mode = "hang"
-    withdrawal = withdrawal_request(user=funded_bettor, amount_u=3_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=3_000_000, destination=ADDRESS, source="api")
     report = withdrawals_process(source="cli")
     assert report.in_flight == [withdrawal.pk]
     withdrawal.refresh_from_db()

@@ -163,8 +163,8 @@ def test_finance_with_unknown_user_id_is_404(api):
 def test_list_and_detail_show_only_own(funded_bettor, api):
     other = UserFactory()
     fund(other, 10_000_000)
-    mine = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
-    theirs = withdrawal_request(user=other, amount_u=2_000_000, destination=ADDRESS, source="api")
+    mine, _ = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
+    theirs, _ = withdrawal_request(user=other, amount_u=2_000_000, destination=ADDRESS, source="api")
     client = api(funded_bettor)
     assert [row["id"] for row in client.get("/api/v1/withdrawals").json()["results"]] == [mine.pk]
     assert client.get(f"/api/v1/withdrawals/{mine.pk}").json()["amount_u"] == 1_000_000
@@ -174,7 +174,7 @@ def test_list_and_detail_show_only_own(funded_bettor, api):
 
 
 def test_cancel_while_queued_refunds_exactly(funded_bettor, api):
-    withdrawal = withdrawal_request(user=funded_bettor, amount_u=7_000_001, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=7_000_001, destination=ADDRESS, source="api")
     assert tvl_get().pending_withdrawals_u == 7_000_001
     response = api(funded_bettor).post(f"/api/v1/withdrawals/{withdrawal.pk}/cancel")
     assert response.status_code == 200 and response.json()["status"] == "CANCELLED"
@@ -189,7 +189,7 @@ def test_cancel_while_queued_refunds_exactly(funded_bettor, api):
 def test_cancelling_someone_elses_is_404_and_writes_nothing(funded_bettor, api):
     other = UserFactory()
     fund(other, 10_000_000)
-    theirs = withdrawal_request(user=other, amount_u=2_000_000, destination=ADDRESS, source="api")
+    theirs, _ = withdrawal_request(user=other, amount_u=2_000_000, destination=ADDRESS, source="api")
     before = _written()
     response = api(funded_bettor).post(f"/api/v1/withdrawals/{theirs.pk}/cancel")
     assert response.status_code == 404
@@ -198,7 +198,7 @@ def test_cancelling_someone_elses_is_404_and_writes_nothing(funded_bettor, api):
 
 
 def test_cancelling_a_processing_or_completed_one_is_409(funded_bettor, api):
-    withdrawal = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
     withdrawals_process(source="cli")
     before = _written()
     response = api(funded_bettor).post(f"/api/v1/withdrawals/{withdrawal.pk}/cancel")
@@ -210,7 +210,7 @@ def test_cancelling_a_processing_or_completed_one_is_409(funded_bettor, api):
 
 
 def test_process_completes_pending_to_external(funded_bettor, django_capture_on_commit_callbacks):
-    withdrawal = withdrawal_request(user=funded_bettor, amount_u=30_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=30_000_000, destination=ADDRESS, source="api")
     report = withdrawals_process(source="cli")
     assert report.completed == [withdrawal.pk] and report.failed == []
     withdrawal.refresh_from_db()
@@ -225,7 +225,7 @@ def test_process_completes_pending_to_external(funded_bettor, django_capture_on_
 
 @override_settings(PAYOUT_SIMULATED_FAILURE_RATE=1.0)
 def test_rejected_payout_fails_refunds_and_emails(funded_bettor, django_capture_on_commit_callbacks):
-    withdrawal = withdrawal_request(user=funded_bettor, amount_u=30_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=30_000_000, destination=ADDRESS, source="api")
     with django_capture_on_commit_callbacks(execute=True):
         report = withdrawals_process(source="cli")
     assert report.failed == [withdrawal.pk]
@@ -242,7 +242,7 @@ def test_rejected_payout_fails_refunds_and_emails(funded_bettor, django_capture_
 
 
 def test_failing_a_completed_one_is_refused_and_writes_nothing(funded_bettor):
-    withdrawal = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
     withdrawals_process(source="cli")
     before = _written()
     with pytest.raises(InvalidTransition):
@@ -254,7 +254,7 @@ def test_failing_a_completed_one_is_refused_and_writes_nothing(funded_bettor):
 
 
 def test_completing_a_failed_one_is_refused_and_writes_nothing(funded_bettor):
-    withdrawal = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
     withdrawal_fail(withdrawal_id=withdrawal.pk, reason="compliance hold", source="cli")
     before = _written()
     with pytest.raises(InvalidTransition):
@@ -266,7 +266,7 @@ def test_completing_a_failed_one_is_refused_and_writes_nothing(funded_bettor):
 
 
 def test_fail_needs_a_reason(funded_bettor):
-    withdrawal = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
     with pytest.raises(InvalidTransition, match="reason"):
         withdrawal_fail(withdrawal_id=withdrawal.pk, reason="  ", source="cli")
     assert Withdrawal.objects.get(pk=withdrawal.pk).status == "QUEUED"
@@ -274,7 +274,7 @@ def test_fail_needs_a_reason(funded_bettor):
 
 def test_process_respects_limit_and_order(funded_bettor):
     ids = [
-        withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api").pk
+        withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")[0].pk
         for _ in range(3)
     ]
     call_command("process_withdrawals", "--limit", "2")
@@ -289,8 +289,10 @@ def test_process_respects_limit_and_order(funded_bettor):
 
 
 def test_emergency_stop_refuses_processing(funded_bettor, monkeypatch):
-    withdrawal = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
-    monkeypatch.setattr("withdrawals.services.betting_halt", lambda: Halt(code="emergency_stop", reason="drill"))
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
+    monkeypatch.setattr(
+        "withdrawals.services.payouts.betting_halt", lambda: Halt(code="emergency_stop", reason="drill")
+    )
     with pytest.raises(ProcessingHalted) as raised:
         withdrawals_process(source="cli")
     assert raised.value.code == "emergency_stop"
@@ -305,7 +307,9 @@ def test_emergency_stop_refuses_processing(funded_bettor, monkeypatch):
 
 def test_circuit_breaker_does_not_stop_payouts(funded_bettor, monkeypatch):
     withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
-    monkeypatch.setattr("withdrawals.services.betting_halt", lambda: Halt(code="circuit_breaker", reason="loss"))
+    monkeypatch.setattr(
+        "withdrawals.services.payouts.betting_halt", lambda: Halt(code="circuit_breaker", reason="loss")
+    )
     assert len(withdrawals_process(source="cli").completed) == 1
 
 
@@ -327,7 +331,8 @@ def test_beat_task_processes_a_batch(funded_bettor):
 
 
 def test_crash_after_send_before_record_is_resumed_by_status_and_never_paid_twice(funded_bettor, monkeypatch):
-    from withdrawals import adapters, services
+    from withdrawals import adapters
+    from withdrawals.services import payouts as services
 
     calls = {"send": 0, "status": 0}
     real_send, real_status = adapters.SimulatedPayoutAdapter.send, adapters.SimulatedPayoutAdapter.status
@@ -342,7 +347,7 @@ def test_crash_after_send_before_record_is_resumed_by_status_and_never_paid_twic
 
     monkeypatch.setattr(adapters.SimulatedPayoutAdapter, "send", counting_send)
     monkeypatch.setattr(adapters.SimulatedPayoutAdapter, "status", counting_status)
-    withdrawal = withdrawal_request(user=funded_bettor, amount_u=40_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=40_000_000, destination=ADDRESS, source="api")
 
     # given: the worker pays, then dies before recording it
     def crash(**kwargs):
@@ -385,7 +390,7 @@ def test_crash_after_send_before_record_is_resumed_by_status_and_never_paid_twic
 def test_crash_before_send_is_resumed_by_sending_once(funded_bettor, monkeypatch):
     from withdrawals import adapters
 
-    withdrawal = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
 
     def died(self, *args, **kwargs):
         raise RuntimeError("worker killed before send")
@@ -402,10 +407,10 @@ def test_crash_before_send_is_resumed_by_sending_once(funded_bettor, monkeypatch
 
 
 def test_manual_fail_of_an_in_flight_payout_is_refused_and_flagged(funded_bettor, monkeypatch):
-    from withdrawals import services
     from withdrawals.exceptions import PayoutInFlight
+    from withdrawals.services import payouts as services
 
-    withdrawal = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
     monkeypatch.setattr(services, "withdrawal_complete", lambda **kwargs: (_ for _ in ()).throw(RuntimeError()))
     withdrawals_process(source="beat")
     monkeypatch.undo()
@@ -461,7 +466,7 @@ def test_withdraw_and_deposit_commands_use_the_same_services(bettor, capsys):
 def test_the_real_emergency_stop_switch_halts_processing(funded_bettor):
     from ops.services import ops_emergency_stop
 
-    withdrawal = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
     ops_emergency_stop(active=True, reason="incident drill", source="cli")
     with pytest.raises(CommandError, match="emergency"):
         call_command("process_withdrawals")

@@ -24,7 +24,7 @@ class Command(BaseCommand):
         amount_u = parse_amount_u(amount)
         with command_errors():
             bettor = user_get_by_email(email=user)
-            withdrawal = withdrawal_request(
+            withdrawal, _ = withdrawal_request(
                 user=bettor, amount_u=amount_u, destination=destination, source="cli", from_shell=True
             )
         balance_u = user_balance_u(user_id=bettor.pk)

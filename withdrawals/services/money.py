@@ -1,0 +1,71 @@
+"""The ledger side of deposits and withdrawals: which accounts each movement names, under which key.
+
+Every movement is one `ledger_post`; one idempotency key per withdrawal for the way out of pending
+(`withdrawal:<id>:release`), so a withdrawal can never be both paid and refunded:
+
+    deposit:          external:deposits    -> user cash               deposit:<tx_id>
+    request:          user cash            -> withdrawals:pending     withdrawal:<id>:reserve
+    complete:         withdrawals:pending  -> external:withdrawals    withdrawal:<id>:release
+    fail / cancel:    withdrawals:pending  -> user cash               withdrawal:<id>:release
+
+This is the only module of the app that names ledger's `Account`, for its account codes and to lock
+a user's cash row; ledger's services do not expose either yet.
+"""
+
+from django.contrib.auth.base_user import AbstractBaseUser
+
+from ledger.models import Account
+from ledger.services import Line, account_ensure_user_cash, ledger_post
+from withdrawals.models import Deposit, Withdrawal
+
+
+def user_cash_ensure(*, user: AbstractBaseUser) -> str:
+    """The code of the user's cash account, created on first use."""
+    return account_ensure_user_cash(user=user).code
+
+
+def user_cash_lock(*, cash_code: str) -> None:
+    """Lock the user's cash row (inside the caller's transaction): the row `ledger_post` locks first anyway
+    (codes sort user: < withdrawals:), so taking it early serialises one user's requests."""
+    Account.objects.select_for_update(no_key=True).filter(code=cash_code).first()
+
+
+def deposit_post_credit(*, deposit: Deposit, cash_code: str, acting_user: AbstractBaseUser | None) -> None:
+    ledger_post(
+        [Line(cash_code, deposit.amount_u), Line(Account.EXTERNAL_DEPOSITS, -deposit.amount_u)],
+        ref_type="deposit",
+        ref_id=deposit.pk,
+        idempotency_key=f"deposit:{deposit.tx_id}",
+        acting_user=acting_user,
+    )
+
+
+def withdrawal_post_reserve(*, withdrawal: Withdrawal, cash_code: str, acting_user: AbstractBaseUser | None) -> None:
+    ledger_post(
+        [Line(cash_code, -withdrawal.amount_u), Line(Account.WITHDRAWALS_PENDING, withdrawal.amount_u)],
+        ref_type="withdrawal",
+        ref_id=withdrawal.pk,
+        idempotency_key=f"withdrawal:{withdrawal.pk}:reserve",
+        acting_user=acting_user,
+    )
+
+
+def withdrawal_post_payout(*, withdrawal: Withdrawal, acting_user: AbstractBaseUser | None) -> None:
+    """The custodian paid it: pending -> external:withdrawals."""
+    _release(withdrawal, to_account=Account.EXTERNAL_WITHDRAWALS, acting_user=acting_user)
+
+
+def withdrawal_post_refund(*, withdrawal: Withdrawal, acting_user: AbstractBaseUser | None) -> None:
+    """Cancelled or failed: pending -> the user's cash."""
+    _release(withdrawal, to_account=Account.user_cash_code(withdrawal.user_id), acting_user=acting_user)
+
+
+def _release(withdrawal: Withdrawal, *, to_account: str, acting_user: AbstractBaseUser | None) -> None:
+    """Move the amount out of pending. One key per withdrawal: paid or refunded, never both."""
+    ledger_post(
+        [Line(Account.WITHDRAWALS_PENDING, -withdrawal.amount_u), Line(to_account, withdrawal.amount_u)],
+        ref_type="withdrawal",
+        ref_id=withdrawal.pk,
+        idempotency_key=f"withdrawal:{withdrawal.pk}:release",
+        acting_user=acting_user,
+    )
