@@ -25,11 +25,6 @@ class InvalidWebhook(ApplicationError):
     status = 400
 
 
-class SimulationDisabled(ApplicationError):
-    code = "not_found"
-    status = 404
-
-
 class WithdrawalNotFound(WithdrawalError):
     code = "withdrawal_not_found"
     status = 404
@@ -61,8 +56,11 @@ class ApprovalRefused(WithdrawalError):
 
 
 class ProcessingHalted(WithdrawalError):
+    """The emergency stop is on. 423 Locked, as a bet refused by the same stop (betting.BettingHalted):
+    an operator locked the house; the same request may succeed once the stop is lifted."""
+
     code = "emergency_stop"
-    status = 409
+    status = 423
 
 
 class PayoutInFlight(WithdrawalError):

@@ -1,7 +1,7 @@
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
@@ -10,11 +10,11 @@ from withdrawals.exceptions import PayoutUnavailable, WithdrawalNotFound
 from withdrawals.models import Deposit, DepositIntent, PayoutAddress, Withdrawal
 
 
-def withdrawal_list(*, user: Any) -> QuerySet[Withdrawal]:
+def withdrawal_list(*, user: AbstractBaseUser) -> QuerySet[Withdrawal]:
     return Withdrawal.objects.filter(user=user).order_by("-id")
 
 
-def withdrawal_get(*, withdrawal_id: Any, user: Any = None) -> Withdrawal:
+def withdrawal_get(*, withdrawal_id: int, user: AbstractBaseUser | None = None) -> Withdrawal:
     """One withdrawal; with `user`, only that user's own (another user's is simply not found)."""
     rows = Withdrawal.objects.filter(pk=withdrawal_id)
     if user is not None:
@@ -25,15 +25,15 @@ def withdrawal_get(*, withdrawal_id: Any, user: Any = None) -> Withdrawal:
     return withdrawal
 
 
-def deposit_list(*, user: Any) -> QuerySet[Deposit]:
+def deposit_list(*, user: AbstractBaseUser) -> QuerySet[Deposit]:
     return Deposit.objects.filter(user=user).select_related("intent").order_by("-id")
 
 
-def deposit_intent_list(*, user: Any) -> QuerySet[DepositIntent]:
+def deposit_intent_list(*, user: AbstractBaseUser) -> QuerySet[DepositIntent]:
     return DepositIntent.objects.filter(user=user).order_by("-id")
 
 
-def destination_default(*, user: Any) -> str:
+def destination_default(*, user: AbstractBaseUser) -> str:
     """Where a withdrawal without an address goes: the user's last payout address, else the
     address their last deposit came from (funds go back where they came from), else ""."""
     last_destination = (
@@ -52,16 +52,16 @@ def destination_default(*, user: Any) -> str:
     ).first() or ""
 
 
-def payout_address_list(*, user: Any) -> QuerySet[PayoutAddress]:
+def payout_address_list(*, user: AbstractBaseUser) -> QuerySet[PayoutAddress]:
     return PayoutAddress.objects.filter(user=user).order_by("-id")
 
 
-def payout_address_find(*, user: Any, address: str) -> PayoutAddress | None:
+def payout_address_find(*, user: AbstractBaseUser, address: str) -> PayoutAddress | None:
     """The user's book entry for `address` (EVM addresses compare case-insensitively; the book is lower-case)."""
     return PayoutAddress.objects.filter(user=user, address=(address or "").lower()).first()
 
 
-def payout_address_default(*, user: Any) -> str:
+def payout_address_default(*, user: AbstractBaseUser) -> str:
     """The user's newest registered address that is past its cooling-off, else ""."""
     return (
         PayoutAddress.objects.filter(user=user, usable_from__lte=timezone.now())

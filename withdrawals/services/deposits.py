@@ -12,8 +12,9 @@ from django.db import transaction
 from audit.events import AuditAction
 from audit.services import audit_record
 from betting.selectors import user_get
+from common.errors import NotFound
 from ledger.services import amount_validate
-from withdrawals.exceptions import DepositConflict, InvalidWebhook, SimulationDisabled
+from withdrawals.exceptions import DepositConflict, InvalidWebhook
 from withdrawals.models import Deposit, DepositIntent
 from withdrawals.services.addresses import EVM_ADDRESS
 from withdrawals.services.money import deposit_post_credit, user_cash_ensure
@@ -116,7 +117,7 @@ def simulated_wallet_address(*, user_id: Any) -> str:
 def deposit_simulate(*, user_id: Any, amount_u: Any, tx_id: str = "") -> Deposit | None:
     """The dev-only simulator (runbook's /simulate/deposit_webhook). amount_u 0 credits nothing."""
     if not settings.SIMULATION_ENABLED:
-        raise SimulationDisabled("Not found.")
+        raise NotFound("Not found.")  # off: the simulator does not exist
     amount_validate(amount_u, allow_zero=True)
     user = user_get(user_id=user_id)
     if amount_u == 0:
