@@ -23,6 +23,7 @@ from django.db import IntegrityError, transaction
 from django.utils.module_loading import import_string
 
 from withdrawals.exceptions import PayoutRejected, PayoutUnavailable
+from withdrawals.models import SimulatedPayout
 
 UNKNOWN, PENDING, COMPLETED, FAILED = "unknown", "pending", "completed", "failed"
 
@@ -53,8 +54,6 @@ class SimulatedPayoutAdapter:
         self.delay_seconds = settings.PAYOUT_SIMULATED_DELAY_SECONDS if delay_seconds is None else delay_seconds
 
     def send(self, destination: str, amount_u: int, reference: str) -> str:
-        from withdrawals.models import SimulatedPayout
-
         existing = SimulatedPayout.objects.filter(reference=reference).first()
         if existing is None:
             if self.delay_seconds:
@@ -77,8 +76,6 @@ class SimulatedPayoutAdapter:
         return existing.tx_hash
 
     def status(self, reference: str, tx_hash: str = "") -> PayoutStatus:
-        from withdrawals.models import SimulatedPayout
-
         payout = SimulatedPayout.objects.filter(reference=reference).first()
         if payout is None:
             return PayoutStatus(UNKNOWN)
