@@ -57,7 +57,7 @@ def main() -> int:
     call_command("migrate", verbosity=0)
     code = "20250908"
     started = time.perf_counter()
-    round_ = round_open(code=code, force=True)
+    round_, _ = round_open(code=code, force=True)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO users (id, password, is_superuser, email, is_staff, is_active, date_joined) "
@@ -83,6 +83,7 @@ def main() -> int:
         ref_type="deposit",
         ref_id="bench",
         idempotency_key="bench:deposits",
+        max_line_u=1_000_000_000 * args.users,  # the world line carries every bench user's deposit
     )
     with transaction.atomic(), connection.cursor() as cursor:
         # Stakes 100 000 .. 1 099 999 u, sides alternating with a 3:2 tilt, users round-robin.

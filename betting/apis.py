@@ -99,7 +99,7 @@ class MeStatementApi(APIView):
 
 class BetOutputSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    round = serializers.CharField(source="round_code", help_text="The round's code, YYYYMMDD.")
+    round = serializers.CharField(source="round.code", help_text="The round's code, YYYYMMDD.")
     side = serializers.ChoiceField(choices=Bet.Side.choices)
     stake_u = serializers.IntegerField()
     status = serializers.ChoiceField(choices=Bet.Status.choices)

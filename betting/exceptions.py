@@ -1,4 +1,9 @@
-"""Why a bet is refused. Each refusal has a stable `code`; nothing is written when one is raised."""
+"""Why a bet is refused. Each refusal has a stable `code`; nothing is written when one is raised.
+
+The round's own refusals (round_not_open, betting_closed, no_current_round, unknown_round) are
+rounds.exceptions, raised by rounds.services.round_pool_raise; a bad key or a replayed one with
+another request, and a missing permission, are common.errors (one class per code).
+"""
 
 from common.errors import ApplicationError
 
@@ -40,42 +45,6 @@ class RoundStakeLimitExceeded(BettingError):
     status = 409
 
 
-class NoCurrentRound(BettingError):
-    code = "no_current_round"
-    status = 404
-
-
-class RoundNotOpen(BettingError):
-    """The round is LOCKED or SETTLED."""
-
-    code = "round_not_open"
-    status = 409
-
-
-class BettingClosed(BettingError):
-    """The round is still OPEN but its lock time has passed (the lock task is late): checked on the clock."""
-
-    code = "betting_closed"
-    status = 409
-
-
-class IdempotencyConflict(BettingError):
-    code = "idempotency_conflict"
-    status = 422
-
-
-class InvalidIdempotencyKey(BettingError):
-    code = "invalid_idempotency_key"
-    status = 400
-
-
 class UnknownBet(BettingError):
     code = "unknown_bet"
     status = 404
-
-
-class ActingForbidden(BettingError):
-    """Only a staff user with `betting.place_bet_on_behalf` (the operator role) may bet for another user."""
-
-    code = "permission_denied"
-    status = 403

@@ -24,8 +24,12 @@ def idempotency_key_validate(key: Any) -> str:
 
 
 def request_digest(payload: Any) -> str:
-    """What "the same request" means: the SHA-256 of the payload's canonical JSON (keys sorted)."""
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+    """What "the same request" means: the SHA-256 of the payload's canonical JSON (keys sorted).
+
+    json.dumps' default separators, as the ledger and bet digests already stored were made with:
+    a compact form would turn every retry of an older request into an idempotency_conflict.
+    """
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def replay_check(*, key: str, stored_digest: str, digest: str, what: str) -> None:

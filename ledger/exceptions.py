@@ -1,4 +1,15 @@
-from common.errors import ApplicationError
+from common.errors import ApplicationError, IdempotencyConflict
+
+# One class per code: a replayed key with another request is common.errors.IdempotencyConflict
+# (422) everywhere; the name stays importable here because callers of ledger_post catch it.
+__all__ = [
+    "IdempotencyConflict",
+    "InsufficientFunds",
+    "InvalidAmount",
+    "LedgerError",
+    "UnbalancedBatch",
+    "UnknownAccount",
+]
 
 
 class LedgerError(ApplicationError):
@@ -21,8 +32,3 @@ class UnknownAccount(LedgerError):
 class InsufficientFunds(LedgerError):
     code = "insufficient_funds"
     status = 409
-
-
-class IdempotencyConflict(LedgerError):
-    code = "idempotency_conflict"
-    status = 422

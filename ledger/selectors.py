@@ -11,6 +11,22 @@ def account_balance_u(*, code: str) -> int:
     return Account.objects.filter(code=code).values_list("balance_u", flat=True).first() or 0
 
 
+# Account codes other apps name in their lines (only the ledger knows how a code is spelled).
+HOUSE_ACCOUNT = Account.HOUSE
+
+
+def account_code_user_cash(*, user_id: Any) -> str:
+    return Account.user_cash_code(user_id)
+
+
+def account_code_round_pool(*, round_code: str) -> str:
+    return Account.round_pool_code(round_code)
+
+
+def account_exists(*, code: str) -> bool:
+    return Account.objects.filter(code=code).exists()
+
+
 def user_balance_u(*, user_id: Any) -> int:
     return account_balance_u(code=Account.user_cash_code(user_id))
 

@@ -4,21 +4,25 @@ Every movement of money is one balanced batch posted here, inside one database
 transaction, under an idempotency key: the same key twice posts once.
 """
 
-import hashlib
-import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.db.models import BigIntegerField, Case, F, Value, When
 from django.utils import timezone
 
+from audit.events import AuditAction
 from audit.services import audit_record
-from ledger.exceptions import IdempotencyConflict, InsufficientFunds, InvalidAmount, UnbalancedBatch, UnknownAccount
+from common.errors import permission_require
+from common.idempotency import replay_check, request_digest
+from ledger.exceptions import InsufficientFunds, InvalidAmount, UnbalancedBatch, UnknownAccount
 from ledger.models import Account, LedgerBatch, LedgerEntry
+
+User = get_user_model()  # betting.User, named without importing another app's models
 
 
 @dataclass(frozen=True)
@@ -27,8 +31,9 @@ class Line:
     amount_u: int
 
 
-@dataclass(frozen=True)
-class Posted:
+class Posted(NamedTuple):
+    """What a post made: the batch, and whether this call created it (False: a replay of its key)."""
+
     batch: LedgerBatch
     created: bool
 
@@ -44,58 +49,49 @@ def amount_validate(amount_u: Any, *, field: str = "amount_u", allow_zero: bool 
     return amount_u
 
 
-def _digest(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+# --- The rules of a batch, stated once -------------------------------------------------------
+# ledger_post applies them to lines it holds in Python; ledger_post_from_sql to the facts it reads
+# back from the entries it inserted (min, max, count, sum; the accounts going below zero). Both
+# paths call these functions, so the two cannot drift.
 
 
-def _replayed(idempotency_key: str, digest: str) -> LedgerBatch | None:
-    batch = LedgerBatch.objects.filter(idempotency_key=idempotency_key).first()
-    if batch is not None and batch.lines_digest != digest:
-        raise IdempotencyConflict(f"Idempotency key {idempotency_key!r} was already used for a different movement.")
-    return batch
+def _line_amount_check(amount_u: Any, *, max_line_u: int | None) -> None:
+    """Every line: a non-zero whole number of micro-USDC, at most `max_line_u` either way.
+
+    The bound is MAX_AMOUNT_U, the most one movement may carry, unless the caller names a
+    tighter or wider one for a batch of sums (a settlement: no line can exceed its pool).
+    """
+    limit_u = settings.MAX_AMOUNT_U if max_line_u is None else max_line_u
+    if isinstance(amount_u, bool) or not isinstance(amount_u, int) or amount_u == 0:
+        raise InvalidAmount("Every ledger line needs a non-zero whole number of micro-USDC.")
+    if abs(amount_u) > limit_u:
+        raise InvalidAmount(f"A ledger line must not exceed {limit_u} u.")
 
 
-def ledger_post(
-    lines: Iterable[Line | tuple[str, int]],
-    *,
-    ref_type: str,
-    ref_id: Any,
-    idempotency_key: str,
-    acting_user: Any = None,
-    memo: str = "",
-    allow_negative: frozenset[str] = frozenset(),
-) -> Posted:
-    """Post one balanced batch. Locks the touched accounts in code order; refuses overdrafts."""
-    lines = [line if isinstance(line, Line) else Line(*line) for line in lines]
-    for line in lines:
-        if isinstance(line.amount_u, bool) or not isinstance(line.amount_u, int) or line.amount_u == 0:
-            raise InvalidAmount("Every ledger line needs a non-zero whole number of micro-USDC.")
-        if abs(line.amount_u) > settings.MAX_AMOUNT_U:
-            raise InvalidAmount(f"A ledger line must not exceed {settings.MAX_AMOUNT_U} u.")
-    total = sum(line.amount_u for line in lines)
-    if len(lines) < 2 or total != 0:
+def _balanced_check(*, count: int, total: int) -> None:
+    if count < 2 or total != 0:
         raise UnbalancedBatch(f"A batch needs two or more lines summing to zero; these sum to {total}.")
-    net: dict[str, int] = defaultdict(int)
-    for line in lines:
-        net[line.account] += line.amount_u
-    ref_id = str(ref_id)
-    digest = _digest({"ref": [ref_type, ref_id], "lines": sorted((line.account, line.amount_u) for line in lines)})
-    outermost = not transaction.get_connection().in_atomic_block
-    try:
-        with transaction.atomic():
-            return _post(lines, net, ref_type, ref_id, idempotency_key, digest, acting_user, memo, allow_negative)
-    except IntegrityError:
-        # The key's unique index refused us because a twin committed first: answer with its batch.
-        batch = None if not outermost else _replayed(idempotency_key, digest)
-        if batch is None:
-            raise
-        return Posted(batch=batch, created=False)
 
 
-def _post(lines, net, ref_type, ref_id, idempotency_key, digest, acting_user, memo, allow_negative) -> Posted:
-    replayed = _replayed(idempotency_key, digest)
-    if replayed is not None:
-        return Posted(batch=replayed, created=False)
+def _overdraft_check(*, code: str, kind: str, balance_u: int, delta_u: int, allow_negative: frozenset[str]) -> None:
+    """Only money going OUT can overdraw: a credit to an account already below zero (the house after
+    a goodwill credit) is always accepted. World accounts may go negative; the house only when the
+    caller names it in `allow_negative` (a manual adjustment by finance)."""
+    if delta_u < 0 and balance_u + delta_u < 0 and kind != Account.Kind.EXTERNAL and code not in allow_negative:
+        raise InsufficientFunds(
+            f"Insufficient funds in {code}: balance {balance_u} u, needs {-delta_u} u.",
+            account=code,
+            balance_u=balance_u,
+        )
+
+
+def _batch_open(
+    *, idempotency_key: str, digest: str, ref_type: str, ref_id: str, memo: str, acting_user: User | None
+) -> Posted:
+    """Claim the key: the earlier batch of the same request (created=False), or a new empty batch."""
+    earlier = _earlier_batch(idempotency_key, digest)
+    if earlier is not None:
+        return earlier
     batch = LedgerBatch.objects.create(
         idempotency_key=idempotency_key,
         ref_type=ref_type,
@@ -104,6 +100,64 @@ def _post(lines, net, ref_type, ref_id, idempotency_key, digest, acting_user, me
         memo=memo,
         created_by=acting_user if getattr(acting_user, "pk", None) else None,
     )
+    return Posted(batch=batch, created=True)
+
+
+def _earlier_batch(idempotency_key: str, digest: str) -> Posted | None:
+    """The batch already posted under the key, if the same request made it; another request is 422."""
+    earlier = LedgerBatch.objects.filter(idempotency_key=idempotency_key).first()
+    if earlier is None:
+        return None
+    replay_check(key=idempotency_key, stored_digest=earlier.lines_digest, digest=digest, what="movement")
+    return Posted(batch=earlier, created=False)
+
+
+def ledger_post(
+    lines: Iterable[Line | tuple[str, int]],
+    *,
+    ref_type: str,
+    ref_id: Any,
+    idempotency_key: str,
+    acting_user: User | None = None,
+    memo: str = "",
+    allow_negative: frozenset[str] = frozenset(),
+    max_line_u: int | None = None,
+) -> Posted:
+    """Post one balanced batch. Locks the touched accounts in code order; refuses overdrafts."""
+    lines = [line if isinstance(line, Line) else Line(*line) for line in lines]
+    for line in lines:
+        _line_amount_check(line.amount_u, max_line_u=max_line_u)
+    _balanced_check(count=len(lines), total=sum(line.amount_u for line in lines))
+    net: dict[str, int] = defaultdict(int)
+    for line in lines:
+        net[line.account] += line.amount_u
+    ref_id = str(ref_id)
+    digest = request_digest(
+        {"ref": [ref_type, ref_id], "lines": sorted((line.account, line.amount_u) for line in lines)}
+    )
+    outermost = not transaction.get_connection().in_atomic_block
+    try:
+        with transaction.atomic():
+            return _post(lines, net, ref_type, ref_id, idempotency_key, digest, acting_user, memo, allow_negative)
+    except IntegrityError:
+        # The key's unique index refused us because a twin committed first: answer with its batch.
+        earlier = _earlier_batch(idempotency_key, digest) if outermost else None
+        if earlier is None:
+            raise
+        return earlier
+
+
+def _post(lines, net, ref_type, ref_id, idempotency_key, digest, acting_user, memo, allow_negative) -> Posted:
+    posted = _batch_open(
+        idempotency_key=idempotency_key,
+        digest=digest,
+        ref_type=ref_type,
+        ref_id=ref_id,
+        memo=memo,
+        acting_user=acting_user,
+    )
+    if not posted.created:
+        return posted
     # FOR NO KEY UPDATE: does not block the FK checks (KEY SHARE) of concurrent entry inserts.
     accounts = {
         account.code: account
@@ -112,85 +166,122 @@ def _post(lines, net, ref_type, ref_id, idempotency_key, digest, acting_user, me
     for code in net:
         if code not in accounts:
             raise UnknownAccount(f"No ledger account {code!r}.")
-    for code, delta in net.items():
+    for code, delta_u in net.items():
         account = accounts[code]
-        # Only money going OUT can overdraw: a credit to an account already below zero (the house
-        # after a goodwill credit) is always accepted.
-        if (
-            delta < 0
-            and account.balance_u + delta < 0
-            and account.kind != Account.Kind.EXTERNAL
-            and code not in allow_negative
-        ):
-            raise InsufficientFunds(
-                f"Insufficient funds in {code}: balance {account.balance_u} u, needs {-delta} u.",
-                account=code,
-                balance_u=account.balance_u,
-            )
+        _overdraft_check(
+            code=code, kind=account.kind, balance_u=account.balance_u, delta_u=delta_u, allow_negative=allow_negative
+        )
     LedgerEntry.objects.bulk_create(
-        LedgerEntry(account_id=line.account, amount_u=line.amount_u, ref_type=ref_type, ref_id=ref_id, batch=batch)
+        LedgerEntry(
+            account_id=line.account, amount_u=line.amount_u, ref_type=ref_type, ref_id=ref_id, batch=posted.batch
+        )
         for line in lines
     )
     Account.objects.filter(code__in=list(net)).update(
         balance_u=F("balance_u")
         + Case(*(When(code=code, then=Value(delta)) for code, delta in net.items()), output_field=BigIntegerField())
     )
-    return Posted(batch=batch, created=True)
+    return posted
+
+
+def _lines_sql(
+    *, select_sql: str, user_cash_sql: str, params: Sequence[Any], lines: Sequence[Line]
+) -> tuple[str, list[Any]]:
+    """One SELECT of (account, amount_u) rows from the caller's pieces; only the ledger names its tables.
+
+    `user_cash_sql` yields (user_id, amount_u) rows: each user's total becomes one line on that
+    user's cash account (a user without one drops out, and the batch no longer balances).
+    """
+    if bool(select_sql) == bool(user_cash_sql):
+        raise ValueError("ledger_post_from_sql takes exactly one of select_sql or user_cash_sql")
+    if select_sql:
+        parts, all_params = [select_sql], list(params)
+    else:
+        parts = [
+            "SELECT a.code AS account, SUM(u.amount_u) AS amount_u "
+            f"FROM ({user_cash_sql}) u JOIN ledger_accounts a ON a.owner_id = u.user_id AND a.kind = %s GROUP BY a.code"
+        ]
+        all_params = [*params, Account.Kind.USER_CASH.value]
+    if lines and select_sql:
+        parts = [f"SELECT given.account, given.amount_u FROM ({select_sql}) given"]
+    for line in lines:
+        parts.append("SELECT CAST(%s AS VARCHAR(100)), CAST(%s AS BIGINT)")
+        all_params += [line.account, line.amount_u]
+    return " UNION ALL ".join(parts), all_params
 
 
 def ledger_post_from_sql(
     *,
-    select_sql: str,
-    params: Sequence[Any],
+    select_sql: str = "",
+    user_cash_sql: str = "",
+    params: Sequence[Any] = (),
+    lines: Sequence[Line] = (),
     ref_type: str,
     ref_id: Any,
     idempotency_key: str,
     memo: str = "",
-    acting_user: Any = None,
+    acting_user: User | None = None,
+    allow_negative: frozenset[str] = frozenset(),
+    max_line_u: int | None = None,
 ) -> Posted:
-    """Post one balanced batch whose lines come from a SELECT of (account, amount_u) rows.
+    """Post one balanced batch whose lines come from a SELECT, plus any fixed `lines`.
 
-    Set-based, for batches too large for Python (a settlement of a million bets):
-    the lines never leave the database and memory stays flat. Same rules as
-    ledger_post: balanced, accounts locked in code order, no overdraft, idempotent.
+    Set-based, for batches too large for Python (a settlement of a million bets): the lines
+    never leave the database and memory stays flat. The SELECT is either `select_sql` of
+    (account, amount_u) rows or `user_cash_sql` of (user_id, amount_u) rows (the ledger finds
+    the cash accounts); lines whose amount is 0 are left out. The same rules as ledger_post,
+    checked by the same functions: every line within `max_line_u` (MAX_AMOUNT_U), balanced, accounts locked
+    in code order, no overdraft outside `allow_negative`, and the key replays the same request
+    once (another request under it is IdempotencyConflict).
     """
+    fixed: list[Line] = []
+    for line in (line if isinstance(line, Line) else Line(*line) for line in lines):
+        if type(line.amount_u) is int and line.amount_u == 0:
+            continue  # left out like the SELECT's zero rows (a void round's house line)
+        _line_amount_check(line.amount_u, max_line_u=max_line_u)
+        fixed.append(line)
+    sql, all_params = _lines_sql(select_sql=select_sql, user_cash_sql=user_cash_sql, params=params, lines=fixed)
     ref_id = str(ref_id)
-    digest = _digest({"ref": [ref_type, ref_id], "sql": select_sql, "params": list(params)})
+    digest = request_digest({"ref": [ref_type, ref_id], "sql": sql, "params": all_params})
     with transaction.atomic():
-        replayed = _replayed(idempotency_key, digest)
-        if replayed is not None:
-            return Posted(batch=replayed, created=False)
-        batch = LedgerBatch.objects.create(
+        posted = _batch_open(
             idempotency_key=idempotency_key,
+            digest=digest,
             ref_type=ref_type,
             ref_id=ref_id,
-            lines_digest=digest,
             memo=memo,
-            created_by=acting_user if getattr(acting_user, "pk", None) else None,
+            acting_user=acting_user,
         )
+        if not posted.created:
+            return posted
+        batch_id = posted.batch.pk
         with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
+            if connection.vendor == "postgresql":  # SQLite: IMMEDIATE transactions already serialise writers
                 cursor.execute(
                     "SELECT count(*) FROM (SELECT 1 FROM ledger_accounts WHERE code IN "
-                    f"(SELECT account FROM ({select_sql}) lines) ORDER BY code FOR NO KEY UPDATE) locked",
-                    params,
+                    f"(SELECT account FROM ({sql}) lines) ORDER BY code FOR NO KEY UPDATE) locked",
+                    all_params,
                 )
             cursor.execute(
                 "INSERT INTO ledger_entries (account, amount_u, ref_type, ref_id, batch, ts) "
-                f"SELECT lines.account, lines.amount_u, %s, %s, %s, %s FROM ({select_sql}) lines "
+                f"SELECT lines.account, lines.amount_u, %s, %s, %s, %s FROM ({sql}) lines "
                 "WHERE lines.amount_u <> 0",
-                [ref_type, ref_id, batch.pk, timezone.now(), *params],
+                [ref_type, ref_id, batch_id, timezone.now(), *all_params],
             )
             cursor.execute(
-                "SELECT COALESCE(SUM(amount_u), 0), COUNT(*) FROM ledger_entries WHERE batch = %s", [batch.pk]
+                "SELECT COUNT(*), COALESCE(SUM(amount_u), 0), MIN(amount_u), MAX(amount_u) "
+                "FROM ledger_entries WHERE batch = %s",
+                [batch_id],
             )
-            total, count = cursor.fetchone()
-            if count < 2 or total != 0:
-                raise UnbalancedBatch(f"A batch needs two or more lines summing to zero; these sum to {total}.")
+            count, total, smallest_u, largest_u = cursor.fetchone()
+            if count:
+                _line_amount_check(int(smallest_u), max_line_u=max_line_u)
+                _line_amount_check(int(largest_u), max_line_u=max_line_u)
+            _balanced_check(count=count, total=int(total))
             cursor.execute(
                 "SELECT e.account FROM ledger_entries e LEFT JOIN ledger_accounts a ON a.code = e.account "
                 "WHERE e.batch = %s AND a.id IS NULL LIMIT 1",
-                [batch.pk],
+                [batch_id],
             )
             missing = cursor.fetchone()
             if missing:
@@ -198,55 +289,64 @@ def ledger_post_from_sql(
             moved = (
                 "(SELECT account, SUM(amount_u) AS total FROM ledger_entries WHERE batch = %s GROUP BY account) moved"
             )
+            # Only the accounts this batch would take below zero come back; the rule decides which may.
             cursor.execute(
-                f"SELECT a.code, a.balance_u, moved.total FROM ledger_accounts a JOIN {moved} "
-                "ON a.code = moved.account WHERE moved.total < 0 AND a.balance_u + moved.total < 0 "
-                "AND a.kind <> 'external' LIMIT 1",
-                [batch.pk],
+                f"SELECT a.code, a.kind, a.balance_u, moved.total FROM ledger_accounts a JOIN {moved} "
+                "ON a.code = moved.account WHERE moved.total < 0 AND a.balance_u + moved.total < 0",
+                [batch_id],
             )
-            overdrawn = cursor.fetchone()
-            if overdrawn:
-                code, balance_u, total = overdrawn
-                raise InsufficientFunds(f"Insufficient funds in {code}: balance {balance_u} u, needs {-total} u.")
+            for code, kind, balance_u, delta_u in cursor.fetchall():
+                _overdraft_check(
+                    code=code, kind=kind, balance_u=balance_u, delta_u=int(delta_u), allow_negative=allow_negative
+                )
             cursor.execute(
                 f"UPDATE ledger_accounts SET balance_u = ledger_accounts.balance_u + moved.total FROM {moved} "
                 "WHERE ledger_accounts.code = moved.account",
-                [batch.pk],
+                [batch_id],
             )
-    return Posted(batch=batch, created=True)
+    return posted
 
 
-def account_ensure(*, code: str, kind: str, owner: Any = None) -> Account:
-    account, _ = Account.objects.get_or_create(code=code, defaults={"kind": kind, "owner": owner})
+def account_ensure(*, code: str, kind: str, owner: User | None = None) -> tuple[Account, bool]:
+    """The account with this code, made if missing: (account, created)."""
+    return Account.objects.get_or_create(code=code, defaults={"kind": kind, "owner": owner})
+
+
+def account_ensure_round_pool(*, round_code: str) -> tuple[Account, bool]:
+    """The pool account of a round, where its stakes wait for the settlement."""
+    return account_ensure(code=Account.round_pool_code(round_code), kind=Account.Kind.ROUND_POOL)
+
+
+def account_ensure_user_cash(*, user: User) -> Account:
+    """The cash account every bettor has (its code is all callers need, so no `created`)."""
+    account, _ = account_ensure(code=Account.user_cash_code(user.pk), kind=Account.Kind.USER_CASH, owner=user)
     return account
-
-
-def account_ensure_user_cash(*, user: Any) -> Account:
-    return account_ensure(code=Account.user_cash_code(user.pk), kind=Account.Kind.USER_CASH, owner=user)
 
 
 def ledger_manual_adjust(
     *,
-    user: Any,
+    user: User,
     amount_u: int,
     direction: str,
     reason: str,
-    acting_user: Any,
+    acting_user: User | None,
     source: str,
     idempotency_key: str,
 ) -> Posted:
     """Finance staff credit or debit a user's cash against the house, with a reason. Audited.
 
     This is the one path that may take the house below zero (a goodwill credit
-    larger than the fees earned so far).
+    larger than the fees earned so far). `acting_user` None is the shell (the `adjust` command).
     """
+    if acting_user is not None:
+        permission_require(
+            acting_user, "ledger.manual_adjust", detail="You need the 'manual adjust' permission (finance)."
+        )
     amount_validate(amount_u)
     if direction not in ("credit", "debit"):
         raise InvalidAmount("Direction must be 'credit' or 'debit'.", code="invalid_direction")
     if not (reason or "").strip():
         raise InvalidAmount("A manual adjustment needs a reason.", code="reason_required")
-    if acting_user is not None and not acting_user.has_perm("ledger.manual_adjust"):
-        raise InvalidAmount("You need the 'manual adjust' permission (finance).", code="permission_denied", status=403)
     cash = account_ensure_user_cash(user=user).code
     sign = 1 if direction == "credit" else -1
     with transaction.atomic():
@@ -262,7 +362,7 @@ def ledger_manual_adjust(
         )
         if posted.created:
             audit_record(
-                action=f"ledger.manual_{direction}",
+                action=AuditAction.LEDGER_MANUAL_CREDIT if direction == "credit" else AuditAction.LEDGER_MANUAL_DEBIT,
                 source=source,
                 actor=acting_user,
                 object_type="account",

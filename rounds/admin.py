@@ -13,7 +13,7 @@ from django.db.models import Count
 from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call
 from common.errors import ApplicationError
 from rounds.models import Round, RoundSettlement
-from rounds.selectors import round_settlement_preview
+from rounds.selectors import round_settlement_preview, round_transition_refusal
 from rounds.services import round_lock, round_settle
 
 
@@ -122,14 +122,11 @@ class RoundAdmin(ReadOnlyAdmin):
         rows = []
         for round_ in rounds:
             row = ActionRow(round=round_)
-            if result is None:
-                if round_.status != Round.Status.OPEN:
-                    row.error = f"Round is {round_.status}: only an OPEN round can be locked."
-            elif round_.status != Round.Status.LOCKED:
-                row.error = (
-                    "Already settled." if round_.status == Round.Status.SETTLED else "Round is OPEN: lock it first."
-                )
-            else:
+            # The services own the transitions: ask them why not, rather than re-deriving the rule here.
+            refusal = round_transition_refusal(round_=round_, action="lock" if result is None else "settle")
+            if refusal is not None:
+                row.error = f"{refusal.detail} [{refusal.code}]"
+            elif result is not None:
                 try:
                     row.preview = round_settlement_preview(code=round_.code, result=result)
                 except ApplicationError as exc:

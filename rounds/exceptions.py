@@ -27,8 +27,30 @@ class InvalidTransition(RoundError):
     status = 409
 
 
+class RoundNotOpen(InvalidTransition):
+    """The round is LOCKED or SETTLED: it cannot be locked again and takes no bets."""
+
+    code = "round_not_open"
+
+
+class RoundNotLocked(InvalidTransition):
+    code = "round_not_locked"
+
+
 class RoundAlreadySettled(InvalidTransition):
     code = "round_already_settled"
+
+
+class BettingClosed(RoundError):
+    """The round is still OPEN but its lock time has passed (the lock task is late): checked on the clock."""
+
+    code = "betting_closed"
+    status = 409
+
+
+class NoCurrentRound(RoundError):
+    code = "no_current_round"
+    status = 404
 
 
 class NoOfficialClose(RoundError):
@@ -44,11 +66,6 @@ class InvalidResult(RoundError):
 class ReasonRequired(RoundError):
     code = "reason_required"
     status = 400
-
-
-class RoundPermissionDenied(RoundError):
-    code = "permission_denied"
-    status = 403
 
 
 class PoolMismatch(RoundError):

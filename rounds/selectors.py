@@ -1,16 +1,24 @@
 """Reads about rounds: lookups, the current round, settlement previews, verification."""
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
-from django.db import connection
+from django.db.models import QuerySet
 
-from betting.models import Bet
+from betting.selectors import bet_payout_preview, bet_payouts_iter, bet_round_totals
 from marketdata.oracle import ClosePrice
 from marketdata.selectors import official_close_get, reference_close_get, trading_day_previous
-from rounds.exceptions import InvalidResult, InvalidRoundCode, NoOfficialClose, UnknownRound
+from rounds.exceptions import (
+    InvalidResult,
+    InvalidRoundCode,
+    InvalidTransition,
+    NoOfficialClose,
+    RoundAlreadySettled,
+    RoundNotLocked,
+    RoundNotOpen,
+    UnknownRound,
+)
 from rounds.hashing import commit_hash_compute, settlement_digest_compute
 from rounds.models import Round, RoundSettlement
 
@@ -36,38 +44,47 @@ def round_get(*, code: str) -> Round:
     return round_
 
 
+def rounds_open() -> QuerySet[Round]:
+    """The OPEN rounds, earliest first: the first one is the current round, where a bet without a code goes."""
+    return Round.objects.filter(status=Round.Status.OPEN).order_by("code")
+
+
 def round_current() -> Round | None:
     """The round bettors see: the open one (earliest, if several are open), else the latest locked one."""
-    open_round = Round.objects.filter(status=Round.Status.OPEN).order_by("code").first()
+    open_round = rounds_open().first()
     if open_round is not None:
         return open_round
     return Round.objects.filter(status=Round.Status.LOCKED).order_by("-code").first()
 
 
+# --- Transitions -------------------------------------------------------------
+# OPEN -> LOCKED -> SETTLED. Stated here once: the services refuse with it, the admin asks it
+# why an action is not offered.
+
+
+def round_transition_refusal(*, round_: Round, action: str) -> InvalidTransition | None:
+    """Why `action` ("lock" or "settle") may not happen to the round now, or None when it may."""
+    if action == "lock":
+        if round_.status != Round.Status.OPEN:
+            return RoundNotOpen(f"Round {round_.code} is {round_.status}; only an OPEN round can be locked.")
+        return None
+    if action == "settle":
+        if round_.status == Round.Status.SETTLED:
+            return RoundAlreadySettled(
+                f"Round {round_.code} is already settled ({round_.result}); nothing was changed."
+            )
+        if round_.status != Round.Status.LOCKED:
+            return RoundNotLocked(f"Round {round_.code} is {round_.status}; lock it before settling.")
+        return None
+    raise ValueError(f"unknown round action {action!r}")
+
+
 # --- Settlement arithmetic ---------------------------------------------------
 # The payout rule (DESIGN.md): fee = floor(losing × fee_bps / 10 000); each winning
-# bet gets stake + floor(stake × (losing − fee) / winning); fee and rounding dust go
-# to the house. stake × (losing − fee) overflows BIGINT for ordinary amounts (a
-# 10 000 USDC stake against a 1 000 USDC pool is already > 2^63 u²), so the product
-# is taken in NUMERIC on PostgreSQL and in Python's unbounded ints on SQLite; the
-# quotient is at most the pool, which fits a BIGINT.
+# bet gets stake + floor(stake × (losing − fee) / winning) (betting.selectors holds that
+# per-bet SQL); fee and rounding dust go to the house.
 
 REQUESTED_RESULTS = ("AUTO", "UP", "DOWN", "VOID")
-BET_PAGE = 20_000
-
-
-def _muldiv(stake_u: int, numerator_u: int, denominator_u: int) -> int:
-    return stake_u * numerator_u // denominator_u
-
-
-def payout_extra_sql(stake_column: str = "stake_u") -> str:
-    """SQL for floor(stake × %s / %s): two parameters, (losing − fee) then winning pool."""
-    if connection.vendor == "postgresql":
-        # div() on numeric is the exact integer quotient (no rounding through a scale).
-        return f"div({stake_column}::numeric * %s, %s)::bigint"
-    connection.ensure_connection()
-    connection.connection.create_function("updown_muldiv", 3, _muldiv, deterministic=True)
-    return f"updown_muldiv({stake_column}, %s, %s)"
 
 
 @dataclass(frozen=True)
@@ -115,27 +132,13 @@ def result_validate(*, result: str) -> str:
     return text
 
 
-def round_pools_get(*, round_id: int) -> tuple[int, int, int, int]:
-    """(up_pool_u, down_pool_u, up_count, down_count) of the round's unsettled bets, from the bets table."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT side, COALESCE(SUM(stake_u), 0), COUNT(*) FROM bets WHERE round_id = %s AND status = %s "
-            "GROUP BY side",
-            [round_id, Bet.Status.PLACED],
-        )
-        rows = {side: (int(total), int(count)) for side, total, count in cursor.fetchall()}
-    up_u, up_n = rows.get(Bet.Side.UP, (0, 0))
-    down_u, down_n = rows.get(Bet.Side.DOWN, (0, 0))
-    return up_u, down_u, up_n, down_n
-
-
 def settlement_plan_get(*, round_: Round, result: str) -> SettlementPlan:
     """Which result applies and with which pools. AUTO without both closes raises NoOfficialClose."""
     requested = result_validate(result=result)
     day = round_code_parse(code=round_.code)
     close = official_close_get(symbol=round_.symbol, day=day)
     reference = reference_close_get(symbol=round_.symbol, day=day)
-    up_u, down_u, up_n, down_n = round_pools_get(round_id=round_.pk)
+    up_u, down_u, up_n, down_n = bet_round_totals(round_id=round_.pk)
     if requested == "AUTO":
         if close is None or reference is None:
             missing = " and ".join(
@@ -189,36 +192,19 @@ def round_settlement_preview(*, code: str, result: str) -> SettlementPreview:
     plan = settlement_plan_get(round_=round_, result=result)
     if plan.result == "VOID":
         return SettlementPreview(plan=plan, winners_count=0, paid_out_u=plan.pool_u, fee_u=0, dust_u=0)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT COUNT(*), COALESCE(SUM(stake_u + {payout_extra_sql()}), 0) FROM bets "
-            "WHERE round_id = %s AND status = %s AND side = %s",
-            [plan.distributable_u, plan.winning_pool_u, round_.pk, Bet.Status.PLACED, plan.result],
-        )
-        winners, paid = cursor.fetchone()
-    paid = int(paid)
+    winners, paid = bet_payout_preview(
+        round_id=round_.pk,
+        side=plan.result,
+        distributable_u=plan.distributable_u,
+        winning_pool_u=plan.winning_pool_u,
+    )
     return SettlementPreview(
         plan=plan,
-        winners_count=int(winners),
+        winners_count=winners,
         paid_out_u=paid,
         fee_u=plan.fee_u,
         dust_u=plan.pool_u - plan.fee_u - paid,
     )
-
-
-def round_payouts_iter(*, round_id: int) -> Iterator[tuple[int, int]]:
-    """(bet id, payout_u) of every bet of the round in id order, a page at a time (flat memory)."""
-    last_id = 0
-    while True:
-        page = list(
-            Bet.objects.filter(round_id=round_id, id__gt=last_id)
-            .order_by("id")
-            .values_list("id", "payout_u")[:BET_PAGE]
-        )
-        yield from page
-        if len(page) < BET_PAGE:
-            return
-        last_id = page[-1][0]
 
 
 @dataclass(frozen=True)
@@ -267,7 +253,7 @@ def round_verify(*, code: str) -> RoundVerification:
             up_pool_u=settlement.up_pool_u,
             down_pool_u=settlement.down_pool_u,
             fee_u=settlement.fee_u,
-            payouts=round_payouts_iter(round_id=round_.pk),
+            payouts=bet_payouts_iter(round_id=round_.pk),
         )
         digest_ok = computed_digest == round_.settlement_digest == settlement.digest
     return RoundVerification(

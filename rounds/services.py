@@ -6,38 +6,45 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from audit.events import AuditAction
 from audit.services import audit_record
-from betting.models import Bet
-from common.errors import ApplicationError
-from ledger.models import Account
-from ledger.selectors import account_balance_u
-from ledger.services import account_ensure, ledger_post_from_sql
+from betting.selectors import bet_payouts_by_user_sql, bet_payouts_iter
+from betting.settlement import bets_settle
+from common.errors import ApplicationError, permission_require
+from ledger.selectors import HOUSE_ACCOUNT, account_balance_u, account_code_round_pool
+from ledger.services import Line, account_ensure_round_pool, ledger_post_from_sql
 from marketdata.selectors import market_close_at, market_timezone, market_today, trading_day_get
 from ops.metrics import settlement_observed
 from rounds.exceptions import (
+    BettingClosed,
     InvalidTransition,
     MarketClosed,
+    NoCurrentRound,
     NoOfficialClose,
     PoolMismatch,
     ReasonRequired,
     RoundAlreadySettled,
-    RoundPermissionDenied,
+    RoundNotOpen,
     UnknownRound,
 )
 from rounds.hashing import commit_hash_compute, settlement_digest_compute
 from rounds.models import Round, RoundSettlement
 from rounds.selectors import (
-    payout_extra_sql,
     result_validate,
     round_code_parse,
-    round_payouts_iter,
+    round_current,
+    round_get,
+    round_transition_refusal,
+    rounds_open,
     settlement_plan_get,
 )
 
 logger = logging.getLogger(__name__)
+User = get_user_model()  # betting.User, named without importing another app's models
 
 RULE_VERSION = 1
 LOCK_BEFORE_CLOSE = timedelta(seconds=1)
@@ -56,8 +63,12 @@ def _chain_lock() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [0x524F554E44])  # "ROUND"
 
 
-def round_open(*, code: str, force: bool = False, acting_user=None, source: str = "system", reason: str = "") -> Round:
-    """Open the round of trading day `code` with its pool account. Idempotent: an existing round is returned.
+def round_open(
+    *, code: str, force: bool = False, acting_user: User | None = None, source: str = "system", reason: str = ""
+) -> tuple[Round, bool]:
+    """Open the round of trading day `code` with its pool account: (round, created).
+
+    Idempotent: an existing round is returned with created=False.
 
     lock_at is one second before the close (15:59:59 ET, 12:59:59 on early-close
     days), settle_at five minutes after it. Weekends and market holidays are
@@ -67,7 +78,7 @@ def round_open(*, code: str, force: bool = False, acting_user=None, source: str 
     code = day.strftime("%Y%m%d")
     existing = Round.objects.filter(code=code).first()
     if existing is not None:
-        return existing
+        return existing, False
     close_at = market_close_at(day=day)
     if close_at is None:
         if not force:
@@ -78,7 +89,7 @@ def round_open(*, code: str, force: bool = False, acting_user=None, source: str 
         _chain_lock()
         existing = Round.objects.filter(code=code).first()
         if existing is not None:
-            return existing
+            return existing, False
         tail = Round.objects.order_by("-id").only("commit_hash").first()
         prev_commit_hash = tail.commit_hash if tail is not None else ""
         round_ = Round(
@@ -92,9 +103,9 @@ def round_open(*, code: str, force: bool = False, acting_user=None, source: str 
         )
         round_.commit_hash = round_commit_hash(round_=round_)
         round_.save()
-        account_ensure(code=Account.round_pool_code(code), kind=Account.Kind.ROUND_POOL)
+        account_ensure_round_pool(round_code=code)
         audit_record(
-            action="round.open",
+            action=AuditAction.ROUND_OPEN,
             source=source,
             actor=acting_user,
             object_type="round",
@@ -110,7 +121,7 @@ def round_open(*, code: str, force: bool = False, acting_user=None, source: str 
             },
         )
     logger.info("opened round %s (lock_at %s)", code, round_.lock_at.isoformat())
-    return round_
+    return round_, True
 
 
 def round_commit_hash(*, round_: Round) -> str:
@@ -125,10 +136,10 @@ def round_commit_hash(*, round_: Round) -> str:
     )
 
 
-def _permission_check(acting_user, perm: str, what: str) -> None:
+def _permission_require(acting_user: User | None, perm: str, what: str) -> None:
     # acting_user None = the system (beat, CLI run by an operator with shell access).
-    if acting_user is not None and not acting_user.has_perm(perm):
-        raise RoundPermissionDenied(f"You need the '{perm}' permission to {what}.")
+    if acting_user is not None:
+        permission_require(acting_user, perm, detail=f"You need the '{perm}' permission to {what}.")
 
 
 def _locked_round(code: str) -> Round:
@@ -139,23 +150,22 @@ def _locked_round(code: str) -> Round:
     return round_
 
 
-def round_lock(*, code: str, acting_user=None, reason: str = "", source: str = "system") -> Round:
-    """OPEN -> LOCKED. Takes the round row lock that bet_place's conditional update also needs,
+def round_lock(*, code: str, acting_user: User | None = None, reason: str = "", source: str = "system") -> Round:
+    """OPEN -> LOCKED. Takes the round row lock that round_pool_raise also needs,
     so a bet racing the lock is either in the pool or refused."""
-    _permission_check(acting_user, "rounds.lock_round", "lock a round")
+    _permission_require(acting_user, "rounds.lock_round", "lock a round")
     with transaction.atomic():
         round_ = _locked_round(code)
-        if round_.status != Round.Status.OPEN:
-            raise InvalidTransition(
-                f"Round {round_.code} is {round_.status}; only an OPEN round can be locked.", code="round_not_open"
-            )
+        refusal = round_transition_refusal(round_=round_, action="lock")
+        if refusal is not None:
+            raise refusal
         round_.status = Round.Status.LOCKED
         round_.locked_at = timezone.now()
         round_.locked_by = acting_user if getattr(acting_user, "pk", None) else None
         round_.lock_reason = reason or ""
         round_.save(update_fields=["status", "locked_at", "locked_by", "lock_reason"])
         audit_record(
-            action="round.lock",
+            action=AuditAction.ROUND_LOCK,
             source=source,
             actor=acting_user,
             object_type="round",
@@ -168,8 +178,54 @@ def round_lock(*, code: str, acting_user=None, reason: str = "", source: str = "
     return round_
 
 
+_POOL_COLUMN = {Round.Result.UP: "up_pool_u", Round.Result.DOWN: "down_pool_u"}
+
+
+def round_pool_raise(*, round_code: str | None, side: str, stake_u: int, now: datetime) -> Round:
+    """Take `stake_u` into the round's `side` pool iff the round takes bets: OPEN and now < lock_at.
+
+    bet_place's first statement. One conditional UPDATE both checks the state and raises the
+    pool, and so takes the round row lock that round_lock and round_settle take too: a bet
+    racing the lock is either wholly in or refused, and the bets of one round are serialised
+    until the caller's transaction ends (which is why it must run inside one). Raw SQL only for
+    RETURNING (id, code): it saves the round trip a SELECT would cost on the hot path. Without a
+    code it targets the current round, the first of rounds_open() (as round_current sees it).
+
+    Returns the round with id and code loaded (the rest loads on access, as with `.only()`).
+    Refused (the refusal path may spend a query on a precise answer): unknown_round,
+    no_current_round, round_not_open, betting_closed; nothing was changed.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("round_pool_raise must run inside the transaction of the bet it takes")
+    column = _POOL_COLUMN[side]
+    if round_code is None:
+        current_sql, params = rounds_open().values("code")[:1].query.sql_with_params()
+        target = f"code = ({current_sql})"
+    else:
+        target, params = "code = %s", (round_code,)
+    sql = (
+        f"UPDATE rounds SET {column} = {column} + %s WHERE {target} AND status = %s AND lock_at > %s RETURNING id, code"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [stake_u, *params, Round.Status.OPEN.value, connection.ops.adapt_datetimefield_value(now)])
+        row = cursor.fetchone()
+    if row is None:
+        raise _pool_refusal(round_code=round_code, now=now)
+    return Round.from_db(connection.alias, ["id", "code"], row)
+
+
+def _pool_refusal(*, round_code: str | None, now: datetime) -> ApplicationError:
+    """Why the conditional UPDATE found no row."""
+    round_ = round_get(code=round_code) if round_code is not None else round_current()  # raises unknown_round
+    if round_ is None:
+        return NoCurrentRound("No round is open for betting right now.")
+    if round_.status != Round.Status.OPEN:
+        return RoundNotOpen(f"Round {round_.code} is {round_.status}; bets are accepted only while it is OPEN.")
+    return BettingClosed(f"Betting on round {round_.code} closed at {round_.lock_at.isoformat()} (lock time).")
+
+
 def round_settle(
-    *, code: str, result: str, reason: str = "", acting_user=None, source: str = "system"
+    *, code: str, result: str, reason: str = "", acting_user: User | None = None, source: str = "system"
 ) -> RoundSettlement:
     """LOCKED -> SETTLED: pay the round in one transaction, set-based, exactly once.
 
@@ -181,9 +237,9 @@ def round_settle(
     """
     requested = result_validate(result=result)
     if requested == "VOID":
-        _permission_check(acting_user, "rounds.void_round", "void a round")
+        _permission_require(acting_user, "rounds.void_round", "void a round")
     else:
-        _permission_check(acting_user, "rounds.settle_round", "settle a round")
+        _permission_require(acting_user, "rounds.settle_round", "settle a round")
     if source in ("admin", "api") and not (reason or "").strip():
         raise ReasonRequired("A manual settlement needs a reason.")
     started = time.monotonic()
@@ -199,16 +255,15 @@ def round_settle(
         raise
 
 
-def _settle(code: str, requested: str, reason: str, acting_user, source: str) -> RoundSettlement:
+def _settle(code: str, requested: str, reason: str, acting_user: User | None, source: str) -> RoundSettlement:
     round_ = _locked_round(code)
-    if round_.status == Round.Status.SETTLED or RoundSettlement.objects.filter(round=round_).exists():
+    refusal = round_transition_refusal(round_=round_, action="settle")
+    if refusal is not None:
+        raise refusal
+    if RoundSettlement.objects.filter(round=round_).exists():
         raise RoundAlreadySettled(f"Round {round_.code} is already settled ({round_.result}); nothing was changed.")
-    if round_.status != Round.Status.LOCKED:
-        raise InvalidTransition(
-            f"Round {round_.code} is {round_.status}; lock it before settling.", code="round_not_locked"
-        )
     plan = settlement_plan_get(round_=round_, result=requested)
-    pool_code = Account.round_pool_code(round_.code)
+    pool_code = account_code_round_pool(round_code=round_.code)
     pool_balance_u = account_balance_u(code=pool_code)
     if pool_balance_u != plan.pool_u:
         raise PoolMismatch(
@@ -231,49 +286,28 @@ def _settle(code: str, requested: str, reason: str, acting_user, source: str) ->
         reason=reason,
         settled_by=acting_user if getattr(acting_user, "pk", None) else None,
     )
-    with connection.cursor() as cursor:
-        if plan.result == Round.Result.VOID:
-            cursor.execute(
-                "UPDATE bets SET status = %s, payout_u = stake_u WHERE round_id = %s AND status = %s",
-                [Bet.Status.REFUNDED, round_.pk, Bet.Status.PLACED],
-            )
-        else:
-            cursor.execute(
-                "UPDATE bets SET status = CASE WHEN side = %s THEN %s ELSE %s END, "
-                f"payout_u = CASE WHEN side = %s THEN stake_u + {payout_extra_sql()} ELSE 0 END "
-                "WHERE round_id = %s AND status = %s",
-                [
-                    plan.result,
-                    Bet.Status.WON,
-                    Bet.Status.LOST,
-                    plan.result,
-                    plan.distributable_u,
-                    plan.winning_pool_u,
-                    round_.pk,
-                    Bet.Status.PLACED,
-                ],
-            )
-        cursor.execute(
-            "SELECT COALESCE(SUM(payout_u), 0), COUNT(*) FROM bets WHERE round_id = %s AND status IN (%s, %s)",
-            [round_.pk, Bet.Status.WON, Bet.Status.REFUNDED],
-        )
-        paid_out_u, paid_count = (int(value) for value in cursor.fetchone())
+    # The bets are betting's: its door marks them WON / LOST / REFUNDED, set-based, in this transaction.
+    paid_out_u, paid_count = bets_settle(
+        round_id=round_.pk,
+        result=plan.result,
+        distributable_u=plan.distributable_u,
+        winning_pool_u=plan.winning_pool_u,
+    )
     house_u = plan.pool_u - paid_out_u
     dust_u = house_u - plan.fee_u
     if dust_u < 0 or (plan.result != Round.Result.VOID and dust_u >= max(paid_count, 1)):
         raise PoolMismatch(f"Round {round_.code}: payouts {paid_out_u} u do not fit the pool {plan.pool_u} u.")
     batch_id = None
     if plan.pool_u > 0:
+        payouts_sql, payouts_params = bet_payouts_by_user_sql(round_id=round_.pk)
         posted = ledger_post_from_sql(
             # Winners' cash, one line per user; the pool emptied; fee + dust to the house.
-            select_sql=(
-                "SELECT a.code AS account, SUM(b.payout_u) AS amount_u FROM bets b "
-                "JOIN ledger_accounts a ON a.owner_id = b.user_id AND a.kind = %s "
-                "WHERE b.round_id = %s AND b.payout_u > 0 GROUP BY a.code "
-                "UNION ALL SELECT CAST(%s AS VARCHAR(100)), CAST(%s AS BIGINT) "
-                "UNION ALL SELECT CAST(%s AS VARCHAR(100)), CAST(%s AS BIGINT)"
-            ),
-            params=[Account.Kind.USER_CASH, round_.pk, pool_code, -plan.pool_u, Account.HOUSE, house_u],
+            user_cash_sql=payouts_sql,
+            params=payouts_params,
+            lines=[Line(pool_code, -plan.pool_u), Line(HOUSE_ACCOUNT, house_u)],
+            # Lines are sums of stakes each checked at bet_place, so MAX_AMOUNT_U does not bound
+            # them (one winner of a large round collects more): the pool does.
+            max_line_u=plan.pool_u,
             ref_type="settlement",
             ref_id=round_.code,
             idempotency_key=f"settlement:{round_.code}",
@@ -298,7 +332,7 @@ def _settle(code: str, requested: str, reason: str, acting_user, source: str) ->
         up_pool_u=plan.up_pool_u,
         down_pool_u=plan.down_pool_u,
         fee_u=plan.fee_u,
-        payouts=round_payouts_iter(round_id=round_.pk),
+        payouts=bet_payouts_iter(round_id=round_.pk),
     )
     winners_count = paid_count if plan.result != Round.Result.VOID else 0
     RoundSettlement.objects.filter(pk=settlement.pk).update(
@@ -325,7 +359,7 @@ def _settle(code: str, requested: str, reason: str, acting_user, source: str) ->
         ]
     )
     audit_record(
-        action="round.void" if plan.result == Round.Result.VOID else "round.settle",
+        action=AuditAction.ROUND_VOID if plan.result == Round.Result.VOID else AuditAction.ROUND_SETTLE,
         source=source,
         actor=acting_user,
         object_type="round",

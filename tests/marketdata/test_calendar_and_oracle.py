@@ -49,7 +49,7 @@ def test_overrides_close_a_day_add_an_early_close_or_reopen_a_holiday():
     assert trading_day_get(day=date(2025, 12, 25)).is_open
     with pytest.raises(MarketClosed):
         round_open(code="20250910")
-    assert round_open(code="20250911").lock_at == datetime(2025, 9, 11, 14, 29, 59, tzinfo=NY)
+    assert round_open(code="20250911")[0].lock_at == datetime(2025, 9, 11, 14, 29, 59, tzinfo=NY)
 
 
 def test_override_needs_a_reason_and_a_kind():

@@ -32,7 +32,7 @@ def _staff(email: str, role: str):
 
 @pytest.fixture
 def locked_round_with_bets():
-    round_ = round_open(code=ROUND_CODE, force=True)
+    round_, _ = round_open(code=ROUND_CODE, force=True)
     alice, bob, carol = UserFactory(), UserFactory(), UserFactory()
     for user in (alice, bob, carol):
         fund(user, 10_000_000)

@@ -190,7 +190,7 @@ def _backend_gone(pid: int) -> bool:
 
 def _large_locked_round() -> tuple[Round, list]:
     """20 000 bets from 200 bettors, made set-based in SQL, staked through one ledger batch."""
-    round_ = round_open(code=ROUND_CODE)
+    round_, _ = round_open(code=ROUND_CODE)
     bettors = [UserFactory() for _ in range(BETTORS)]
     for bettor in bettors:
         fund(bettor, 1_000_000_000)

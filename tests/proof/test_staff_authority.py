@@ -19,7 +19,6 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from audit.models import AuditEvent
-from betting.exceptions import ActingForbidden
 from betting.models import Bet
 from betting.services import bet_place
 from common.errors import PermissionDenied
@@ -373,7 +372,7 @@ def test_the_services_refuse_the_wrong_role_whatever_the_door(bettor, staff):
                     user=bettor, amount_u=500_000, destination=BETTOR_WALLET, source=source, acting_user=staff[role]
                 )
         for role in ("auditor", "finance"):
-            with pytest.raises(ActingForbidden):
+            with pytest.raises(PermissionDenied):
                 bet_place(user=bettor, side="UP", stake_u=1_000_000, source=source, acting_user=staff[role])
             with pytest.raises(SwitchRefused):
                 ops_emergency_stop(active=True, reason="x", actor=staff[role], source=source)

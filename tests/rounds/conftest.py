@@ -62,7 +62,7 @@ def users(db):
 
 @pytest.fixture
 def open_round(db):
-    return round_open(code="20250908")
+    return round_open(code="20250908")[0]
 
 
 @pytest.fixture

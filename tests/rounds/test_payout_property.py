@@ -28,7 +28,7 @@ class Rollback(Exception):
 def test_settlement_conserves_the_pool(users_pool, bets, result, fee_bps):
     try:
         with transaction.atomic():
-            round_ = round_open(code="20250908")
+            round_, _ = round_open(code="20250908")
             Round.objects.filter(pk=round_.pk).update(fee_bps=fee_bps)
             round_.refresh_from_db()
             for index, (side, stake_u) in enumerate(bets):

@@ -42,7 +42,7 @@ def _race(calls):
 
 
 def test_racing_settlements_pay_once(users):
-    round_ = round_open(code="20250908")
+    round_, _ = round_open(code="20250908")
     a, b, c = users(3)
     place_bet(round_, a, "UP", 1_000_000)
     place_bet(round_, b, "UP", 2_000_000)
@@ -72,7 +72,7 @@ def test_racing_settlements_pay_once(users):
 def test_two_ticks_at_once_change_nothing_twice(users, settings):
     ny = ZoneInfo("America/New_York")
     with time_machine.travel(datetime(2025, 9, 8, 16, 30, tzinfo=ny), tick=False):
-        round_ = round_open(code="20250908")
+        round_, _ = round_open(code="20250908")
         a, b = users(2)
         place_bet(round_, a, "UP", 1_000_000)
         place_bet(round_, b, "DOWN", 1_000_000)

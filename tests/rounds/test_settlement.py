@@ -5,6 +5,7 @@ from django.contrib.auth.models import Permission
 
 from audit.models import AuditEvent
 from betting.models import Bet
+from common.errors import PermissionDenied
 from ledger.models import Account, LedgerBatch, LedgerEntry
 from ledger.selectors import account_balance_u, tvl_get, user_balance_u
 from rounds.exceptions import (
@@ -12,7 +13,6 @@ from rounds.exceptions import (
     InvalidTransition,
     NoOfficialClose,
     RoundAlreadySettled,
-    RoundPermissionDenied,
     UnknownRound,
 )
 from rounds.models import Round, RoundSettlement
@@ -292,16 +292,16 @@ def test_lock_and_settle_are_audited(open_round):
 
 def test_staff_need_the_permissions(open_round):
     staff = UserFactory(is_staff=True)
-    with pytest.raises(RoundPermissionDenied):
+    with pytest.raises(PermissionDenied):
         round_lock(code=open_round.code, acting_user=staff, reason="x", source="admin")
     staff.user_permissions.add(Permission.objects.get(codename="lock_round"))
     staff = type(staff).objects.get(pk=staff.pk)  # fresh permission cache
     round_lock(code=open_round.code, acting_user=staff, reason="x", source="admin")
-    with pytest.raises(RoundPermissionDenied):
+    with pytest.raises(PermissionDenied):
         round_settle(code=open_round.code, result="UP", acting_user=staff, reason="x", source="admin")
     staff.user_permissions.add(Permission.objects.get(codename="settle_round"))
     staff = type(staff).objects.get(pk=staff.pk)
-    with pytest.raises(RoundPermissionDenied):
+    with pytest.raises(PermissionDenied):
         round_settle(code=open_round.code, result="VOID", acting_user=staff, reason="x", source="admin")
     assert round_settle(code=open_round.code, result="UP", acting_user=staff, reason="x", source="admin")
 

@@ -25,7 +25,7 @@ def run(*args) -> str:
 
 
 def _settled_round(users):
-    round_ = round_open(code="20250908")
+    round_, _ = round_open(code="20250908")
     a, b, c = users(3)
     place_bet(round_, a, "UP", 1_000_000)
     place_bet(round_, b, "UP", 3_000_000)
@@ -36,8 +36,8 @@ def _settled_round(users):
 
 
 def test_commit_chain_links_each_round_to_the_previous():
-    first = round_open(code="20250908")
-    second = round_open(code="20250909")
+    first, _ = round_open(code="20250908")
+    second, _ = round_open(code="20250909")
     assert first.prev_commit_hash == ""
     assert second.prev_commit_hash == first.commit_hash
     assert len(second.commit_hash) == 64 and second.commit_hash != first.commit_hash

@@ -14,7 +14,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         with command_errors():
-            round_ = round_open(code=options["code"], force=options["force"], source="cli", reason=options["reason"])
+            round_, _ = round_open(code=options["code"], force=options["force"], source="cli", reason=options["reason"])
         self.stdout.write(
             self.style.SUCCESS(f"✅ Round {round_.code} {round_.status} ({round_.symbol}, fee {round_.fee_bps} bps)")
         )
