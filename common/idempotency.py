@@ -23,13 +23,15 @@ def idempotency_key_validate(key: Any) -> str:
     return key
 
 
-def request_digest(payload: Any) -> str:
+def request_digest(payload: Any, *, compact: bool = False) -> str:
     """What "the same request" means: the SHA-256 of the payload's canonical JSON (keys sorted).
 
-    json.dumps' default separators, as the ledger and bet digests already stored were made with:
-    a compact form would turn every retry of an older request into an idempotency_conflict.
+    json.dumps' default separators, as the ledger and bet digests already stored were made with;
+    withdrawals' stored digests were made with compact separators (`compact=True`). Either way the
+    bytes must not change: a new form would turn every retry of an older request into a 422.
     """
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    separators = (",", ":") if compact else (", ", ": ")
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=separators, default=str).encode()).hexdigest()
 
 
 def replay_check(*, key: str, stored_digest: str, digest: str, what: str) -> None:

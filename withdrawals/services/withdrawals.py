@@ -51,11 +51,11 @@ def withdrawal_on_behalf_authorize(*, acting_user: AbstractBaseUser | None) -> N
 def withdrawal_request_digest(*, user: AbstractBaseUser, amount_u: int, destination: str) -> str:
     """What "the same withdrawal request" means under one Idempotency-Key.
 
-    A list, so `request_digest`'s canonical JSON (compact separators; key order cannot matter) is
+    A list, so `request_digest(compact=True)` (key order cannot matter) is
     byte for byte the `json.dumps([...], separators=(",", ":"))` digests stored before it existed:
     a retry of a request made before this definition moved to common still replays.
     """
-    return request_digest([str(user.pk), amount_u, destination or ""])
+    return request_digest([str(user.pk), amount_u, destination or ""], compact=True)
 
 
 def _on_behalf_hold(*, user: AbstractBaseUser, destination: str, now: datetime) -> str:
