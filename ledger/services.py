@@ -307,6 +307,27 @@ def ledger_post_from_sql(
     return posted
 
 
+# The account codes other apps name in their batches: through here, not through ledger's models.
+HOUSE = Account.HOUSE
+WITHDRAWALS_PENDING = Account.WITHDRAWALS_PENDING
+EXTERNAL_DEPOSITS = Account.EXTERNAL_DEPOSITS
+EXTERNAL_WITHDRAWALS = Account.EXTERNAL_WITHDRAWALS
+
+
+def user_cash_code(user_id: Any) -> str:
+    """`user:<uuid>:cash`, the code of a bettor's cash account."""
+    return Account.user_cash_code(user_id)
+
+
+def account_lock(*, code: str) -> None:
+    """Lock an account's row now, inside the caller's transaction (the row `ledger_post` locks anyway).
+
+    A caller whose rule spans several requests of one user (a daily withdrawal limit) takes the
+    user's cash row first, so those requests queue here instead of racing past the rule.
+    """
+    Account.objects.select_for_update(no_key=True).filter(code=code).first()
+
+
 def account_ensure(*, code: str, kind: str, owner: User | None = None) -> tuple[Account, bool]:
     """The account with this code, made if missing: (account, created)."""
     return Account.objects.get_or_create(code=code, defaults={"kind": kind, "owner": owner})

@@ -8,14 +8,21 @@ Every movement is one `ledger_post`; one idempotency key per withdrawal for the 
     complete:         withdrawals:pending  -> external:withdrawals    withdrawal:<id>:release
     fail / cancel:    withdrawals:pending  -> user cash               withdrawal:<id>:release
 
-This is the only module of the app that names ledger's `Account`, for its account codes and to lock
-a user's cash row; ledger's services do not expose either yet.
+Account codes and the cash-row lock come from ledger's services; this app names no ledger model.
 """
 
 from django.contrib.auth.base_user import AbstractBaseUser
 
-from ledger.models import Account
-from ledger.services import Line, account_ensure_user_cash, ledger_post
+from ledger.services import (
+    EXTERNAL_DEPOSITS,
+    EXTERNAL_WITHDRAWALS,
+    WITHDRAWALS_PENDING,
+    Line,
+    account_ensure_user_cash,
+    account_lock,
+    ledger_post,
+    user_cash_code,
+)
 from withdrawals.models import Deposit, Withdrawal
 
 
@@ -27,12 +34,12 @@ def user_cash_ensure(*, user: AbstractBaseUser) -> str:
 def user_cash_lock(*, cash_code: str) -> None:
     """Lock the user's cash row (inside the caller's transaction): the row `ledger_post` locks first anyway
     (codes sort user: < withdrawals:), so taking it early serialises one user's requests."""
-    Account.objects.select_for_update(no_key=True).filter(code=cash_code).first()
+    account_lock(code=cash_code)
 
 
 def deposit_post_credit(*, deposit: Deposit, cash_code: str, acting_user: AbstractBaseUser | None) -> None:
     ledger_post(
-        [Line(cash_code, deposit.amount_u), Line(Account.EXTERNAL_DEPOSITS, -deposit.amount_u)],
+        [Line(cash_code, deposit.amount_u), Line(EXTERNAL_DEPOSITS, -deposit.amount_u)],
         ref_type="deposit",
         ref_id=deposit.pk,
         idempotency_key=f"deposit:{deposit.tx_id}",
@@ -42,7 +49,7 @@ def deposit_post_credit(*, deposit: Deposit, cash_code: str, acting_user: Abstra
 
 def withdrawal_post_reserve(*, withdrawal: Withdrawal, cash_code: str, acting_user: AbstractBaseUser | None) -> None:
     ledger_post(
-        [Line(cash_code, -withdrawal.amount_u), Line(Account.WITHDRAWALS_PENDING, withdrawal.amount_u)],
+        [Line(cash_code, -withdrawal.amount_u), Line(WITHDRAWALS_PENDING, withdrawal.amount_u)],
         ref_type="withdrawal",
         ref_id=withdrawal.pk,
         idempotency_key=f"withdrawal:{withdrawal.pk}:reserve",
@@ -52,18 +59,18 @@ def withdrawal_post_reserve(*, withdrawal: Withdrawal, cash_code: str, acting_us
 
 def withdrawal_post_payout(*, withdrawal: Withdrawal, acting_user: AbstractBaseUser | None) -> None:
     """The custodian paid it: pending -> external:withdrawals."""
-    _release(withdrawal, to_account=Account.EXTERNAL_WITHDRAWALS, acting_user=acting_user)
+    _release(withdrawal, to_account=EXTERNAL_WITHDRAWALS, acting_user=acting_user)
 
 
 def withdrawal_post_refund(*, withdrawal: Withdrawal, acting_user: AbstractBaseUser | None) -> None:
     """Cancelled or failed: pending -> the user's cash."""
-    _release(withdrawal, to_account=Account.user_cash_code(withdrawal.user_id), acting_user=acting_user)
+    _release(withdrawal, to_account=user_cash_code(withdrawal.user_id), acting_user=acting_user)
 
 
 def _release(withdrawal: Withdrawal, *, to_account: str, acting_user: AbstractBaseUser | None) -> None:
     """Move the amount out of pending. One key per withdrawal: paid or refunded, never both."""
     ledger_post(
-        [Line(Account.WITHDRAWALS_PENDING, -withdrawal.amount_u), Line(to_account, withdrawal.amount_u)],
+        [Line(WITHDRAWALS_PENDING, -withdrawal.amount_u), Line(to_account, withdrawal.amount_u)],
         ref_type="withdrawal",
         ref_id=withdrawal.pk,
         idempotency_key=f"withdrawal:{withdrawal.pk}:release",
