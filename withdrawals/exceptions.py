@@ -1,4 +1,5 @@
 from common.errors import ApplicationError
+from ops.exceptions import EmergencyStopped
 
 
 class WithdrawalError(ApplicationError):
@@ -65,9 +66,8 @@ class PermissionRefused(WithdrawalError):
     status = 403
 
 
-class ProcessingHalted(WithdrawalError):
-    code = "emergency_stop"
-    status = 409
+# The emergency stop's one refusal (423 `emergency_stop`, as for bets): one class per code.
+ProcessingHalted = EmergencyStopped
 
 
 class PayoutInFlight(WithdrawalError):

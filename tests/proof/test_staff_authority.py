@@ -22,9 +22,9 @@ from audit.models import AuditEvent
 from betting.exceptions import ActingForbidden
 from betting.models import Bet
 from betting.services import bet_place
+from common.errors import PermissionDenied as SwitchRefused
 from ledger.models import Account, LedgerEntry
 from ledger.selectors import account_balance_u, tvl_get, user_balance_u
-from ops.exceptions import PermissionRefused as SwitchRefused
 from ops.models import OpsSwitch
 from ops.selectors import betting_halt
 from ops.services import circuit_breaker_reset, ops_emergency_stop
