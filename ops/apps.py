@@ -4,8 +4,7 @@ from django.db.models.signals import post_migrate
 
 def switches_ensure(sender, using="default", **kwargs) -> None:
     """The emergency stop and circuit breaker rows exist (off) in every database, also after a test flush."""
-    from ops.models import OpsSwitch
-
+    OpsSwitch = sender.get_model("OpsSwitch")  # noqa: N806 - the model class, from the registry (no import in apps.py)
     for name in OpsSwitch.Name.values:
         OpsSwitch.objects.using(using).get_or_create(name=name)
 
