@@ -70,7 +70,7 @@ class Backup:
 def backup_create(
     *, directory: Path | None = None, actor: PermissionsMixin | None = None, source: str = "cli", reason: str = ""
 ) -> Backup:
-    ops_switch_authorize(actor=actor)  # before anything else: a refused person learns nothing more
+    ops_switch_authorize(actor=actor, act="A backup")  # before anything else: a refused person learns nothing more
     directory = Path(directory or settings.BACKUP_DIR)
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -283,7 +283,7 @@ def backup_restore(
     Without `confirm_loss` equal to the loss list's SHA-256 this raises LossNotConfirmed carrying
     the list, having changed nothing.
     """
-    ops_switch_authorize(actor=actor)  # before anything else: a refused person learns nothing more
+    ops_switch_authorize(actor=actor, act="A restore")  # before anything else: a refused person learns nothing more
     path = Path(path)
     backup_sha = backup_verify(path=path)  # before anything is touched
     restore_preconditions(quiet_seconds=quiet_seconds)

@@ -24,7 +24,9 @@ from ops.tasks import evaluate_alerts
 CHANGE_OPS_SWITCH = "ops.change_opsswitch"
 
 
-def ops_switch_authorize(*, actor: PermissionsMixin | None) -> None:
+def ops_switch_authorize(
+    *, actor: PermissionsMixin | None, act: str = "Switching the emergency stop, the circuit breaker or maintenance"
+) -> None:
     """A person who switches the emergency stop, the breaker or maintenance, or backs up or restores the
     database, needs `ops.change_opsswitch` (operator).
 
@@ -38,7 +40,7 @@ def ops_switch_authorize(*, actor: PermissionsMixin | None) -> None:
     permission_require(
         actor,
         CHANGE_OPS_SWITCH,
-        detail="Switching the emergency stop, the circuit breaker or maintenance needs the operator's permission.",
+        detail=f"{act} needs the operator's permission.",
     )
 
 
