@@ -6,21 +6,16 @@ another request, and a missing permission, are common.errors (one class per code
 """
 
 from common.errors import ApplicationError
+from ops.exceptions import Halted
 
 
 class BettingError(ApplicationError):
     code = "betting_error"
 
 
-class BettingHalted(BettingError):
-    """An emergency stop or the circuit breaker is on: `code` is "emergency_stop" or "circuit_breaker".
-
-    423 Locked: the market itself is locked by an operator or by the breaker; retrying
-    later (after a reset) may succeed, the request itself was fine.
-    """
-
-    code = "betting_halted"
-    status = 423
+# An emergency stop or the circuit breaker is on: ops' refusals, 423 with code "emergency_stop" or
+# "circuit_breaker" from every door (ops.exceptions.halt_refusal picks the class for a Halt's code).
+BettingHalted = Halted
 
 
 class InvalidSide(BettingError):

@@ -1,9 +1,13 @@
+import datetime as dt
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Count, Max, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from rest_framework.authtoken.models import Token
 
 from betting.exceptions import UnknownBet
 from betting.models import Bet, User
@@ -123,3 +127,88 @@ def bet_get(*, user: User, bet_id: Any) -> Bet:
 
 def bet_by_idempotency_key(*, user_id: Any, idempotency_key: str) -> Bet | None:
     return _bets().filter(user_id=user_id, idempotency_key=idempotency_key).first()
+
+
+# --- Reads for operations (ops reads bets and users only through these) --------
+
+
+def bets_count(*, since: dt.datetime) -> int:
+    """Bets accepted from `since` on."""
+    return Bet.objects.filter(created_at__gte=since).count()
+
+
+def bet_stakes_top(*, round_codes: list[str], limit: int = 20) -> list[tuple[str, Any, int]]:
+    """(round code, user id, Σ stake_u) of the biggest stakers in those rounds, biggest first."""
+    rows = (
+        Bet.objects.filter(round__code__in=list(round_codes))
+        .values("round__code", "user_id")
+        .annotate(staked=Sum("stake_u"))
+        .order_by("-staked")[:limit]
+    )
+    return [(row["round__code"], row["user_id"], row["staked"]) for row in rows]
+
+
+def bet_stakes_by_round_u(*, round_codes: list[str]) -> dict[str, int]:
+    """{round code: Σ stake_u of its bets} for those rounds (a round without bets is absent)."""
+    return dict(
+        Bet.objects.filter(round__code__in=list(round_codes))
+        .values("round__code")
+        .annotate(total=Sum("stake_u"))
+        .values_list("round__code", "total")
+    )
+
+
+@dataclass(frozen=True)
+class BetActivity:
+    bets: int
+    bettors: int
+    volume_u: int
+
+
+def bet_activity(*, start: dt.datetime, end: dt.datetime) -> BetActivity:
+    numbers = Bet.objects.filter(created_at__gte=start, created_at__lt=end).aggregate(
+        count=Count("id"), users=Count("user_id", distinct=True), volume=Sum("stake_u")
+    )
+    return BetActivity(bets=numbers["count"], bettors=numbers["users"], volume_u=numbers["volume"] or 0)
+
+
+def bet_volume_by_day_u(*, start: dt.datetime, end: dt.datetime, tz: dt.tzinfo) -> dict[dt.date, int]:
+    """{local day: Σ stake_u} of the bets placed in [start, end)."""
+    return dict(
+        Bet.objects.filter(created_at__gte=start, created_at__lt=end)
+        .annotate(day=TruncDate("created_at", tzinfo=tz))
+        .values("day")
+        .annotate(total=Sum("stake_u"))
+        .values_list("day", "total")
+    )
+
+
+def users_count(*, joined_before: dt.datetime, joined_since: dt.datetime | None = None) -> int:
+    users = User.objects.filter(date_joined__lt=joined_before)
+    if joined_since is not None:
+        users = users.filter(date_joined__gte=joined_since)
+    return users.count()
+
+
+def bets_since(*, since: dt.datetime) -> list[tuple[int, int]]:
+    """(bet id, stake_u) of the bets placed from `since` on."""
+    return list(Bet.objects.filter(created_at__gte=since).values_list("id", "stake_u"))
+
+
+def betting_tables() -> dict[str, str]:
+    """The tables betting owns, by role: for whole-database tools (backup provenance, restore loss)."""
+    return {"bets": Bet._meta.db_table, "users": User._meta.db_table}
+
+
+def betting_last_writes() -> dict[str, dt.datetime | None]:
+    """{"table.column": latest stamp} of every timestamp betting stamps on a write (the restore's quiet clock).
+
+    The API tokens are the bettors' logins: counted here, with the users.
+    """
+    users = User.objects.aggregate(joined=Max("date_joined"), login=Max("last_login"))
+    return {
+        f"{Bet._meta.db_table}.created_at": Bet.objects.aggregate(at=Max("created_at"))["at"],
+        f"{User._meta.db_table}.date_joined": users["joined"],
+        f"{User._meta.db_table}.last_login": users["login"],
+        f"{Token._meta.db_table}.created": Token.objects.aggregate(at=Max("created"))["at"],
+    }

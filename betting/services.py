@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from audit.events import AuditAction
 from audit.services import audit_record
-from betting.exceptions import BettingHalted, InvalidSide, RoundStakeLimitExceeded, StakeTooLarge, StakeTooSmall
+from betting.exceptions import InvalidSide, RoundStakeLimitExceeded, StakeTooLarge, StakeTooSmall
 from betting.models import Bet, User
 from betting.selectors import bet_by_idempotency_key
 from common.errors import ApplicationError, Conflict, permission_require
@@ -17,6 +17,7 @@ from common.idempotency import idempotency_key_validate, replay_check, request_d
 from ledger.exceptions import InsufficientFunds, UnknownAccount
 from ledger.selectors import account_code_round_pool, account_code_user_cash, account_exists
 from ledger.services import Line, account_ensure_user_cash, amount_validate, ledger_post
+from ops.exceptions import halt_refusal
 from ops.selectors import betting_halt
 from ops.services import event_count_add
 from rounds.selectors import round_code_parse
@@ -157,7 +158,7 @@ def _bet_place(
     try:
         halt = betting_halt()
         if halt is not None:
-            raise BettingHalted(f"Betting is halted ({halt.code}): {halt.reason}", code=halt.code)
+            raise halt_refusal(code=halt.code, detail=f"Betting is halted ({halt.code}): {halt.reason}")
         bet = _bet_insert(
             user=user,
             side=side,

@@ -1,10 +1,13 @@
-"""The command helper: services' ApplicationErrors become a CommandError sentence."""
+"""Command helpers: services' ApplicationErrors become a CommandError sentence; who is acting (`--actor`)."""
 
 import argparse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.management.base import CommandError
 
 from common.errors import ApplicationError
@@ -48,3 +51,30 @@ def bounded_int(minimum: int, maximum: int) -> Callable[[str], int]:
 
     parse.__name__ = "bounded int"  # argparse names the type in its message
     return parse
+
+
+def add_actor_argument(parser: argparse.ArgumentParser) -> None:
+    """`--actor EMAIL` on a command that changes state: who is acting, as a staff account.
+
+    The service then checks that person's permission, and the audit row names them. Without it
+    the caller is the shell itself (its access is the authority) and the audit row records the
+    OS user that ran the command (audit.services.audit_record, source "cli").
+    """
+    parser.add_argument(
+        "--actor",
+        default="",
+        metavar="EMAIL",
+        help="act as this staff account: its permission is checked and the audit log names it "
+        "(default: the shell, recorded as the OS user)",
+    )
+
+
+def actor_from_options(options: Mapping[str, Any]) -> AbstractBaseUser | None:
+    """The user `--actor` names (case-insensitive email), None without it; an unknown email is a CommandError."""
+    email = str(options.get("actor") or "").strip()
+    if not email:
+        return None
+    user = get_user_model().objects.filter(email__iexact=email).first()
+    if user is None:
+        raise CommandError(f"--actor {email!r} is not the email of any account; nothing changed.")
+    return user

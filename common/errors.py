@@ -55,6 +55,13 @@ def permission_require(acting_user: Any, permission: str, *, detail: str) -> Non
         raise PermissionDenied(detail)
 
 
+class ReasonRequired(ApplicationError):
+    """A staff act that must say why (a manual settlement, an emergency stop, a restore…) was given no reason."""
+
+    code = "reason_required"
+    status = 400
+
+
 class IdempotencyConflict(ApplicationError):
     """The same Idempotency-Key again with a different request: refused, nothing written (422)."""
 

@@ -1,10 +1,12 @@
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
-from django.db.models import Sum
+from django.db.models import Q, Sum
+from django.db.models.functions import TruncDate
 
-from ledger.models import Account, LedgerEntry
+from ledger.models import Account, LedgerBatch, LedgerEntry
 
 
 def account_balance_u(*, code: str) -> int:
@@ -108,3 +110,105 @@ def ledger_audit() -> LedgerAuditReport:
         cursor.execute("SELECT COUNT(*) FROM ledger_accounts")
         report.accounts_checked = cursor.fetchone()[0]
     return report
+
+
+# --- Reads for operations (ops reads the ledger only through these) ------------
+
+
+def ledger_unbalanced_batch_count() -> int:
+    """How many batches do not sum to zero (must be 0): one aggregate, for the metrics scrape."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*) FROM (SELECT batch FROM {LedgerEntry._meta.db_table} "
+            "GROUP BY batch HAVING SUM(amount_u) != 0) t"
+        )
+        return cursor.fetchone()[0]
+
+
+@dataclass(frozen=True)
+class HouseTotals:
+    net_u: int  # every house entry: its P&L
+    fees_u: int  # the settlement fees and rounding dust among them
+
+
+def house_totals_u(*, start: dt.datetime, end: dt.datetime | None = None) -> HouseTotals:
+    """The house's entries in [start, end) (end None: up to now)."""
+    entries = LedgerEntry.objects.filter(account_id=Account.HOUSE, ts__gte=start)
+    if end is not None:
+        entries = entries.filter(ts__lt=end)
+    totals = entries.aggregate(net=Sum("amount_u"), fees=Sum("amount_u", filter=Q(ref_type="settlement")))
+    return HouseTotals(net_u=totals["net"] or 0, fees_u=totals["fees"] or 0)
+
+
+def house_totals_by_day_u(*, start: dt.datetime, end: dt.datetime, tz: dt.tzinfo) -> dict[dt.date, HouseTotals]:
+    """{local day: the house's totals} for the days in [start, end) that have house entries."""
+    rows = (
+        LedgerEntry.objects.filter(account_id=Account.HOUSE, ts__gte=start, ts__lt=end)
+        .annotate(day=TruncDate("ts", tzinfo=tz))
+        .values("day")
+        .annotate(net=Sum("amount_u"), fees=Sum("amount_u", filter=Q(ref_type="settlement")))
+    )
+    return {row["day"]: HouseTotals(net_u=row["net"] or 0, fees_u=row["fees"] or 0) for row in rows}
+
+
+def round_pool_balances_u(*, round_codes: list[str]) -> dict[str, int]:
+    """{round code: its pool account's cached balance} (a round without a pool account is absent)."""
+    by_account = {Account.round_pool_code(code): code for code in round_codes}
+    return {
+        by_account[account]: balance_u
+        for account, balance_u in Account.objects.filter(code__in=list(by_account)).values_list("code", "balance_u")
+    }
+
+
+def withdrawals_pending_balance_u() -> int:
+    return account_balance_u(code=Account.WITHDRAWALS_PENDING)
+
+
+@dataclass(frozen=True)
+class CashTotals:
+    cached_u: int  # Σ cached balances of the users' cash accounts
+    entries_u: int  # Σ of their entries
+
+
+def user_cash_totals_u() -> CashTotals:
+    cached = Account.objects.filter(kind=Account.Kind.USER_CASH).aggregate(total=Sum("balance_u"))["total"]
+    entries = LedgerEntry.objects.filter(account__kind=Account.Kind.USER_CASH).aggregate(total=Sum("amount_u"))
+    return CashTotals(cached_u=cached or 0, entries_u=entries["total"] or 0)
+
+
+def tvl_entries_by_day_u(*, start: dt.datetime, end: dt.datetime, tz: dt.tzinfo) -> tuple[int, dict[dt.date, int]]:
+    """TVL from the entries: (the total before `start`, {local day: the change that day} in [start, end))."""
+    kinds = [Account.Kind.USER_CASH, Account.Kind.ROUND_POOL, Account.Kind.PENDING]
+    entries = LedgerEntry.objects.filter(account__kind__in=kinds)
+    before_u = entries.filter(ts__lt=start).aggregate(total=Sum("amount_u"))["total"] or 0
+    per_day = dict(
+        entries.filter(ts__gte=start, ts__lt=end)
+        .annotate(day=TruncDate("ts", tzinfo=tz))
+        .values("day")
+        .annotate(total=Sum("amount_u"))
+        .values_list("day", "total")
+    )
+    return before_u, per_day
+
+
+def ledger_batches_since(*, since: dt.datetime) -> list[tuple[int, str]]:
+    """(batch id, ref_type) of the batches written from `since` on."""
+    return list(LedgerBatch.objects.filter(created_at__gte=since).values_list("id", "ref_type"))
+
+
+def ledger_tables() -> dict[str, str]:
+    """The tables the ledger owns, by role: for whole-database tools (backup provenance, restore loss)."""
+    return {
+        "accounts": Account._meta.db_table,
+        "batches": LedgerBatch._meta.db_table,
+        "entries": LedgerEntry._meta.db_table,
+    }
+
+
+def ledger_last_writes() -> dict[str, dt.datetime | None]:
+    """{"table.column": latest stamp}: every money movement is a batch (its entries share its transaction).
+
+    The biggest table: its newest rows by primary key (indexed), not a scan of the column.
+    """
+    stamps = LedgerBatch.objects.order_by("-pk").values_list("created_at", flat=True)[:100]
+    return {f"{LedgerBatch._meta.db_table}.created_at": max(stamps, default=None)}

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from audit.events import AuditAction
 from audit.services import audit_record
-from common.errors import permission_require
+from common.errors import ReasonRequired, permission_require
 from common.idempotency import replay_check, request_digest
 from ledger.exceptions import InsufficientFunds, InvalidAmount, UnbalancedBatch, UnknownAccount
 from ledger.models import Account, LedgerBatch, LedgerEntry
@@ -367,7 +367,7 @@ def ledger_manual_adjust(
     if direction not in ("credit", "debit"):
         raise InvalidAmount("Direction must be 'credit' or 'debit'.", code="invalid_direction")
     if not (reason or "").strip():
-        raise InvalidAmount("A manual adjustment needs a reason.", code="reason_required")
+        raise ReasonRequired("A manual adjustment needs a reason.")
     cash = account_ensure_user_cash(user=user).code
     sign = 1 if direction == "credit" else -1
     with transaction.atomic():

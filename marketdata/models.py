@@ -36,8 +36,8 @@ class CalendarOverride(models.Model):
 class OfficialClose(models.Model):
     """The official daily close of a symbol: what AUTO settlement compares.
 
-    Filled in by operators (admin, `set_close`) in this issue; price sources added
-    later write here too, with their name in `source`.
+    Filled in by operators (admin, `set_close`); a price source writes here too, with
+    its name in `source`.
     """
 
     symbol = models.CharField(max_length=16)

@@ -1,9 +1,8 @@
 """The price oracle interface that AUTO settlement asks for official closes.
 
-`PriceOracle` is the seam: this issue's implementation reads the OfficialClose
-table (filled by operators in the admin or with `set_close`); the market-data
-issue plugs real price sources behind the same protocol and names the class in
-the PRICE_ORACLE setting.
+`PriceOracle` is the seam: `OfficialCloseTableOracle` reads the OfficialClose table
+(filled by operators in the admin or with `set_close`); a real price source plugs in
+behind the same protocol, named by the PRICE_ORACLE setting.
 """
 
 from dataclasses import dataclass
@@ -13,6 +12,8 @@ from typing import Protocol
 
 from django.conf import settings
 from django.utils.module_loading import import_string
+
+from marketdata.models import OfficialClose
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,6 @@ class OfficialCloseTableOracle:
     """Reads the closes operators entered (admin, `set_close`) or sources ingested."""
 
     def official_close(self, *, symbol: str, day: date) -> ClosePrice | None:
-        from marketdata.models import OfficialClose
-
         row = OfficialClose.objects.filter(symbol=symbol.upper(), date=day).first()
         if row is None:
             return None

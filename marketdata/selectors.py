@@ -7,8 +7,9 @@ from zoneinfo import ZoneInfo
 
 import holidays
 from django.conf import settings
+from django.db.models import Max
 
-from marketdata.models import CalendarOverride
+from marketdata.models import CalendarOverride, OfficialClose
 from marketdata.oracle import ClosePrice, price_oracle
 
 REGULAR_CLOSE = time(16, 0)
@@ -100,3 +101,11 @@ def official_close_get(*, symbol: str, day: date) -> ClosePrice | None:
 def reference_close_get(*, symbol: str, day: date) -> ClosePrice | None:
     """The previous trading day's official close: what `day`'s close is compared with."""
     return official_close_get(symbol=symbol, day=trading_day_previous(day=day))
+
+
+def marketdata_last_writes() -> dict[str, datetime | None]:
+    """{"table.column": latest stamp} of every timestamp market data stamps on a write (the restore's quiet clock)."""
+    return {
+        f"{OfficialClose._meta.db_table}.updated_at": OfficialClose.objects.aggregate(at=Max("updated_at"))["at"],
+        f"{CalendarOverride._meta.db_table}.created_at": CalendarOverride.objects.aggregate(at=Max("created_at"))["at"],
+    }

@@ -1,13 +1,20 @@
-"""Writes of market data: official closes (operators now, price sources later) and calendar overrides."""
+"""Writes of market data: official closes (operators, or a price source) and calendar overrides.
+
+A person entering either needs the model's change permission (the admin asks the same); a
+caller without a Django user (the shell without --actor, a price source) is not a person.
+"""
 
 import re
-from datetime import date
+from datetime import date, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.contrib.auth.models import PermissionsMixin
 from django.db import transaction
 
+from audit.events import AuditAction
 from audit.services import audit_record
+from common.errors import ReasonRequired, permission_require
 from marketdata.exceptions import InvalidDate, InvalidPrice, InvalidSymbol
 from marketdata.models import CalendarOverride, OfficialClose
 
@@ -57,11 +64,15 @@ def official_close_set(
     day: Any,
     price: Any,
     source: str = "manual",
-    acting_user=None,
+    acting_user: PermissionsMixin | None = None,
     channel: str = "cli",
     reason: str = "",
 ) -> OfficialClose:
     """Record (or correct) the official close of `symbol` on `day`. Audited with the old value."""
+    if acting_user is not None:
+        permission_require(
+            acting_user, "marketdata.change_officialclose", detail="Entering an official close needs that permission."
+        )
     symbol, day, price = symbol_parse(symbol), date_parse(day), price_parse(price)
     with transaction.atomic():
         existing = OfficialClose.objects.select_for_update().filter(symbol=symbol, date=day).first()
@@ -79,7 +90,7 @@ def official_close_set(
             close.price, close.source = price, source
             close.save(update_fields=["price", "source", "updated_at"])
         audit_record(
-            action="marketdata.set_close",
+            action=AuditAction.MARKETDATA_SET_CLOSE,
             source=channel,
             actor=acting_user,
             object_type="official_close",
@@ -92,14 +103,26 @@ def official_close_set(
 
 
 def calendar_override_set(
-    *, day: Any, kind: str, reason: str, close_time=None, acting_user=None, channel: str = "admin"
+    *,
+    day: Any,
+    kind: str,
+    reason: str,
+    close_time: time | None = None,
+    acting_user: PermissionsMixin | None = None,
+    channel: str = "admin",
 ) -> CalendarOverride:
     """Mark an unscheduled closure, an extra early close, or a holiday the market opened after all."""
+    if acting_user is not None:
+        permission_require(
+            acting_user,
+            "marketdata.change_calendaroverride",
+            detail="Overriding the trading calendar needs that permission.",
+        )
     day = date_parse(day)
     if kind not in CalendarOverride.Kind.values:
         raise InvalidDate(f"Kind must be one of {', '.join(CalendarOverride.Kind.values)}.", code="invalid_kind")
     if not (reason or "").strip():
-        raise InvalidDate("A calendar override needs a reason.", code="reason_required")
+        raise ReasonRequired("A calendar override needs a reason.")
     with transaction.atomic():
         existing = CalendarOverride.objects.select_for_update().filter(date=day).first()
         before = {"kind": existing.kind, "close_time": str(existing.close_time or "")} if existing else None
@@ -113,7 +136,7 @@ def calendar_override_set(
             },
         )
         audit_record(
-            action="marketdata.calendar_override",
+            action=AuditAction.MARKETDATA_CALENDAR_OVERRIDE,
             source=channel,
             actor=acting_user,
             object_type="calendar_override",

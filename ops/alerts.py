@@ -1,15 +1,15 @@
-"""Alerts: rules with a severity (P0 most severe … P3), de-duplicated by key, sent after commit.
+"""Alerts, the service: raise, refresh and resolve alerts (de-duplicated by key) and send them after commit.
 
-A new rule is one small function `(now) -> list[Finding]` added to RULES. Routes come from
-settings: email (ALERT_EMAIL_TO, Django mail) and a Slack-compatible webhook
-(ALERT_WEBHOOK_URL), each with a minimum severity. An open alert is re-notified at most
-every ALERT_RENOTIFY_SECONDS; an alert whose condition is gone is resolved.
+What is wrong is decided by the read-only rules in ops.rules (severity P0 most severe … P3);
+this module writes the ops_alerts rows and notifies. Routes come from settings: email
+(ALERT_EMAIL_TO, Django mail) and a Slack-compatible webhook (ALERT_WEBHOOK_URL), each with a
+minimum severity. An open alert is re-notified at most every ALERT_RENOTIFY_SECONDS; an alert
+whose condition is gone is resolved.
 """
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import requests
 from django.conf import settings
@@ -17,127 +17,15 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
-from ops.models import Alert, OpsSwitch
+from ops.exceptions import OpsError
+from ops.models import Alert
+from ops.rules import Finding, alert_findings
+
+__all__ = ["Finding", "alert_dispatch", "alert_raise", "alert_send_test", "alerts_evaluate"]
 
 logger = logging.getLogger(__name__)
 
 SEVERITY_RANK = {"P0": 0, "P1": 1, "P2": 2, "P3": 3}
-
-
-@dataclass(frozen=True)
-class Finding:
-    key: str
-    severity: str
-    summary: str
-
-    @property
-    def rule(self) -> str:
-        return self.key.split(":", 1)[0]
-
-
-# --- rules ---------------------------------------------------------------------------------------
-
-
-def rule_settlement_overdue(now: datetime) -> list[Finding]:
-    from rounds.models import Round
-
-    limit = now - timedelta(seconds=settings.OPS_SETTLEMENT_GRACE_SECONDS)
-    return [
-        Finding(f"settlement_overdue:{code}", "P1", f"Round {code} is still LOCKED past settle_at + grace.")
-        for code in Round.objects.filter(status=Round.Status.LOCKED, settle_at__lt=limit).values_list("code", flat=True)
-    ]
-
-
-def rule_auto_no_close(now: datetime) -> list[Finding]:
-    from rounds.models import Round
-
-    return [
-        Finding(
-            f"auto_no_close:{code}",
-            "P1",
-            f"AUTO settlement of round {code} found no accepted close: settle it by hand with a reason.",
-        )
-        for code in Round.objects.filter(status=Round.Status.LOCKED, overdue_since__isnull=False).values_list(
-            "code", flat=True
-        )
-    ]
-
-
-def rule_ledger_imbalance(now: datetime) -> list[Finding]:
-    from ledger.selectors import ledger_audit
-
-    report = ledger_audit()
-    if report.ok:
-        return []
-    return [
-        Finding(
-            "ledger_imbalance",
-            "P0",
-            f"Ledger audit failed: {len(report.unbalanced_batches)} unbalanced batch(es), "
-            f"{len(report.balance_mismatches)} cached balance mismatch(es).",
-        )
-    ]
-
-
-def rule_emergency_stop(now: datetime) -> list[Finding]:
-    reason = OpsSwitch.objects.filter(name=OpsSwitch.Name.EMERGENCY_STOP, active=True).values_list("reason", flat=True)
-    return [Finding("emergency_stop", "P1", f"Emergency stop is ON: {text}") for text in reason]
-
-
-def rule_breaker_open(now: datetime) -> list[Finding]:
-    reason = OpsSwitch.objects.filter(name=OpsSwitch.Name.CIRCUIT_BREAKER, active=True).values_list("reason", flat=True)
-    return [Finding("circuit_breaker", "P1", f"Circuit breaker is OPEN: {text}") for text in reason]
-
-
-def rule_maintenance(now: datetime) -> list[Finding]:
-    reason = OpsSwitch.objects.filter(name=OpsSwitch.Name.MAINTENANCE, active=True).values_list("reason", flat=True)
-    return [Finding("maintenance", "P2", f"Maintenance mode is ON: {text}") for text in reason]
-
-
-def rule_withdrawal_backlog(now: datetime) -> list[Finding]:
-    from withdrawals.models import Withdrawal
-
-    limit = now - timedelta(seconds=settings.ALERT_WITHDRAWAL_BACKLOG_SECONDS)
-    waiting = Withdrawal.objects.filter(
-        status__in=[Withdrawal.Status.QUEUED, Withdrawal.Status.PROCESSING], created_at__lt=limit
-    ).count()
-    if not waiting:
-        return []
-    return [Finding("withdrawal_backlog", "P2", f"{waiting} withdrawal(s) waiting longer than the backlog limit.")]
-
-
-def rule_withdrawal_failure_burst(now: datetime) -> list[Finding]:
-    from withdrawals.models import Withdrawal
-
-    failed = Withdrawal.objects.filter(
-        status=Withdrawal.Status.FAILED, updated_at__gte=now - timedelta(hours=1)
-    ).count()
-    if failed < settings.ALERT_WITHDRAWAL_FAILURE_BURST:
-        return []
-    return [Finding("withdrawal_failure_burst", "P1", f"{failed} withdrawals failed in the last hour.")]
-
-
-def rule_beat_stale(now: datetime) -> list[Finding]:
-    from ops.selectors import heartbeat_age_seconds
-
-    age = heartbeat_age_seconds(now=now)
-    if age is not None and age <= settings.OPS_HEARTBEAT_STALE_SECONDS:
-        return []
-    text = "no beat heartbeat recorded" if age is None else f"beat heartbeat is {int(age)} s old"
-    return [Finding("beat_stale", "P1", f"Scheduler (beat) looks down: {text}.")]
-
-
-RULES: list[Callable[[datetime], list[Finding]]] = [
-    rule_settlement_overdue,
-    rule_auto_no_close,
-    rule_ledger_imbalance,
-    rule_emergency_stop,
-    rule_breaker_open,
-    rule_maintenance,
-    rule_withdrawal_backlog,
-    rule_withdrawal_failure_burst,
-    rule_beat_stale,
-]
 
 
 # --- routes --------------------------------------------------------------------------------------
@@ -213,7 +101,7 @@ def alert_raise(
     force: bool = False,
     results: list | None = None,
     send: bool = True,
-):
+) -> tuple[Alert, bool]:
     """Open or refresh the alert for `finding`; notify (after commit) when new, reopened, or due again."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -246,14 +134,11 @@ def alert_raise(
 
 
 def alerts_evaluate(*, now: datetime | None = None) -> list[Alert]:
-    """Run every rule; raise what is found, resolve rule alerts that are gone. Returns the notified alerts."""
+    """Run every rule (ops.rules); raise what is found, resolve rule alerts that are gone.
+
+    Returns the notified alerts."""
     now = now or timezone.now()
-    findings = []
-    for rule in RULES:
-        try:
-            findings.extend(rule(now))
-        except Exception:  # noqa: BLE001 - one broken rule must not silence the others
-            logger.exception("alert rule %s failed", rule.__name__)
+    findings = alert_findings(now=now)
     notified = []
     for finding in findings:
         alert, notify = alert_raise(finding=finding, now=now)
@@ -268,8 +153,6 @@ def alerts_evaluate(*, now: datetime | None = None) -> list[Alert]:
 def alert_send_test(*, severity: str, now: datetime | None = None) -> list[str]:
     """Prove the routes: a one-off alert (rule "test") sent now, then marked resolved."""
     if severity not in SEVERITY_RANK:
-        from ops.exceptions import OpsError
-
         raise OpsError(f"Severity must be one of P0, P1, P2, P3, got {severity!r}.", code="invalid_severity")
     now = now or timezone.now()
     finding = Finding(f"test:{now:%Y%m%dT%H%M%S%f}", severity, f"Test alert ({severity}) from send_test_alert.")

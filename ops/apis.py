@@ -1,16 +1,21 @@
 """Operations endpoints: liveness, readiness, metrics (plain views) and the protected ops API."""
 
+from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from drf_spectacular.utils import extend_schema
+from prometheus_client import CONTENT_TYPE_LATEST
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ops.auth import OPS_AUTHENTICATION, OPS_TOKEN_AUTH, IsOpsOrStaff, acting_user, ops_request_allowed
+from ops.dashboard import dashboard_numbers, metrics_text
 from ops.health import health_report
 from ops.models import OpsSwitch
+from ops.selectors import maintenance_get, switch_get
+from ops.services import circuit_breaker_reset, ops_emergency_stop, ops_maintenance
 
 
 @never_cache
@@ -20,8 +25,6 @@ def healthz(request):
 
 
 def _maintenance_on() -> bool | None:
-    from ops.selectors import maintenance_get
-
     try:
         return maintenance_get() is not None
     except Exception:  # noqa: BLE001 - the database check reports a broken database; never a 500 here
@@ -46,11 +49,6 @@ def health(request):
 @never_cache
 def metrics(request):
     """Prometheus exposition; needs the ops token (or a staff session) whenever OPS_TOKEN is set."""
-    from django.conf import settings
-    from prometheus_client import CONTENT_TYPE_LATEST
-
-    from ops.metrics import metrics_text
-
     if settings.OPS_TOKEN and not ops_request_allowed(request):
         response = JsonResponse(
             {"code": "not_authenticated", "detail": "Send Authorization: Bearer <OPS_TOKEN>."}, status=401
@@ -97,8 +95,6 @@ class OpsHealthApi(OpsApiView):
 
     @extend_schema(responses={200: dict, 503: dict})
     def get(self, request):
-        from ops.selectors import dashboard_numbers, switch_get
-
         checks = health_report()
         numbers = dashboard_numbers()
         tvl = numbers["tvl"]
@@ -142,14 +138,10 @@ class EmergencyStopApi(OpsApiView):
 
     @extend_schema(responses={200: SwitchOutputSerializer})
     def get(self, request):
-        from ops.selectors import switch_get
-
         return Response(SwitchOutputSerializer(_switch_out(switch_get(name=OpsSwitch.Name.EMERGENCY_STOP))).data)
 
     @extend_schema(request=InputSerializer, responses={200: SwitchOutputSerializer})
     def post(self, request):
-        from ops.services import ops_emergency_stop
-
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         switch, _ = ops_emergency_stop(
@@ -169,14 +161,10 @@ class CircuitBreakerApi(OpsApiView):
 
     @extend_schema(responses={200: SwitchOutputSerializer})
     def get(self, request):
-        from ops.selectors import switch_get
-
         return Response(SwitchOutputSerializer(_switch_out(switch_get(name=OpsSwitch.Name.CIRCUIT_BREAKER))).data)
 
     @extend_schema(request=InputSerializer, responses={200: SwitchOutputSerializer})
     def post(self, request):
-        from ops.services import circuit_breaker_reset
-
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         switch, _ = circuit_breaker_reset(
@@ -194,14 +182,10 @@ class MaintenanceApi(OpsApiView):
 
     @extend_schema(responses={200: SwitchOutputSerializer})
     def get(self, request):
-        from ops.selectors import switch_get
-
         return Response(SwitchOutputSerializer(_switch_out(switch_get(name=OpsSwitch.Name.MAINTENANCE))).data)
 
     @extend_schema(request=InputSerializer, responses={200: SwitchOutputSerializer})
     def post(self, request):
-        from ops.services import ops_maintenance
-
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         switch, _ = ops_maintenance(

@@ -4,10 +4,9 @@ from django.db.models.signals import post_migrate
 
 def switches_ensure(sender, using="default", **kwargs) -> None:
     """The emergency stop and circuit breaker rows exist (off) in every database, also after a test flush."""
-    from ops.models import OpsSwitch
-
-    for name in OpsSwitch.Name.values:
-        OpsSwitch.objects.using(using).get_or_create(name=name)
+    switch_model = sender.get_model("OpsSwitch")  # from the app registry: apps.py imports no models
+    for name in switch_model.Name.values:
+        switch_model.objects.using(using).get_or_create(name=name)
 
 
 class OpsConfig(AppConfig):

@@ -5,6 +5,7 @@ import hmac
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
 OPS_TOKEN_AUTH = "ops-token"
@@ -68,15 +69,11 @@ def acting_user(request):
     return user if user is not None and user.is_authenticated else None
 
 
-try:
-    from drf_spectacular.extensions import OpenApiAuthenticationExtension
+class OpsTokenScheme(OpenApiAuthenticationExtension):
+    """How the API schema (drf-spectacular) describes the ops token."""
 
-    class OpsTokenScheme(OpenApiAuthenticationExtension):
-        target_class = "ops.auth.OpsTokenAuthentication"
-        name = "opsToken"
+    target_class = "ops.auth.OpsTokenAuthentication"
+    name = "opsToken"
 
-        def get_security_definition(self, auto_schema):
-            return {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer $OPS_TOKEN"}
-
-except ImportError:  # pragma: no cover - drf-spectacular is part of the fixed stack
-    pass
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer $OPS_TOKEN"}

@@ -7,7 +7,10 @@ import os
 import zoneinfo
 from collections.abc import Callable
 
+from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
+
+from ops import health
 
 DEV_DEFAULTS = {
     "SECRET_KEY": "dev-insecure-secret-key-change-me",
@@ -46,7 +49,6 @@ def rule_amounts(settings, production: bool) -> list[str]:
 def rule_times(settings, production: bool) -> list[str]:
     problems = []
     for name in (
-        "OPS_SETTLEMENT_GRACE_SECONDS",
         "ALERT_RENOTIFY_SECONDS",
         "ROUND_SETTLE_GRACE_SECONDS",
         "OPS_BREAKER_WINDOW_SECONDS",
@@ -64,6 +66,21 @@ def rule_times(settings, production: bool) -> list[str]:
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             problems.append(f"{name} is not a known time zone: {getattr(settings, name, '')!r}.")
     return problems
+
+
+# Settings that were read once and are not any more: set in the environment, they would look honoured.
+RETIRED = {
+    "OPS_SETTLEMENT_GRACE_SECONDS": "overdue rounds use ROUND_SETTLE_GRACE_SECONDS (one grace for the beat, the "
+    "alerts, the circuit breaker and /health)",
+}
+
+
+def rule_retired(settings, production: bool) -> list[str]:
+    return [
+        f"{name} is set in the environment but no longer used: {why}; remove it."
+        for name, why in RETIRED.items()
+        if name in os.environ
+    ]
 
 
 def rule_alerts(settings, production: bool) -> list[str]:
@@ -130,16 +147,12 @@ def rule_proxies(settings, production: bool) -> list[str]:
 
 
 def rule_database_reachable(settings, production: bool) -> list[str]:
-    from ops.health import check_database
-
-    check = check_database()
+    check = health.check_database()
     return [] if check.ok else [f"Database is not reachable: {check.detail}"]
 
 
 def rule_broker_reachable(settings, production: bool) -> list[str]:
-    from ops.health import check_broker
-
-    check = check_broker()
+    check = health.check_broker()
     return [] if check.ok else [f"Broker is not reachable: {check.detail}"]
 
 
@@ -151,6 +164,7 @@ STATIC_RULES: list[Callable] = [
     rule_secrets,
     rule_deployment,
     rule_proxies,
+    rule_retired,
 ]
 CONNECTION_RULES: list[Callable] = [rule_database_reachable, rule_broker_reachable]
 
@@ -160,13 +174,11 @@ def deployment_default() -> str:
 
 
 def config_problems(*, deployment: str | None = None, connections: bool = True) -> list[str]:
-    from django.conf import settings
-
     production = (deployment or deployment_default()) == "production"
     problems = []
     for rule in STATIC_RULES + (CONNECTION_RULES if connections else []):
         try:
-            problems.extend(rule(settings, production))
+            problems.extend(rule(django_settings, production))
         except Exception as exc:  # noqa: BLE001 - a rule that crashes is a problem to report, not a traceback
             problems.append(f"{rule.__name__} could not run: {type(exc).__name__}: {exc}")
     return problems

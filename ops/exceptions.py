@@ -5,21 +5,38 @@ class OpsError(ApplicationError):
     code = "ops_error"
 
 
-class ReasonRequired(ApplicationError):
-    code = "reason_required"
-    status = 400
+class Halted(ApplicationError):
+    """Betting or withdrawal processing refused because an operator or the breaker halted it.
+
+    423 Locked, from every door (bets, withdrawal processing, the admin, commands): the
+    request itself was fine; retrying after the stop is lifted may succeed. One class per code.
+    """
+
+    code = "halted"
+    status = 423
 
 
-class PermissionRefused(ApplicationError):
-    """A staff user without `ops.change_opsswitch` (the operator role) tried to switch something."""
+class EmergencyStopped(Halted):
+    """The emergency stop is on: bets and withdrawal processing are refused."""
 
-    code = "permission_denied"
-    status = 403
+    code = "emergency_stop"
 
 
-class NotAuthorized(ApplicationError):
-    code = "not_authorized"
-    status = 401
+class CircuitBreakerOpen(Halted):
+    """The circuit breaker is open: bets are refused until staff reset it."""
+
+    code = "circuit_breaker"
+
+
+HALT_REFUSALS: dict[str, type[Halted]] = {
+    EmergencyStopped.code: EmergencyStopped,
+    CircuitBreakerOpen.code: CircuitBreakerOpen,
+}
+
+
+def halt_refusal(*, code: str, detail: str) -> Halted:
+    """The refusal for an ops.selectors.Halt's `code` ("emergency_stop" or "circuit_breaker")."""
+    return HALT_REFUSALS.get(code, Halted)(detail)
 
 
 class BackupInvalid(ApplicationError):

@@ -7,6 +7,10 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
+from kombu import Connection
+
+from ops.selectors import heartbeat_age_seconds
+from rounds.selectors import round_last_settled, rounds_overdue
 
 
 @dataclass(frozen=True)
@@ -42,8 +46,6 @@ def check_broker(*, timeout: float = 2.0) -> Check:
         if folder and folder.is_dir() and os.access(folder, os.W_OK):
             return Check("broker", True, "filesystem")
         return Check("broker", False, f"filesystem broker folder {str(folder)!r} is missing or not writable")
-    from kombu import Connection
-
     try:
         with Connection(url, connect_timeout=timeout, transport_options={"max_retries": 0}) as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=timeout)
@@ -53,8 +55,6 @@ def check_broker(*, timeout: float = 2.0) -> Check:
 
 
 def check_beat() -> Check:
-    from ops.selectors import heartbeat_age_seconds
-
     age = heartbeat_age_seconds()
     if age is None:
         return Check("beat", False, "no beat heartbeat yet", {"age_seconds": None})
@@ -65,11 +65,8 @@ def check_beat() -> Check:
 
 
 def check_settlement() -> Check:
-    from ops.breaker import overdue_rounds
-    from rounds.models import Round
-
-    overdue = list(overdue_rounds(timezone.now()).order_by("code").values_list("code", flat=True)[:5])
-    last = Round.objects.filter(status=Round.Status.SETTLED).order_by("-code").values("code", "result").first()
+    overdue = [row.code for row in rounds_overdue(now=timezone.now())[:5]]
+    last = round_last_settled()
     data = {"last_settled": last, "overdue": overdue}
     if overdue:
         return Check("settlement", False, f"overdue: {', '.join(overdue)}", data)

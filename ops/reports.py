@@ -1,28 +1,34 @@
-"""Report selectors: the daily report, house P&L per day, and reconciliation."""
+"""Report selectors: the daily report, house P&L per day, reconciliation and TVL per day, over every app's selectors."""
 
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from betting.models import Bet, User
-from ledger.models import Account, LedgerEntry
-from ledger.selectors import ledger_audit
-from rounds.models import Round
-from withdrawals.models import Deposit, Withdrawal
-from withdrawals.selectors import payouts_compare_with_custodian
+from betting.selectors import bet_activity, bet_stakes_by_round_u, bet_volume_by_day_u, users_count
+from ledger.selectors import (
+    house_totals_by_day_u,
+    house_totals_u,
+    ledger_audit,
+    round_pool_balances_u,
+    tvl_entries_by_day_u,
+    user_cash_totals_u,
+    withdrawals_pending_balance_u,
+)
+from rounds.selectors import rounds_pools, rounds_settled_count
+from withdrawals.selectors import (
+    deposit_totals,
+    payouts_compare_with_custodian,
+    withdrawal_completed_totals,
+    withdrawal_requested_totals,
+    withdrawals_pending_total_u,
+)
 
 
 def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
     tz = timezone.get_current_timezone()
     start = timezone.make_aware(dt.datetime.combine(day, dt.time.min), tz)
     return start, start + dt.timedelta(days=1)
-
-
-def _sum(queryset, field_name: str) -> int:
-    return queryset.aggregate(total=Sum(field_name))["total"] or 0
 
 
 @dataclass(frozen=True)
@@ -46,28 +52,27 @@ class DailyReport:
 
 def daily_report_get(*, day: dt.date) -> DailyReport:
     start, end = day_bounds(day)
-    bets = Bet.objects.filter(created_at__gte=start, created_at__lt=end)
-    house = LedgerEntry.objects.filter(account_id=Account.HOUSE, ts__gte=start, ts__lt=end)
-    deposits = Deposit.objects.filter(created_at__gte=start, created_at__lt=end)
-    requested = Withdrawal.objects.filter(created_at__gte=start, created_at__lt=end)
-    completed = Withdrawal.objects.filter(status=Withdrawal.Status.COMPLETED, updated_at__gte=start, updated_at__lt=end)
-    bet_numbers = bets.aggregate(count=Count("id"), users=Count("user_id", distinct=True), volume=Sum("stake_u"))
+    activity = bet_activity(start=start, end=end)
+    house = house_totals_u(start=start, end=end)
+    deposits = deposit_totals(start=start, end=end)
+    requested = withdrawal_requested_totals(start=start, end=end)
+    completed = withdrawal_completed_totals(start=start, end=end)
     return DailyReport(
         day=day,
-        total_users=User.objects.filter(date_joined__lt=end).count(),
-        new_users=User.objects.filter(date_joined__gte=start, date_joined__lt=end).count(),
-        active_bettors=bet_numbers["users"],
-        bets=bet_numbers["count"],
-        volume_u=bet_numbers["volume"] or 0,
-        fees_u=_sum(house.filter(ref_type="settlement"), "amount_u"),
-        house_pnl_u=_sum(house, "amount_u"),
-        rounds_settled=Round.objects.filter(settled_at__gte=start, settled_at__lt=end).count(),
-        deposits=deposits.count(),
-        deposits_u=_sum(deposits, "amount_u"),
-        withdrawals_requested=requested.count(),
-        withdrawals_requested_u=_sum(requested, "amount_u"),
-        withdrawals_completed=completed.count(),
-        withdrawals_completed_u=_sum(completed, "amount_u"),
+        total_users=users_count(joined_before=end),
+        new_users=users_count(joined_before=end, joined_since=start),
+        active_bettors=activity.bettors,
+        bets=activity.bets,
+        volume_u=activity.volume_u,
+        fees_u=house.fees_u,
+        house_pnl_u=house.net_u,
+        rounds_settled=rounds_settled_count(start=start, end=end),
+        deposits=deposits.count,
+        deposits_u=deposits.amount_u,
+        withdrawals_requested=requested.count,
+        withdrawals_requested_u=requested.amount_u,
+        withdrawals_completed=completed.count,
+        withdrawals_completed_u=completed.amount_u,
     )
 
 
@@ -85,28 +90,13 @@ def house_pnl_by_day(*, start: dt.date, end: dt.date) -> list[PnlDay]:
     since, _ = day_bounds(start)
     _, until = day_bounds(end)
     tz = timezone.get_current_timezone()
-    house = (
-        LedgerEntry.objects.filter(account_id=Account.HOUSE, ts__gte=since, ts__lt=until)
-        .annotate(day=TruncDate("ts", tzinfo=tz))
-        .values("day")
-        .annotate(
-            total=Sum("amount_u"),
-            fees=Sum("amount_u", filter=Q(ref_type="settlement")),
-        )
-    )
-    by_day = {row["day"]: row for row in house}
-    volume = dict(
-        Bet.objects.filter(created_at__gte=since, created_at__lt=until)
-        .annotate(day=TruncDate("created_at", tzinfo=tz))
-        .values("day")
-        .annotate(total=Sum("stake_u"))
-        .values_list("day", "total")
-    )
+    house = house_totals_by_day_u(start=since, end=until, tz=tz)
+    volume = bet_volume_by_day_u(start=since, end=until, tz=tz)
     rows = []
     day = start
     while day <= end:
-        row = by_day.get(day, {})
-        total, fees = row.get("total") or 0, row.get("fees") or 0
+        totals = house.get(day)
+        total, fees = (totals.net_u, totals.fees_u) if totals else (0, 0)
         rows.append(PnlDay(day, fees, total - fees, total, volume.get(day) or 0))
         day += dt.timedelta(days=1)
     return rows
@@ -135,33 +125,29 @@ def reconcile(*, payout_days: int | None = 30) -> Reconciliation:
             + ([f"global sum {audit.global_sum_u} u"] if audit.global_sum_u else []),
         )
     )
-    pools = dict(Account.objects.filter(kind=Account.Kind.ROUND_POOL).values_list("code", "balance_u"))
+    rounds = rounds_pools()
+    pools = round_pool_balances_u(round_codes=[round_.code for round_ in rounds])
     pool_problems = []
-    for code, status, up_u, down_u in Round.objects.values_list("code", "status", "up_pool_u", "down_pool_u"):
-        balance_u = pools.get(Account.round_pool_code(code), 0)
-        expected_u = 0 if status == Round.Status.SETTLED else up_u + down_u
+    for round_ in rounds:
+        balance_u = pools.get(round_.code, 0)
+        expected_u = round_.up_pool_u + round_.down_pool_u if round_.unsettled else 0
         if balance_u != expected_u:
-            pool_problems.append(f"round {code} ({status}): pool account {balance_u} u, expected {expected_u} u")
-    open_stakes = dict(
-        Bet.objects.filter(round__status__in=[Round.Status.OPEN, Round.Status.LOCKED])
-        .values("round__code")
-        .annotate(total=Sum("stake_u"))
-        .values_list("round__code", "total")
-    )
-    for code, up_u, down_u in Round.objects.filter(status__in=[Round.Status.OPEN, Round.Status.LOCKED]).values_list(
-        "code", "up_pool_u", "down_pool_u"
-    ):
-        if open_stakes.get(code, 0) != up_u + down_u:
-            pool_problems.append(f"round {code}: Σ stakes {open_stakes.get(code, 0)} u, pools {up_u + down_u} u")
+            pool_problems.append(
+                f"round {round_.code} ({round_.status}): pool account {balance_u} u, expected {expected_u} u"
+            )
+    unsettled = [round_ for round_ in rounds if round_.unsettled]
+    open_stakes = bet_stakes_by_round_u(round_codes=[round_.code for round_ in unsettled])
+    for round_ in unsettled:
+        pools_u = round_.up_pool_u + round_.down_pool_u
+        if open_stakes.get(round_.code, 0) != pools_u:
+            pool_problems.append(
+                f"round {round_.code}: Σ stakes {open_stakes.get(round_.code, 0)} u, pools {pools_u} u"
+            )
     result.checks.append(
         ("round pools: open pools = pool accounts = Σ stakes; settled pools empty", not pool_problems, pool_problems)
     )
-    pending_u = (
-        Account.objects.filter(code=Account.WITHDRAWALS_PENDING).values_list("balance_u", flat=True).first() or 0
-    )
-    queued_u = _sum(
-        Withdrawal.objects.filter(status__in=[Withdrawal.Status.QUEUED, Withdrawal.Status.PROCESSING]), "amount_u"
-    )
+    pending_u = withdrawals_pending_balance_u()
+    queued_u = withdrawals_pending_total_u()
     result.checks.append(
         (
             "pending withdrawals: withdrawals:pending = Σ queued/processing withdrawals",
@@ -178,13 +164,12 @@ def reconcile(*, payout_days: int | None = 30) -> Reconciliation:
             payouts.mismatches,
         )
     )
-    cash_u = _sum(Account.objects.filter(kind=Account.Kind.USER_CASH), "balance_u")
-    cash_entries_u = _sum(LedgerEntry.objects.filter(account__kind=Account.Kind.USER_CASH), "amount_u")
+    cash = user_cash_totals_u()
     result.checks.append(
         (
             "user cash: Σ cached balances = Σ entries",
-            cash_u == cash_entries_u,
-            [] if cash_u == cash_entries_u else [f"cached {cash_u} u, entries {cash_entries_u} u"],
+            cash.cached_u == cash.entries_u,
+            [] if cash.cached_u == cash.entries_u else [f"cached {cash.cached_u} u, entries {cash.entries_u} u"],
         )
     )
     return result
@@ -192,18 +177,9 @@ def reconcile(*, payout_days: int | None = 30) -> Reconciliation:
 
 def tvl_by_day(*, start: dt.date, end: dt.date) -> list[tuple[dt.date, int]]:
     """TVL (user cash + round pools + pending withdrawals) at the end of each day, from the ledger entries."""
-    kinds = [Account.Kind.USER_CASH, Account.Kind.ROUND_POOL, Account.Kind.PENDING]
     since, _ = day_bounds(start)
     _, until = day_bounds(end)
-    entries = LedgerEntry.objects.filter(account__kind__in=kinds)
-    running = _sum(entries.filter(ts__lt=since), "amount_u")
-    per_day = dict(
-        entries.filter(ts__gte=since, ts__lt=until)
-        .annotate(day=TruncDate("ts", tzinfo=timezone.get_current_timezone()))
-        .values("day")
-        .annotate(total=Sum("amount_u"))
-        .values_list("day", "total")
-    )
+    running, per_day = tvl_entries_by_day_u(start=since, end=until, tz=timezone.get_current_timezone())
     rows = []
     day = start
     while day <= end:

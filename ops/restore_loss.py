@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from django.db.models import Q
-
-from ops.backup import backup_rows, backup_taken_at
+from betting.selectors import bets_since, betting_tables
+from ledger.selectors import ledger_batches_since, ledger_tables
+from ops.backup_files import backup_rows, backup_taken_at
+from rounds.selectors import round_settlements_since, rounds_changed_since, rounds_tables
+from withdrawals.selectors import deposits_since, withdrawals_changed_since, withdrawals_tables
 
 # Clock skew between hosts and the time a dump takes to begin: rows this much older than the
 # backup's name are still compared against it.
@@ -88,12 +90,11 @@ def _withdrawal_consequence(status: str, was: str | None) -> str:
 
 
 def restore_loss(*, path: Path, backup_sha256: str) -> Loss:
-    """The canonical list of what restoring `path` over the live database erases, with amounts."""
-    from betting.models import Bet
-    from ledger.models import LedgerBatch
-    from rounds.models import Round, RoundSettlement
-    from withdrawals.models import Deposit, Withdrawal
+    """The canonical list of what restoring `path` over the live database erases, with amounts.
 
+    Each table is named by the app that owns it (its `*_tables()` selector), the live rows come
+    from its selectors, and the backup's rows from the file.
+    """
     path = Path(path)
     taken = backup_taken_at(path=path)
     since = taken - CANDIDATE_MARGIN
@@ -101,8 +102,9 @@ def restore_loss(*, path: Path, backup_sha256: str) -> Loss:
         f"Restoring {path.name} (sha256 {backup_sha256}, taken {_when(taken)}) erases what it does not hold:",
     ]
 
-    deposits = list(Deposit.objects.filter(created_at__gte=since).select_related("user").order_by("id"))
-    held = _held(path=path, table="deposits", ids=[d.id for d in deposits])
+    tables = {**withdrawals_tables(), **rounds_tables(), **betting_tables(), **ledger_tables()}
+    deposits = deposits_since(since=since)
+    held = _held(path=path, table=tables["deposits"], ids=[d.id for d in deposits])
     lost_deposits = [d for d in deposits if d.id not in held]
     for deposit in lost_deposits:
         lines.append(
@@ -110,8 +112,8 @@ def restore_loss(*, path: Path, backup_sha256: str) -> Loss:
             f"credited {_when(deposit.created_at)}: the bettor's cash loses it"
         )
 
-    withdrawals = list(Withdrawal.objects.filter(updated_at__gte=since).select_related("user").order_by("id"))
-    held = _held(path=path, table="withdrawals", ids=[w.id for w in withdrawals], status="status")
+    withdrawals = withdrawals_changed_since(since=since)
+    held = _held(path=path, table=tables["withdrawals"], ids=[w.id for w in withdrawals], status="status")
     lost_withdrawals = [w for w in withdrawals if w.id not in held or held[w.id] != w.status]
     for withdrawal in lost_withdrawals:
         was = held.get(withdrawal.id)
@@ -120,21 +122,17 @@ def restore_loss(*, path: Path, backup_sha256: str) -> Loss:
             f"  withdrawal #{withdrawal.id} {usdc_exact(withdrawal.amount_u)} of {withdrawal.user.email} "
             f"{withdrawal.status} ({where}): {_withdrawal_consequence(withdrawal.status, was)}"
         )
-    paid_out = [w for w in lost_withdrawals if w.status == Withdrawal.Status.COMPLETED]
+    paid_out = [w for w in lost_withdrawals if w.status == "COMPLETED"]
 
-    rounds = list(
-        Round.objects.filter(Q(created_at__gte=since) | Q(locked_at__gte=since) | Q(settled_at__gte=since)).order_by(
-            "code"
-        )
-    )
-    held = _held(path=path, table="rounds", ids=[r.id for r in rounds], status="status")
+    rounds = rounds_changed_since(since=since)
+    held = _held(path=path, table=tables["rounds"], ids=[r.id for r in rounds], status="status")
     changed_rounds = [r for r in rounds if r.id not in held or held[r.id] != r.status]
     for round_ in changed_rounds:
         where = "not in the backup" if round_.id not in held else f"goes back to {held[round_.id]}"
         lines.append(f"  round {round_.code} {round_.status}: {where}")
 
-    settlements = list(RoundSettlement.objects.filter(created_at__gte=since).select_related("round").order_by("id"))
-    held = _held(path=path, table="round_settlements", ids=[s.id for s in settlements])
+    settlements = round_settlements_since(since=since)
+    held = _held(path=path, table=tables["settlements"], ids=[s.id for s in settlements])
     lost_settlements = [s for s in settlements if s.id not in held]
     for settlement in lost_settlements:
         lines.append(
@@ -143,15 +141,15 @@ def restore_loss(*, path: Path, backup_sha256: str) -> Loss:
             f"fee {usdc_exact(settlement.fee_u)}: the payouts are undone"
         )
 
-    bets = list(Bet.objects.filter(created_at__gte=since).values_list("id", "stake_u"))
-    held = _held(path=path, table="bets", ids=[bet_id for bet_id, _ in bets])
+    bets = bets_since(since=since)
+    held = _held(path=path, table=tables["bets"], ids=[bet_id for bet_id, _ in bets])
     lost_bets = [(bet_id, stake_u) for bet_id, stake_u in bets if bet_id not in held]
     bets_stake_u = sum(stake_u for _, stake_u in lost_bets)
     if lost_bets:
         lines.append(f"  bets: {len(lost_bets)} placed after the backup, {usdc_exact(bets_stake_u)} staked")
 
-    batches = list(LedgerBatch.objects.filter(created_at__gte=since).values_list("id", "ref_type"))
-    held = _held(path=path, table="ledger_batches", ids=[batch_id for batch_id, _ in batches])
+    batches = ledger_batches_since(since=since)
+    held = _held(path=path, table=tables["batches"], ids=[batch_id for batch_id, _ in batches])
     lost_batches = Counter(ref_type for batch_id, ref_type in batches if batch_id not in held)
     if lost_batches:
         kinds = ", ".join(f"{ref_type} {count}" for ref_type, count in sorted(lost_batches.items()))

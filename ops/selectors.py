@@ -1,11 +1,16 @@
-"""Reads for operations: the halt and maintenance checks on the hot path, switch state, heartbeat age."""
+"""Reads of the ops tables: the halt and maintenance checks on the hot path, switches, heartbeats, alerts, counts.
+
+Other apps call `betting_halt` and `maintenance_get` on every bet, request and task, so this
+module reads only ops' own tables and imports no other app.
+"""
 
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.db.models import Max, QuerySet, Sum
 from django.utils import timezone
 
-from ops.models import Heartbeat, OpsSwitch
+from ops.models import Alert, EventCount, Heartbeat, OpsSwitch
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,11 @@ def switch_get(*, name: str) -> OpsSwitch:
     return OpsSwitch.objects.filter(name=name).select_related("changed_by").first() or OpsSwitch(name=name)
 
 
+def switch_reason_if_active(*, name: str) -> str | None:
+    """The reason of the switch when it is on, else None."""
+    return OpsSwitch.objects.filter(name=name, active=True).values_list("reason", flat=True).first()
+
+
 def switches_active() -> dict[str, bool]:
     active = set(OpsSwitch.objects.filter(active=True).values_list("name", flat=True))
     return {name: name in active for name in OpsSwitch.Name.values}
@@ -71,42 +81,24 @@ def heartbeat_age_seconds(*, name: str = "beat", now: datetime | None = None) ->
     return max(0.0, ((now or timezone.now()) - beat_at).total_seconds())
 
 
-def dashboard_round():
-    """The round bettors see (rounds.selectors.round_current), else the latest settled one."""
-    from rounds.models import Round
-    from rounds.selectors import round_current
-
-    return round_current() or Round.objects.order_by("-code").first()
+def event_count_total(*, name: str, since: datetime) -> int:
+    """Σ of the per-minute counter `name` from the minute of `since` on."""
+    minute = since.replace(second=0, microsecond=0)
+    return EventCount.objects.filter(name=name, minute__gte=minute).aggregate(total=Sum("count"))["total"] or 0
 
 
-def ledger_unbalanced_batches() -> int:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT COUNT(*) FROM (SELECT batch FROM ledger_entries GROUP BY batch HAVING SUM(amount_u) != 0) t"
-        )
-        return cursor.fetchone()[0]
-
-
-def alerts_open():
-    from ops.models import Alert
-
+def alerts_open() -> QuerySet[Alert]:
     return Alert.objects.filter(status=Alert.Status.OPEN).order_by("severity", "-last_seen_at")
 
 
-def dashboard_numbers() -> dict:
-    """Everything the metrics scrape and the admin dashboard show, from a handful of aggregate queries."""
-    from ledger.selectors import tvl_get
+def ops_tables() -> dict[str, str]:
+    return {"switches": OpsSwitch._meta.db_table}
 
-    switches = switches_active()
+
+def ops_last_writes() -> dict[str, datetime | None]:
+    """{"table.column": latest stamp}: turning maintenance on starts the restore's quiet clock (not the heartbeat:
+    it holds no data)."""
     return {
-        "tvl": tvl_get(),
-        "round": dashboard_round(),
-        "emergency_stop": switches[OpsSwitch.Name.EMERGENCY_STOP],
-        "circuit_breaker": switches[OpsSwitch.Name.CIRCUIT_BREAKER],
-        "maintenance": switches[OpsSwitch.Name.MAINTENANCE],
-        "unbalanced_batches": ledger_unbalanced_batches(),
-        "heartbeat_age_seconds": heartbeat_age_seconds(),
-        "alerts_open": alerts_open().count(),
+        f"{OpsSwitch._meta.db_table}.changed_at": OpsSwitch.objects.aggregate(at=Max("changed_at"))["at"],
+        f"{Alert._meta.db_table}.last_seen_at": Alert.objects.aggregate(at=Max("last_seen_at"))["at"],
     }

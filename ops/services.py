@@ -1,15 +1,47 @@
-"""Writes for operations. Every manual or automatic switch writes one audit row in its transaction."""
+"""Writes for operations: the switches, the breaker's opening, heartbeats and shared counters.
+
+Every manual or automatic switch writes one audit row in its transaction and asks for an
+alert evaluation once it commits. The rules that decide (ops.rules) only read; the state
+changes they lead to are here and in ops.alerts.
+"""
 
 from datetime import datetime
-from typing import Any
 
+from django.contrib.auth.models import PermissionsMixin
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from audit.events import AuditAction
 from audit.services import audit_record
-from ops.exceptions import PermissionRefused, ReasonRequired
+from common.errors import ReasonRequired, permission_require
+from ops.alerts import alert_raise
 from ops.models import EventCount, Heartbeat, OpsSwitch
+from ops.rules import Trip, breaker_first_trip, maintenance_finding
+from ops.selectors import switch_reason_if_active
+from ops.tasks import evaluate_alerts
+
+CHANGE_OPS_SWITCH = "ops.change_opsswitch"
+
+
+def ops_switch_authorize(
+    *, actor: PermissionsMixin | None, act: str = "Switching the emergency stop, the circuit breaker or maintenance"
+) -> None:
+    """A person who switches the emergency stop, the breaker or maintenance, or backs up or restores the
+    database, needs `ops.change_opsswitch` (operator).
+
+    The admin, the ops API and the commands all come through here. `actor` None is a caller with
+    no Django user: the shell without --actor (`manage.py`, whose access is the authority; audited
+    with the OS user), the ops token (a machine credential the operator configured; audited with
+    source "ops-token") and the beat.
+    """
+    if actor is None:
+        return
+    permission_require(
+        actor,
+        CHANGE_OPS_SWITCH,
+        detail=f"{act} needs the operator's permission.",
+    )
 
 
 def _switch_locked(name: str) -> OpsSwitch:
@@ -21,26 +53,15 @@ def _switch_state(switch: OpsSwitch) -> dict:
     return {"active": switch.active, "reason": switch.reason, "rule": switch.rule}
 
 
-CHANGE_OPS_SWITCH = "ops.change_opsswitch"
-
-
-def ops_switch_authorize(*, actor: Any) -> None:
-    """A person who switches the emergency stop, the breaker or maintenance needs `ops.change_opsswitch` (operator).
-
-    The admin, the ops API and the commands all come through here. `actor` None is a caller with
-    no Django user: the shell (`manage.py`, whose access is the authority), the ops token (a
-    machine credential the operator configured; audited with source "ops-token") and the beat.
-    """
-    if actor is None:
-        return
-    if not (getattr(actor, "is_staff", False) and actor.has_perm(CHANGE_OPS_SWITCH)):
-        raise PermissionRefused(
-            "Switching the emergency stop, the circuit breaker or maintenance needs the operator's permission."
-        )
-
-
 def _switch_set(
-    *, name: str, active: bool, reason: str, rule: str, actor: Any, source: str, action: str
+    *,
+    name: str,
+    active: bool,
+    reason: str,
+    rule: str,
+    actor: PermissionsMixin | None,
+    source: str,
+    action: AuditAction,
 ) -> tuple[OpsSwitch, bool]:
     """Lock, check, change one switch; returns (switch, changed). A no-op switch writes nothing."""
     with transaction.atomic():
@@ -70,15 +91,15 @@ def _switch_set(
 
 def _alerts_soon() -> None:
     """Evaluate alerts right after a switch commits, so the stop/breaker alert goes out now, not at the next beat."""
-    from ops.tasks import evaluate_alerts
-
     try:
         evaluate_alerts.delay()
     except Exception:  # noqa: BLE001 - a broker hiccup must not undo the switch; the beat catches up
         pass
 
 
-def ops_emergency_stop(*, active: bool, reason: str = "", actor: Any = None, source: str) -> tuple[OpsSwitch, bool]:
+def ops_emergency_stop(
+    *, active: bool, reason: str = "", actor: PermissionsMixin | None = None, source: str
+) -> tuple[OpsSwitch, bool]:
     """Switch the emergency stop on (a reason is required) or off. Bets and withdrawal processing halt while on."""
     ops_switch_authorize(actor=actor)  # before anything else: a refused person learns nothing more
     reason = (reason or "").strip()
@@ -91,11 +112,13 @@ def ops_emergency_stop(*, active: bool, reason: str = "", actor: Any = None, sou
         rule="",
         actor=actor,
         source=source,
-        action="ops.emergency_stop.on" if active else "ops.emergency_stop.off",
+        action=AuditAction.EMERGENCY_STOP_ON if active else AuditAction.EMERGENCY_STOP_OFF,
     )
 
 
-def ops_maintenance(*, active: bool, reason: str = "", actor: Any = None, source: str) -> tuple[OpsSwitch, bool]:
+def ops_maintenance(
+    *, active: bool, reason: str = "", actor: PermissionsMixin | None = None, source: str
+) -> tuple[OpsSwitch, bool]:
     """Switch maintenance mode on (a reason is required) or off.
 
     While on, every web process answers the API with 503 `maintenance` and every beat task
@@ -114,21 +137,17 @@ def ops_maintenance(*, active: bool, reason: str = "", actor: Any = None, source
             rule="",
             actor=actor,
             source=source,
-            action="ops.maintenance.on" if active else "ops.maintenance.off",
+            action=AuditAction.MAINTENANCE_ON if active else AuditAction.MAINTENANCE_OFF,
         )
         if changed and active:
             # Raised here, not by the alert task: every task (that one too) skips while maintenance is on.
-            transaction.on_commit(lambda: _maintenance_alert(reason))
+            transaction.on_commit(lambda: alert_raise(finding=maintenance_finding(reason)))
     return switch, changed
 
 
-def _maintenance_alert(reason: str) -> None:
-    from ops.alerts import Finding, alert_raise
-
-    alert_raise(finding=Finding("maintenance", "P2", f"Maintenance mode is ON: {reason}"))
-
-
-def circuit_breaker_open(*, rule: str, reason: str, actor: Any = None, source: str) -> tuple[OpsSwitch, bool]:
+def circuit_breaker_open(
+    *, rule: str, reason: str, actor: PermissionsMixin | None = None, source: str
+) -> tuple[OpsSwitch, bool]:
     """Open the breaker with the rule that tripped it; a breaker already open keeps its first reason."""
     ops_switch_authorize(actor=actor)  # before anything else: a refused person learns nothing more
     reason = (reason or "").strip()
@@ -141,11 +160,11 @@ def circuit_breaker_open(*, rule: str, reason: str, actor: Any = None, source: s
         rule=rule,
         actor=actor,
         source=source,
-        action="ops.circuit_breaker.open",
+        action=AuditAction.CIRCUIT_BREAKER_OPEN,
     )
 
 
-def circuit_breaker_reset(*, reason: str, actor: Any = None, source: str) -> tuple[OpsSwitch, bool]:
+def circuit_breaker_reset(*, reason: str, actor: PermissionsMixin | None = None, source: str) -> tuple[OpsSwitch, bool]:
     """Close the breaker, always with a reason; a person needs `ops.change_opsswitch`."""
     ops_switch_authorize(actor=actor)  # before anything else: a refused person learns nothing more
     reason = (reason or "").strip()
@@ -158,8 +177,22 @@ def circuit_breaker_reset(*, reason: str, actor: Any = None, source: str) -> tup
         rule="",
         actor=actor,
         source=source,
-        action="ops.circuit_breaker.reset",
+        action=AuditAction.CIRCUIT_BREAKER_RESET,
     )
+
+
+def circuit_breaker_evaluate(
+    *, now: datetime | None = None, source: str = "beat", actor: PermissionsMixin | None = None
+) -> Trip | None:
+    """Run the breaker rules (ops.rules); open the breaker on the first trip. Returns the trip that opened it."""
+    ops_switch_authorize(actor=actor)
+    if switch_reason_if_active(name=OpsSwitch.Name.CIRCUIT_BREAKER) is not None:
+        return None
+    trip = breaker_first_trip(now=now or timezone.now())
+    if trip is None:
+        return None
+    _, opened = circuit_breaker_open(rule=trip.rule, reason=trip.reason, actor=actor, source=source)
+    return trip if opened else None
 
 
 def heartbeat_beat(*, name: str = "beat", at: datetime | None = None) -> None:
@@ -174,7 +207,12 @@ def heartbeat_beat(*, name: str = "beat", at: datetime | None = None) -> None:
 
 
 def event_count_add(*, name: str, count: int = 1, at: datetime | None = None) -> None:
-    """Add to this minute's shared counter (one UPDATE; one INSERT the first time in a minute)."""
+    """Add to this minute's shared counter (one UPDATE; one INSERT the first time in a minute).
+
+    betting.services.bet_place calls `event_count_add(name="bet_rejected")` for every refused bet,
+    after its rolled-back transaction (so refusals from the API, the admin and commands all count);
+    the circuit breaker's bet_rejections rule (ops.rules) reads these rows. Keep this signature.
+    """
     minute = (at or timezone.now()).replace(second=0, microsecond=0)
     if EventCount.objects.filter(name=name, minute=minute).update(count=F("count") + count):
         return

@@ -1,4 +1,8 @@
-"""Beat tasks for operations: thin, idempotent, safe to run twice."""
+"""Beat tasks for operations: thin, idempotent, safe to run twice.
+
+Each imports its service inside (house style): ops.services queues `evaluate_alerts` after a
+switch commits, so a module-level import here would close a circle.
+"""
 
 from celery import shared_task
 
@@ -13,7 +17,7 @@ def beat_heartbeat() -> None:
 
 @shared_task(name="ops.evaluate_circuit_breaker", ignore_result=True)
 def evaluate_circuit_breaker() -> str:
-    from ops.breaker import circuit_breaker_evaluate
+    from ops.services import circuit_breaker_evaluate
 
     trip = circuit_breaker_evaluate(source="beat")
     return trip.rule if trip else ""

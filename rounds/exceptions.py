@@ -1,4 +1,4 @@
-from common.errors import ApplicationError
+from common.errors import ApplicationError, ReasonRequired  # noqa: F401 - re-exported for rounds' callers
 
 
 class RoundError(ApplicationError):
@@ -60,11 +60,6 @@ class NoOfficialClose(RoundError):
 
 class InvalidResult(RoundError):
     code = "invalid_result"
-    status = 400
-
-
-class ReasonRequired(RoundError):
-    code = "reason_required"
     status = 400
 
 

@@ -2,9 +2,10 @@
 
 import re
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
 
-from django.db.models import QuerySet
+from django.conf import settings
+from django.db.models import Max, Q, QuerySet
 
 from betting.selectors import bet_payout_preview, bet_payouts_iter, bet_round_totals
 from marketdata.oracle import ClosePrice
@@ -268,3 +269,108 @@ def round_verify(*, code: str) -> RoundVerification:
         stored_digest=round_.settlement_digest,
         computed_digest=computed_digest,
     )
+
+
+# --- Reads for operations (ops reads rounds only through these) ---------------
+
+
+@dataclass(frozen=True)
+class OverdueRound:
+    code: str
+    settle_at: datetime
+    marked: bool  # the beat retried AUTO through the grace, found no close and set overdue_since
+
+
+def rounds_overdue(*, now: datetime) -> list[OverdueRound]:
+    """The one definition of an overdue round: LOCKED and not settled by settle_at + ROUND_SETTLE_GRACE_SECONDS.
+
+    Overdue from the grace's last second on (settle_at + grace <= now), or from the moment the
+    beat marked it (overdue_since), whichever is first. The beat marks it, the alerts, the
+    circuit breaker and the health check report it, all from this selector, oldest first.
+    """
+    grace = timedelta(seconds=settings.ROUND_SETTLE_GRACE_SECONDS)
+    rows = (
+        Round.objects.filter(status=Round.Status.LOCKED)
+        .filter(Q(settle_at__lte=now - grace) | Q(overdue_since__isnull=False))
+        .order_by("code")
+        .values_list("code", "settle_at", "overdue_since")
+    )
+    return [OverdueRound(code=code, settle_at=settle_at, marked=since is not None) for code, settle_at, since in rows]
+
+
+def round_last_settled() -> dict[str, str] | None:
+    """{"code", "result"} of the latest settled round, or None before the first settlement."""
+    return Round.objects.filter(status=Round.Status.SETTLED).order_by("-code").values("code", "result").first()
+
+
+def round_latest() -> Round | None:
+    return Round.objects.order_by("-code").first()
+
+
+def rounds_open_pools_u() -> dict[str, int]:
+    """{round code: up + down pool} of every OPEN round."""
+    return {
+        code: up_u + down_u
+        for code, up_u, down_u in Round.objects.filter(status=Round.Status.OPEN).values_list(
+            "code", "up_pool_u", "down_pool_u"
+        )
+    }
+
+
+@dataclass(frozen=True)
+class RoundPools:
+    code: str
+    status: str
+    up_pool_u: int
+    down_pool_u: int
+
+    @property
+    def unsettled(self) -> bool:
+        return self.status in (Round.Status.OPEN, Round.Status.LOCKED)
+
+
+def rounds_pools() -> list[RoundPools]:
+    """Every round's cached pools, newest first (reconciliation compares them with the ledger and the stakes)."""
+    return [
+        RoundPools(code=code, status=status, up_pool_u=up_u, down_pool_u=down_u)
+        for code, status, up_u, down_u in Round.objects.order_by("-code").values_list(
+            "code", "status", "up_pool_u", "down_pool_u"
+        )
+    ]
+
+
+def rounds_settled_count(*, start: datetime, end: datetime) -> int:
+    return Round.objects.filter(settled_at__gte=start, settled_at__lt=end).count()
+
+
+def rounds_changed_since(*, since: datetime) -> list[Round]:
+    """Rounds created, locked or settled from `since` on (what a restore to an older backup may undo), by code."""
+    return list(
+        Round.objects.filter(Q(created_at__gte=since) | Q(locked_at__gte=since) | Q(settled_at__gte=since)).order_by(
+            "code"
+        )
+    )
+
+
+def round_settlements_since(*, since: datetime) -> list[RoundSettlement]:
+    return list(RoundSettlement.objects.filter(created_at__gte=since).select_related("round").order_by("id"))
+
+
+def rounds_tables() -> dict[str, str]:
+    """The tables rounds owns, by role: for whole-database tools (backup provenance, restore loss)."""
+    return {"rounds": Round._meta.db_table, "settlements": RoundSettlement._meta.db_table}
+
+
+def rounds_last_writes() -> dict[str, datetime | None]:
+    """{"table.column": latest stamp} of every timestamp rounds stamps on a write (the restore's quiet clock)."""
+    rounds = Round._meta.db_table
+    latest = Round.objects.aggregate(
+        created=Max("created_at"), locked=Max("locked_at"), settled=Max("settled_at"), overdue=Max("overdue_since")
+    )
+    return {
+        f"{RoundSettlement._meta.db_table}.created_at": RoundSettlement.objects.aggregate(at=Max("created_at"))["at"],
+        f"{rounds}.created_at": latest["created"],
+        f"{rounds}.locked_at": latest["locked"],
+        f"{rounds}.settled_at": latest["settled"],
+        f"{rounds}.overdue_since": latest["overdue"],
+    }

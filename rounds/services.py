@@ -40,6 +40,7 @@ from rounds.selectors import (
     round_get,
     round_transition_refusal,
     rounds_open,
+    rounds_overdue,
     settlement_plan_get,
 )
 
@@ -448,16 +449,16 @@ def round_lifecycle_tick(*, now: datetime | None = None) -> TickReport:
             report.locked.append(code)
         except InvalidTransition:
             pass  # someone (an operator, a twin tick) locked it first
-    grace = timedelta(seconds=settings.ROUND_SETTLE_GRACE_SECONDS)
+    overdue = {row.code for row in rounds_overdue(now=now)}  # the one definition (settle_at + grace)
     due = Round.objects.filter(status=Round.Status.LOCKED, settle_at__lte=now, overdue_since__isnull=True)
-    for code, settle_at in due.order_by("code").values_list("code", "settle_at"):
+    for code in due.order_by("code").values_list("code", flat=True):
         try:
             round_settle(code=code, result="AUTO", source="beat", reason="automatic settlement from the official close")
             report.settled.append(code)
         except InvalidTransition:
             pass  # settled by a twin tick or an operator meanwhile
         except NoOfficialClose:
-            if now >= settle_at + grace:
+            if code in overdue:
                 round_mark_overdue(code=code, now=now)
                 report.overdue.append(code)
             else:

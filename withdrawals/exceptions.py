@@ -1,4 +1,5 @@
 from common.errors import ApplicationError
+from ops.exceptions import EmergencyStopped
 
 
 class WithdrawalError(ApplicationError):
@@ -55,12 +56,8 @@ class ApprovalRefused(WithdrawalError):
     status = 403
 
 
-class ProcessingHalted(WithdrawalError):
-    """The emergency stop is on. 423 Locked, as a bet refused by the same stop (betting.BettingHalted):
-    an operator locked the house; the same request may succeed once the stop is lifted."""
-
-    code = "emergency_stop"
-    status = 423
+# The emergency stop's one refusal (423 `emergency_stop`, as for bets): one class per code.
+ProcessingHalted = EmergencyStopped
 
 
 class PayoutInFlight(WithdrawalError):

@@ -1,13 +1,13 @@
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
 from withdrawals.adapters import COMPLETED, FAILED, PENDING, payout_adapter_get
 from withdrawals.exceptions import PayoutUnavailable, WithdrawalNotFound
-from withdrawals.models import Deposit, DepositIntent, PayoutAddress, Withdrawal
+from withdrawals.models import Deposit, DepositIntent, PayoutAddress, SimulatedPayout, Withdrawal
 
 
 def withdrawal_list(*, user: AbstractBaseUser) -> QuerySet[Withdrawal]:
@@ -135,3 +135,82 @@ def payouts_compare_with_custodian(*, days: int | None = 30) -> PayoutComparison
         if paid and known.amount_u is not None and known.amount_u != withdrawal.amount_u:
             result.mismatches.append(f"{label}: the payout service holds {known.amount_u} u for it")
     return result
+
+
+# --- Reads for operations (ops reads deposits and withdrawals only through these) ---
+
+
+@dataclass(frozen=True)
+class Totals:
+    count: int
+    amount_u: int
+
+
+def _totals(rows: QuerySet) -> Totals:
+    numbers = rows.aggregate(count=Count("id"), amount=Sum("amount_u"))
+    return Totals(count=numbers["count"], amount_u=numbers["amount"] or 0)
+
+
+def withdrawals_finished_counts(*, since: datetime) -> tuple[int, int]:
+    """(finished, failed): withdrawals that ended COMPLETED or FAILED from `since` on."""
+    finished = Withdrawal.objects.filter(
+        updated_at__gte=since, status__in=[Withdrawal.Status.COMPLETED, Withdrawal.Status.FAILED]
+    )
+    return finished.count(), finished.filter(status=Withdrawal.Status.FAILED).count()
+
+
+def withdrawals_waiting_count(*, created_before: datetime) -> int:
+    """Withdrawals still QUEUED or PROCESSING that were requested before `created_before`."""
+    return Withdrawal.objects.filter(
+        status__in=[Withdrawal.Status.QUEUED, Withdrawal.Status.PROCESSING], created_at__lt=created_before
+    ).count()
+
+
+def withdrawals_failed_count(*, since: datetime) -> int:
+    return Withdrawal.objects.filter(status=Withdrawal.Status.FAILED, updated_at__gte=since).count()
+
+
+def withdrawals_pending_total_u() -> int:
+    """Σ amount_u of the QUEUED and PROCESSING withdrawals (what withdrawals:pending must hold)."""
+    return _totals(
+        Withdrawal.objects.filter(status__in=[Withdrawal.Status.QUEUED, Withdrawal.Status.PROCESSING])
+    ).amount_u
+
+
+def deposit_totals(*, start: datetime, end: datetime) -> Totals:
+    return _totals(Deposit.objects.filter(created_at__gte=start, created_at__lt=end))
+
+
+def withdrawal_requested_totals(*, start: datetime, end: datetime) -> Totals:
+    return _totals(Withdrawal.objects.filter(created_at__gte=start, created_at__lt=end))
+
+
+def withdrawal_completed_totals(*, start: datetime, end: datetime) -> Totals:
+    return _totals(
+        Withdrawal.objects.filter(status=Withdrawal.Status.COMPLETED, updated_at__gte=start, updated_at__lt=end)
+    )
+
+
+def deposits_since(*, since: datetime) -> list[Deposit]:
+    """Deposits credited from `since` on, with their user, by id."""
+    return list(Deposit.objects.filter(created_at__gte=since).select_related("user").order_by("id"))
+
+
+def withdrawals_changed_since(*, since: datetime) -> list[Withdrawal]:
+    """Withdrawals changed from `since` on, with their user, by id."""
+    return list(Withdrawal.objects.filter(updated_at__gte=since).select_related("user").order_by("id"))
+
+
+def withdrawals_tables() -> dict[str, str]:
+    """The tables withdrawals owns, by role: for whole-database tools (backup provenance, restore loss)."""
+    return {"deposits": Deposit._meta.db_table, "withdrawals": Withdrawal._meta.db_table}
+
+
+def withdrawals_last_writes() -> dict[str, datetime | None]:
+    """{"table.column": latest stamp} of every timestamp withdrawals stamps on a write (the restore's quiet clock)."""
+    return {
+        f"{Deposit._meta.db_table}.created_at": Deposit.objects.aggregate(at=Max("created_at"))["at"],
+        f"{DepositIntent._meta.db_table}.created_at": DepositIntent.objects.aggregate(at=Max("created_at"))["at"],
+        f"{Withdrawal._meta.db_table}.updated_at": Withdrawal.objects.aggregate(at=Max("updated_at"))["at"],
+        f"{SimulatedPayout._meta.db_table}.created_at": SimulatedPayout.objects.aggregate(at=Max("created_at"))["at"],
+    }

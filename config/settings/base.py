@@ -248,9 +248,7 @@ PAYOUT_SIMULATED_DELAY_SECONDS = env.float("PAYOUT_SIMULATED_DELAY_SECONDS", def
 # --- Operations (ops app) ----------------------------------------------------
 # Readiness: the beat writes a heartbeat every 30 s; older than this is "stale".
 OPS_HEARTBEAT_STALE_SECONDS = env.int("OPS_HEARTBEAT_STALE_SECONDS", default=180)
-# A LOCKED round past settle_at + this grace is overdue (alert + circuit breaker).
-OPS_SETTLEMENT_GRACE_SECONDS = env.int("OPS_SETTLEMENT_GRACE_SECONDS", default=3600)
-# Circuit breaker thresholds (each rule is one function in ops/breaker.py).
+# Circuit breaker thresholds (each rule is one function in ops/rules.py).
 OPS_BREAKER_HOUSE_LOSS_U = env.int("OPS_BREAKER_HOUSE_LOSS_U", default=10_000_000_000)  # 24 h house loss
 OPS_BREAKER_WITHDRAWAL_FAILURE_RATE = env.float("OPS_BREAKER_WITHDRAWAL_FAILURE_RATE", default=0.5)
 OPS_BREAKER_WITHDRAWAL_MIN_COUNT = env.int("OPS_BREAKER_WITHDRAWAL_MIN_COUNT", default=5)
@@ -277,7 +275,9 @@ RESTORE_QUIET_SECONDS = env.int("RESTORE_QUIET_SECONDS", default=30)
 MAINTENANCE_RETRY_AFTER_SECONDS = env.int("MAINTENANCE_RETRY_AFTER_SECONDS", default=120)
 # Prometheus multiprocess mode (gunicorn): config/gunicorn.py sets and wipes this directory.
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
-# Rounds: how long the beat retries AUTO settlement after settle_at before marking the round overdue.
+# Rounds: a LOCKED round not settled by settle_at + this grace is overdue (rounds.selectors.rounds_overdue):
+# the beat stops retrying AUTO and marks it for a human, and the alerts, the circuit breaker and /health
+# report it.
 ROUND_SETTLE_GRACE_SECONDS = env.int("ROUND_SETTLE_GRACE_SECONDS", default=300)
 # The price oracle AUTO settlement asks (marketdata.oracle.PriceOracle).
 PRICE_ORACLE = env.str("PRICE_ORACLE", default="marketdata.oracle.OfficialCloseTableOracle")

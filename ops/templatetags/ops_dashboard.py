@@ -5,8 +5,9 @@ from django.utils import timezone
 
 from common.money import usdc
 from ops.charts import bar_chart
+from ops.dashboard import dashboard_numbers
 from ops.reports import house_pnl_by_day, tvl_by_day
-from ops.selectors import alerts_open, dashboard_numbers, switch_get
+from ops.selectors import alerts_open, switch_get
 
 register = template.Library()
 

@@ -2,8 +2,7 @@ import pytest
 from django.contrib.auth.models import Group, Permission
 
 from audit.models import AuditEvent
-from common.errors import PermissionDenied
-from ledger.exceptions import InvalidAmount
+from common.errors import PermissionDenied, ReasonRequired
 from ledger.models import Account, LedgerEntry
 from ledger.selectors import account_balance_u
 from ledger.services import ledger_manual_adjust
@@ -62,7 +61,7 @@ def test_debit_cannot_overdraw_and_needs_reason_and_permission(finance_user):
     alice = UserFactory()
     fund(alice, 100)
     common = {"user": alice, "source": "cli", "idempotency_key": "adj-2"}
-    with pytest.raises(InvalidAmount, match="reason"):
+    with pytest.raises(ReasonRequired, match="reason"):
         ledger_manual_adjust(amount_u=50, direction="debit", reason=" ", acting_user=finance_user, **common)
     with pytest.raises(PermissionDenied, match="permission"):
         ledger_manual_adjust(amount_u=50, direction="debit", reason="fix", acting_user=UserFactory(), **common)

@@ -4,6 +4,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from common.errors import ReasonRequired
 from marketdata.exceptions import InvalidDate, InvalidPrice, InvalidSymbol
 from marketdata.oracle import ClosePrice
 from marketdata.selectors import (
@@ -53,7 +54,7 @@ def test_overrides_close_a_day_add_an_early_close_or_reopen_a_holiday():
 
 
 def test_override_needs_a_reason_and_a_kind():
-    with pytest.raises(InvalidDate):
+    with pytest.raises(ReasonRequired):  # code "reason_required", one class for every app (was InvalidDate)
         calendar_override_set(day="2025-09-10", kind="CLOSED", reason=" ")
     with pytest.raises(InvalidDate):
         calendar_override_set(day="2025-09-10", kind="MAYBE", reason="x")

@@ -11,10 +11,9 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from ledger.models import Account
 from ledger.services import ledger_manual_adjust
-from ops.breaker import circuit_breaker_evaluate
 from ops.models import OpsSwitch
 from ops.selectors import betting_halt
-from ops.services import circuit_breaker_reset, event_count_add
+from ops.services import circuit_breaker_evaluate, circuit_breaker_reset, event_count_add
 from rounds.models import Round
 from tests.factories import UserFactory, role_user
 from tests.ops.conftest import make_bet, make_round
@@ -162,7 +161,7 @@ def test_reset_api_needs_an_operator_or_token(api, bettor, client):
 
 @pytest.mark.django_db
 def test_reset_service_requires_reason():
-    from ops.exceptions import ReasonRequired
+    from common.errors import ReasonRequired
 
     with pytest.raises(ReasonRequired):
         circuit_breaker_reset(reason="  ", source="api")

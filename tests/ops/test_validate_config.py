@@ -19,7 +19,7 @@ BAD = [
     ("BET_MIN_STAKE_U", 0, "BET_MIN_STAKE_U must be a positive whole number"),
     ("BET_MAX_STAKE_U", 50_000, "BET_MIN_STAKE_U must not exceed BET_MAX_STAKE_U"),
     ("OPS_HEARTBEAT_STALE_SECONDS", 10, "OPS_HEARTBEAT_STALE_SECONDS must be more than the 30 s"),
-    ("OPS_SETTLEMENT_GRACE_SECONDS", 0, "OPS_SETTLEMENT_GRACE_SECONDS must be a positive number of seconds"),
+    ("ROUND_SETTLE_GRACE_SECONDS", 0, "ROUND_SETTLE_GRACE_SECONDS must be a positive number of seconds"),
     ("MARKET_TIMEZONE", "America/Nowhere", "MARKET_TIMEZONE is not a known time zone"),
     ("ALERT_WEBHOOK_MIN_SEVERITY", "P9", "ALERT_WEBHOOK_MIN_SEVERITY must be one of P0, P1, P2, P3"),
     ("ALERT_WEBHOOK_URL", "hooks.slack.com/x", "ALERT_WEBHOOK_URL must be an http(s) URL"),

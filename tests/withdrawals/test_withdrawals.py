@@ -4,6 +4,7 @@ from django.core.management import CommandError, call_command
 from django.test import override_settings
 
 from audit.models import AuditEvent
+from common.errors import ReasonRequired
 from ledger.models import Account, LedgerBatch, LedgerEntry
 from ledger.selectors import account_balance_u, tvl_get, user_balance_u
 from ops.selectors import Halt
@@ -267,7 +268,7 @@ def test_completing_a_failed_one_is_refused_and_writes_nothing(funded_bettor):
 
 def test_fail_needs_a_reason(funded_bettor):
     withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
-    with pytest.raises(InvalidTransition, match="reason"):
+    with pytest.raises(ReasonRequired, match="reason"):
         withdrawal_fail(withdrawal_id=withdrawal.pk, reason="  ", source="cli")
     assert Withdrawal.objects.get(pk=withdrawal.pk).status == "QUEUED"
 

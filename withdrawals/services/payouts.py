@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from audit.events import AuditAction
 from audit.services import audit_record
-from common.errors import permission_require
+from common.errors import ReasonRequired, permission_require
 from ops.selectors import betting_halt
 from withdrawals.adapters import COMPLETED, FAILED, PENDING, PayoutAdapter, payout_adapter_get
 from withdrawals.exceptions import (
@@ -238,7 +238,7 @@ def withdrawal_fail(
     """
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidTransition("A reason is required to fail a withdrawal.", code="reason_required", status=400)
+        raise ReasonRequired("A reason is required to fail a withdrawal.")
     if acting_user is not None:  # None: the processing code itself, or the shell
         permission_require(acting_user, FAIL_WITHDRAWAL, detail="You need the 'fail withdrawal' permission.")
     with transaction.atomic():

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from common.commands import command_errors
+from common.commands import actor_from_options, add_actor_argument, command_errors
 from marketdata.services import official_close_set
 
 
@@ -13,14 +13,17 @@ class Command(BaseCommand):
         parser.add_argument("--price", required=True, help="decimal, up to 6 places")
         parser.add_argument("--source", default="manual", help="where the price was verified")
         parser.add_argument("--reason", default="", help="why (recorded in the audit log)")
+        add_actor_argument(parser)
 
     def handle(self, *args, **options):
+        actor = actor_from_options(options)
         with command_errors():
             close = official_close_set(
                 symbol=options["symbol"],
                 day=options["date"],
                 price=options["price"],
                 source=options["source"],
+                acting_user=actor,
                 channel="cli",
                 reason=options["reason"],
             )

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from common.commands import command_errors
+from common.commands import actor_from_options, add_actor_argument, command_errors
 from ops.backup import backup_create
 
 
@@ -10,10 +10,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--dir", default=None, help="target directory (default: BACKUP_DIR)")
         parser.add_argument("--reason", default="", help="recorded in the audit log")
+        add_actor_argument(parser)
 
     def handle(self, *args, dir: str | None, reason: str, **options):
+        actor = actor_from_options(options)
         with command_errors():
-            backup = backup_create(directory=dir, source="cli", reason=reason)
+            backup = backup_create(directory=dir, actor=actor, source="cli", reason=reason)
         self.stdout.write(f"{backup.path}")
         self.stdout.write(f"sha256 {backup.sha256}  ({backup.size} bytes)")
         self.stdout.write(self.style.SUCCESS("Backup written."))

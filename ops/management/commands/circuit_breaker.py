@@ -1,11 +1,12 @@
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
-from common.commands import command_errors
-from ops.breaker import breaker_trips, circuit_breaker_evaluate
+from common.commands import actor_from_options, add_actor_argument, command_errors
 from ops.management.commands.emergency_stop import switch_line
 from ops.models import OpsSwitch
+from ops.rules import breaker_trips
 from ops.selectors import switch_get
-from ops.services import circuit_breaker_reset
+from ops.services import circuit_breaker_evaluate, circuit_breaker_reset
 
 
 class Command(BaseCommand):
@@ -14,18 +15,21 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("action", choices=["status", "evaluate", "reset"])
         parser.add_argument("--reason", default="", help="Why the breaker may close (required for reset).")
+        add_actor_argument(parser)
 
     def handle(self, *args, action: str, reason: str, **options):
+        actor = actor_from_options(options)
         if action == "reset":
             with command_errors():
-                _, changed = circuit_breaker_reset(reason=reason, source="cli")
+                _, changed = circuit_breaker_reset(reason=reason, actor=actor, source="cli")
             self.stdout.write(self.style.SUCCESS("Circuit breaker reset.") if changed else "Breaker was not open.")
         elif action == "evaluate":
-            trip = circuit_breaker_evaluate(source="cli")
+            with command_errors():
+                trip = circuit_breaker_evaluate(source="cli", actor=actor)
             self.stdout.write(f"Opened by {trip.rule}: {trip.reason}" if trip else "No new trip.")
         self.stdout.write(switch_line(switch_get(name=OpsSwitch.Name.CIRCUIT_BREAKER)))
         if action == "status":
-            trips = breaker_trips()
+            trips = breaker_trips(now=timezone.now())
             if not trips:
                 self.stdout.write("  every rule passes now")
             for trip in trips:

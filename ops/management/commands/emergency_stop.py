@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from common.commands import command_errors
+from common.commands import actor_from_options, add_actor_argument, command_errors
 from ops.models import OpsSwitch
 from ops.selectors import switch_get
 from ops.services import ops_emergency_stop
@@ -20,13 +20,15 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("state", choices=["on", "off", "status"])
         parser.add_argument("--reason", default="", help="Why (required for `on`); recorded in the audit log.")
+        add_actor_argument(parser)
 
     def handle(self, *args, state: str, reason: str, **options):
         if state == "status":
             self.stdout.write(switch_line(switch_get(name=OpsSwitch.Name.EMERGENCY_STOP)))
             return
+        actor = actor_from_options(options)
         with command_errors():
-            switch, changed = ops_emergency_stop(active=state == "on", reason=reason, source="cli")
+            switch, changed = ops_emergency_stop(active=state == "on", reason=reason, actor=actor, source="cli")
         if not changed:
             self.stdout.write(f"Emergency stop already {state}; nothing changed.")
         else:

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from common.commands import command_errors
+from common.commands import actor_from_options, add_actor_argument, command_errors
 from ops.backup import database_last_write
 from ops.management.commands.emergency_stop import switch_line
 from ops.models import OpsSwitch
@@ -19,11 +19,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("state", choices=["on", "off", "status"])
         parser.add_argument("--reason", default="", help="Why (required for `on`); recorded in the audit log.")
+        add_actor_argument(parser)
 
     def handle(self, *args, state: str, reason: str, **options):
         if state != "status":
+            actor = actor_from_options(options)
             with command_errors():
-                switch, changed = ops_maintenance(active=state == "on", reason=reason, source="cli")
+                switch, changed = ops_maintenance(active=state == "on", reason=reason, actor=actor, source="cli")
             if not changed:
                 self.stdout.write(f"Maintenance already {state}; nothing changed.")
             elif switch.active:

@@ -1,3 +1,4 @@
+import csv as csv_module
 import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
@@ -51,8 +52,6 @@ class Command(BaseCommand):
         return day
 
     def _csv(self, rows, target: str) -> None:
-        import csv as csv_module
-
         try:
             handle = self.stdout if target == "-" else open(target, "w", newline="")  # noqa: SIM115
         except OSError as exc:

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from common.commands import command_errors
+from common.commands import actor_from_options, add_actor_argument, command_errors
 from ops.backup import backup_restore
 from ops.exceptions import LossNotConfirmed
 
@@ -27,12 +27,19 @@ class Command(BaseCommand):
             help="how long nothing may have written to the database (default RESTORE_QUIET_SECONDS)",
         )
         parser.add_argument("--reason", default="", help="why (required to restore); audit log and P0 alert")
+        add_actor_argument(parser)
 
     def handle(self, *args, file: str, confirm_loss: str, quiet_seconds: int | None, reason: str, **options):
+        actor = actor_from_options(options)
         with command_errors():
             try:
                 restored = backup_restore(
-                    path=file, confirm_loss=confirm_loss, quiet_seconds=quiet_seconds, source="cli", reason=reason
+                    path=file,
+                    confirm_loss=confirm_loss,
+                    quiet_seconds=quiet_seconds,
+                    actor=actor,
+                    source="cli",
+                    reason=reason,
                 )
             except LossNotConfirmed as exc:
                 self.stdout.write(exc.loss.text)

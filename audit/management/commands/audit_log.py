@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from audit.models import AuditEvent
+from audit.selectors import audit_events_list
 from common.commands import bounded_int
 
 
@@ -39,14 +39,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, since: str, action: str, actor: str, limit: int, **options):
-        events = AuditEvent.objects.filter(ts__gte=parse_since(since)).select_related("actor")
-        if action:
-            events = events.filter(action__startswith=action)
-        if actor:
-            events = events.filter(actor__email__iexact=actor)
-        events = list(events.order_by("ts", "id")[:limit])
+        events = audit_events_list(since=parse_since(since), action_prefix=action, actor_email=actor, limit=limit)
         for event in events:
-            who = event.actor.email if event.actor_id else "-"
+            who = event.actor.email if event.actor_id else (event.actor_label or "-")
             target = f"{event.object_type}:{event.object_id}" if event.object_type else event.object_id
             reason = f" reason={event.reason!r}" if event.reason else ""
             self.stdout.write(

@@ -1,0 +1,25 @@
+"""Reads of the audit log."""
+
+from datetime import datetime
+
+from django.db.models import Max
+
+from audit.models import AuditEvent
+
+
+def audit_events_list(
+    *, since: datetime, action_prefix: str = "", actor_email: str = "", limit: int = 1000
+) -> list[AuditEvent]:
+    """The audit log from `since` on, oldest first; optionally only actions starting with `action_prefix`, or
+    only one staff email's."""
+    events = AuditEvent.objects.filter(ts__gte=since).select_related("actor")
+    if action_prefix:
+        events = events.filter(action__startswith=action_prefix)
+    if actor_email:
+        events = events.filter(actor__email__iexact=actor_email)
+    return list(events.order_by("ts", "id")[:limit])
+
+
+def audit_last_writes() -> dict[str, datetime | None]:
+    """{"table.column": latest stamp}: the restore's quiet clock."""
+    return {f"{AuditEvent._meta.db_table}.ts": AuditEvent.objects.aggregate(at=Max("ts"))["at"]}

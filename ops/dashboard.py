@@ -1,0 +1,95 @@
+"""The numbers the metrics scrape, the ops API and the admin dashboard show: reads over every app's selectors.
+
+Business gauges are not per process: `BusinessCollector` reads them from the database on every
+scrape, so any worker answers with the same numbers; `metrics_text` adds them to the process
+counters of ops.metrics (summed over the gunicorn workers in multiprocess mode).
+"""
+
+import os
+
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from ledger.selectors import ledger_unbalanced_batch_count, tvl_get
+from ops import metrics  # noqa: F401 - registers the process counters this exposition includes
+from ops.models import OpsSwitch
+from ops.selectors import alerts_open, heartbeat_age_seconds, switches_active
+from rounds.selectors import round_current, round_latest
+
+
+def dashboard_numbers() -> dict:
+    """Everything the metrics scrape and the admin dashboard show, from a handful of aggregate queries."""
+    switches = switches_active()
+    return {
+        "tvl": tvl_get(),
+        "round": round_current() or round_latest(),  # the round bettors see, else the latest one
+        "emergency_stop": switches[OpsSwitch.Name.EMERGENCY_STOP],
+        "circuit_breaker": switches[OpsSwitch.Name.CIRCUIT_BREAKER],
+        "maintenance": switches[OpsSwitch.Name.MAINTENANCE],
+        "unbalanced_batches": ledger_unbalanced_batch_count(),
+        "heartbeat_age_seconds": heartbeat_age_seconds(),
+        "alerts_open": alerts_open().count(),
+    }
+
+
+class BusinessCollector:
+    """Gauges read from the database at scrape time (cheap aggregate queries)."""
+
+    def collect(self):
+        numbers = dashboard_numbers()
+        tvl = numbers["tvl"]
+        for prefix in ("betting_tvl", "tvl"):
+            for name, value, help_text in (
+                ("locked_u", tvl.locked_u, "Money in open/locked round pools (micro-USDC)"),
+                ("cash_u", tvl.cash_u, "Users' cash balances (micro-USDC)"),
+                ("pending_withdrawals_u", tvl.pending_withdrawals_u, "Queued withdrawals (micro-USDC)"),
+            ):
+                yield GaugeMetricFamily(f"{prefix}_{name}", help_text, value=value)
+        status = GaugeMetricFamily(
+            "betting_round_status", "1 for the current round's state, 0 for the others", labels=["state"]
+        )
+        current = numbers["round"]
+        for state in ("OPEN", "LOCKED", "SETTLED"):
+            status.add_metric([state], 1 if current and current.status == state else 0)
+        yield status
+        pools = GaugeMetricFamily("betting_round_pool_u", "Current round pool per side (micro-USDC)", labels=["side"])
+        pools.add_metric(["UP"], current.up_pool_u if current else 0)
+        pools.add_metric(["DOWN"], current.down_pool_u if current else 0)
+        yield pools
+        yield GaugeMetricFamily(
+            "betting_emergency_stop_active", "1 while the emergency stop is on", value=int(numbers["emergency_stop"])
+        )
+        yield GaugeMetricFamily(
+            "betting_circuit_breaker_open", "1 while the circuit breaker is open", value=int(numbers["circuit_breaker"])
+        )
+        yield GaugeMetricFamily(
+            "ops_maintenance_active",
+            "1 while maintenance mode is on (API 503, beat tasks skip)",
+            value=int(numbers["maintenance"]),
+        )
+        yield GaugeMetricFamily(
+            "betting_ledger_unbalanced_batches",
+            "Ledger batches whose entries do not sum to zero (must be 0)",
+            value=numbers["unbalanced_batches"],
+        )
+        age = numbers["heartbeat_age_seconds"]
+        yield GaugeMetricFamily(
+            "betting_beat_heartbeat_age_seconds",
+            "Seconds since the beat's last heartbeat (-1: never)",
+            value=-1 if age is None else age,
+        )
+        yield GaugeMetricFamily("betting_alerts_open", "Open alerts", value=numbers["alerts_open"])
+
+
+def metrics_text() -> bytes:
+    """The whole exposition: process metrics (summed over workers in multiprocess mode) + business gauges."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        process_text = generate_latest(registry)
+    else:
+        process_text = generate_latest(REGISTRY)
+    business = CollectorRegistry(auto_describe=False)
+    business.register(BusinessCollector())
+    return process_text + generate_latest(business)
