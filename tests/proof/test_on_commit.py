@@ -28,9 +28,9 @@ class Rollback(Exception):
 
 @pytest.fixture
 def queued(monkeypatch):
-    """Record evaluate_alerts.delay() calls instead of sending them to a broker."""
+    """Record evaluate_alerts being queued (by task object or by name) instead of sending it to a broker."""
     calls: list[str] = []
-    monkeypatch.setattr(evaluate_alerts, "delay", lambda *a, **k: calls.append("evaluate_alerts"))
+    monkeypatch.setattr(evaluate_alerts, "apply_async", lambda *a, **k: calls.append("evaluate_alerts"))
     return calls
 
 
