@@ -15,6 +15,9 @@ def account_balance_u(*, code: str) -> int:
 
 # Account codes other apps name in their lines (only the ledger knows how a code is spelled).
 HOUSE_ACCOUNT = Account.HOUSE
+WITHDRAWALS_PENDING_ACCOUNT = Account.WITHDRAWALS_PENDING
+EXTERNAL_DEPOSITS_ACCOUNT = Account.EXTERNAL_DEPOSITS
+EXTERNAL_WITHDRAWALS_ACCOUNT = Account.EXTERNAL_WITHDRAWALS
 
 
 def account_code_user_cash(*, user_id: Any) -> str:

@@ -307,18 +307,6 @@ def ledger_post_from_sql(
     return posted
 
 
-# The account codes other apps name in their batches: through here, not through ledger's models.
-HOUSE = Account.HOUSE
-WITHDRAWALS_PENDING = Account.WITHDRAWALS_PENDING
-EXTERNAL_DEPOSITS = Account.EXTERNAL_DEPOSITS
-EXTERNAL_WITHDRAWALS = Account.EXTERNAL_WITHDRAWALS
-
-
-def user_cash_code(user_id: Any) -> str:
-    """`user:<uuid>:cash`, the code of a bettor's cash account."""
-    return Account.user_cash_code(user_id)
-
-
 def account_lock(*, code: str) -> None:
     """Lock an account's row now, inside the caller's transaction (the row `ledger_post` locks anyway).
 

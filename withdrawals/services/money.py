@@ -13,16 +13,13 @@ Account codes and the cash-row lock come from ledger's services; this app names 
 
 from django.contrib.auth.base_user import AbstractBaseUser
 
-from ledger.services import (
-    EXTERNAL_DEPOSITS,
-    EXTERNAL_WITHDRAWALS,
-    WITHDRAWALS_PENDING,
-    Line,
-    account_ensure_user_cash,
-    account_lock,
-    ledger_post,
-    user_cash_code,
+from ledger.selectors import (
+    EXTERNAL_DEPOSITS_ACCOUNT,
+    EXTERNAL_WITHDRAWALS_ACCOUNT,
+    WITHDRAWALS_PENDING_ACCOUNT,
+    account_code_user_cash,
 )
+from ledger.services import Line, account_ensure_user_cash, account_lock, ledger_post
 from withdrawals.models import Deposit, Withdrawal
 
 
@@ -39,7 +36,7 @@ def user_cash_lock(*, cash_code: str) -> None:
 
 def deposit_post_credit(*, deposit: Deposit, cash_code: str, acting_user: AbstractBaseUser | None) -> None:
     ledger_post(
-        [Line(cash_code, deposit.amount_u), Line(EXTERNAL_DEPOSITS, -deposit.amount_u)],
+        [Line(cash_code, deposit.amount_u), Line(EXTERNAL_DEPOSITS_ACCOUNT, -deposit.amount_u)],
         ref_type="deposit",
         ref_id=deposit.pk,
         idempotency_key=f"deposit:{deposit.tx_id}",
@@ -49,7 +46,7 @@ def deposit_post_credit(*, deposit: Deposit, cash_code: str, acting_user: Abstra
 
 def withdrawal_post_reserve(*, withdrawal: Withdrawal, cash_code: str, acting_user: AbstractBaseUser | None) -> None:
     ledger_post(
-        [Line(cash_code, -withdrawal.amount_u), Line(WITHDRAWALS_PENDING, withdrawal.amount_u)],
+        [Line(cash_code, -withdrawal.amount_u), Line(WITHDRAWALS_PENDING_ACCOUNT, withdrawal.amount_u)],
         ref_type="withdrawal",
         ref_id=withdrawal.pk,
         idempotency_key=f"withdrawal:{withdrawal.pk}:reserve",
@@ -59,18 +56,18 @@ def withdrawal_post_reserve(*, withdrawal: Withdrawal, cash_code: str, acting_us
 
 def withdrawal_post_payout(*, withdrawal: Withdrawal, acting_user: AbstractBaseUser | None) -> None:
     """The custodian paid it: pending -> external:withdrawals."""
-    _release(withdrawal, to_account=EXTERNAL_WITHDRAWALS, acting_user=acting_user)
+    _release(withdrawal, to_account=EXTERNAL_WITHDRAWALS_ACCOUNT, acting_user=acting_user)
 
 
 def withdrawal_post_refund(*, withdrawal: Withdrawal, acting_user: AbstractBaseUser | None) -> None:
     """Cancelled or failed: pending -> the user's cash."""
-    _release(withdrawal, to_account=user_cash_code(withdrawal.user_id), acting_user=acting_user)
+    _release(withdrawal, to_account=account_code_user_cash(user_id=withdrawal.user_id), acting_user=acting_user)
 
 
 def _release(withdrawal: Withdrawal, *, to_account: str, acting_user: AbstractBaseUser | None) -> None:
     """Move the amount out of pending. One key per withdrawal: paid or refunded, never both."""
     ledger_post(
-        [Line(WITHDRAWALS_PENDING, -withdrawal.amount_u), Line(to_account, withdrawal.amount_u)],
+        [Line(WITHDRAWALS_PENDING_ACCOUNT, -withdrawal.amount_u), Line(to_account, withdrawal.amount_u)],
         ref_type="withdrawal",
         ref_id=withdrawal.pk,
         idempotency_key=f"withdrawal:{withdrawal.pk}:release",
