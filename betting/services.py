@@ -17,9 +17,9 @@ from common.idempotency import idempotency_key_validate, replay_check, request_d
 from ledger.exceptions import InsufficientFunds, UnknownAccount
 from ledger.selectors import account_code_round_pool, account_code_user_cash, account_exists
 from ledger.services import Line, account_ensure_user_cash, amount_validate, ledger_post
+from ops.counters import event_count_add
 from ops.exceptions import halt_refusal
 from ops.selectors import betting_halt
-from ops.services import event_count_add
 from rounds.selectors import round_code_parse
 from rounds.services import round_pool_raise
 

@@ -6,7 +6,7 @@ Other apps call:
     ops.metrics.settlement_observed(seconds)  # wall time of one settlement
 
 The breaker's shared per-minute count of refused bets is not kept here: bet_place records it
-in the database itself (ops.services.event_count_add), so refusals from every door count.
+in the database itself (ops.counters.event_count_add), so refusals from every door count.
 
 Under gunicorn the counters live in PROMETHEUS_MULTIPROC_DIR (prometheus_client's
 multiprocess mode, set up by config/gunicorn.py) and `/metrics` sums them across

@@ -21,7 +21,7 @@ from withdrawals.selectors import withdrawals_failed_count, withdrawals_finished
 
 logger = logging.getLogger(__name__)
 
-# The per-minute counter bet_place adds to for each refused bet (ops.services.event_count_add).
+# The per-minute counter bet_place adds to for each refused bet (ops.counters.event_count_add).
 BET_REJECTED = "bet_rejected"
 
 

@@ -10,14 +10,13 @@ from datetime import datetime
 from celery import signature
 from django.contrib.auth.models import PermissionsMixin
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from audit.events import AuditAction
 from audit.services import audit_record
 from common.errors import ReasonRequired, permission_require
 from ops.alerts import alert_raise
-from ops.models import EventCount, Heartbeat, OpsSwitch
+from ops.models import Heartbeat, OpsSwitch
 from ops.rules import Trip, breaker_first_trip, maintenance_finding
 from ops.selectors import switch_reason_if_active
 
@@ -206,20 +205,3 @@ def heartbeat_beat(*, name: str = "beat", at: datetime | None = None) -> None:
                 Heartbeat.objects.create(name=name, beat_at=at)
         except IntegrityError:
             Heartbeat.objects.filter(name=name).update(beat_at=at)
-
-
-def event_count_add(*, name: str, count: int = 1, at: datetime | None = None) -> None:
-    """Add to this minute's shared counter (one UPDATE; one INSERT the first time in a minute).
-
-    betting.services.bet_place calls `event_count_add(name="bet_rejected")` for every refused bet,
-    after its rolled-back transaction (so refusals from the API, the admin and commands all count);
-    the circuit breaker's bet_rejections rule (ops.rules) reads these rows. Keep this signature.
-    """
-    minute = (at or timezone.now()).replace(second=0, microsecond=0)
-    if EventCount.objects.filter(name=name, minute=minute).update(count=F("count") + count):
-        return
-    try:
-        with transaction.atomic():
-            EventCount.objects.create(name=name, minute=minute, count=count)
-    except IntegrityError:
-        EventCount.objects.filter(name=name, minute=minute).update(count=F("count") + count)

@@ -11,9 +11,10 @@ from django.utils import timezone
 from audit.models import AuditEvent
 from ledger.models import Account
 from ledger.services import ledger_manual_adjust
+from ops.counters import event_count_add
 from ops.models import OpsSwitch
 from ops.selectors import betting_halt
-from ops.services import circuit_breaker_evaluate, circuit_breaker_reset, event_count_add
+from ops.services import circuit_breaker_evaluate, circuit_breaker_reset
 from rounds.models import Round
 from tests.factories import UserFactory, role_user
 from tests.ops.conftest import make_bet, make_round

@@ -22,11 +22,12 @@ from audit.models import AuditEvent
 from betting.services import bet_place
 from common.errors import ApplicationError
 from ledger.models import Account
+from ops.counters import event_count_add
 from ops.health import check_settlement
 from ops.models import Alert, EventCount, OpsSwitch
 from ops.rules import alert_findings, breaker_trips
 from ops.selectors import switch_get
-from ops.services import circuit_breaker_evaluate, event_count_add, ops_emergency_stop
+from ops.services import circuit_breaker_evaluate, ops_emergency_stop
 from rounds.models import Round
 from rounds.selectors import rounds_overdue
 from rounds.services import round_lifecycle_tick
