@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from common.api import ErrorSerializer, paginated_response
-from common.errors import NotFound
+from rounds.exceptions import NoCurrentRound
 from rounds.models import Round
 from rounds.selectors import round_current, round_get
 
@@ -45,9 +45,8 @@ class RoundCurrentApi(_PublicApi):
     def get(self, request):
         round_ = round_current()
         if round_ is None:
-            raise NotFound(
-                "No round is open or locked right now; the next round opens before 09:00 ET on a trading day.",
-                code="no_current_round",
+            raise NoCurrentRound(
+                "No round is open or locked right now; the next round opens before 09:00 ET on a trading day."
             )
         return Response(RoundOutputSerializer(round_).data)
 
