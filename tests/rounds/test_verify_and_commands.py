@@ -130,3 +130,27 @@ def test_set_close_command():
     with pytest.raises(CommandError, match="invalid_date"):
         run("set_close", "--symbol", "NDX", "--date", "2025-02-30", "--price", "1")
     assert OfficialClose.objects.count() == 1
+
+
+def test_round_commands_take_actor_check_its_permission_and_name_it(users):
+    from tests.factories import role_user
+
+    run("open_round", "--code", "20250908")
+    round_ = Round.objects.get(code="20250908")
+    a, b = users(2)
+    place_bet(round_, a, "UP", 1_000_000)
+    place_bet(round_, b, "DOWN", 1_000_000)
+    role_user("auditor", email="aud@example.com")
+    operator = role_user("operator", email="op@example.com")
+    # the auditor may not lock: refused in the service, nothing written
+    with pytest.raises(CommandError, match=r"permission_denied"):
+        run("lock_round", "--code", "20250908", "--actor", "aud@example.com")
+    assert Round.objects.get(code="20250908").status == "OPEN"
+    run("lock_round", "--code", "20250908", "--actor", "op@example.com")
+    run("settle_round", "--code", "20250908", "--result", "UP", "--reason", "drill", "--actor", "op@example.com")
+    events = AuditEvent.objects.filter(action__in=["round.lock", "round.settle"]).order_by("id")
+    assert [(e.action, e.actor, e.actor_label) for e in events] == [
+        ("round.lock", operator, "op@example.com"),
+        ("round.settle", operator, "op@example.com"),
+    ]
+    assert user_balance_u(user_id=a.pk) == 10_000_000_000 + 990_000

@@ -289,6 +289,20 @@ def test_process_respects_limit_and_order(funded_bettor):
         call_command("process_withdrawals", "--limit", "0")
 
 
+def test_process_command_checks_the_actor_it_names(funded_bettor):
+    from tests.factories import role_user
+
+    withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
+    role_user("auditor", email="aud@example.com")
+    with pytest.raises(CommandError, match=r"permission_denied"):
+        call_command("process_withdrawals", "--actor", "aud@example.com")
+    assert Withdrawal.objects.get(pk=withdrawal.pk).status == "QUEUED"
+    role_user("finance", email="fin@example.com")
+    call_command("process_withdrawals", "--actor", "fin@example.com")
+    assert Withdrawal.objects.get(pk=withdrawal.pk).status == "COMPLETED"
+    assert user_balance_u(user_id=funded_bettor.pk) == 100_000_000 - 1_000_000
+
+
 def test_emergency_stop_refuses_processing(funded_bettor, monkeypatch):
     withdrawal, _ = withdrawal_request(user=funded_bettor, amount_u=1_000_000, destination=ADDRESS, source="api")
     monkeypatch.setattr(

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from common.commands import command_errors
+from common.commands import actor_from_options, add_actor_argument, command_errors
 from common.money import usdc
 from rounds.selectors import REQUESTED_RESULTS
 from rounds.services import round_settle
@@ -13,11 +13,18 @@ class Command(BaseCommand):
         parser.add_argument("--code", required=True, help="YYYYMMDD")
         parser.add_argument("--result", required=True, type=str.upper, choices=REQUESTED_RESULTS)
         parser.add_argument("--reason", default="", help="why (recorded in the audit log)")
+        add_actor_argument(parser)
 
     def handle(self, *args, **options):
         reason = options["reason"] or f"settle_round --result {options['result']} from the command line"
         with command_errors():
-            settlement = round_settle(code=options["code"], result=options["result"], reason=reason, source="cli")
+            settlement = round_settle(
+                code=options["code"],
+                result=options["result"],
+                reason=reason,
+                acting_user=actor_from_options(options),
+                source="cli",
+            )
         self.stdout.write(self.style.SUCCESS(f"✅ Round {settlement.round.code} SETTLED: {settlement.result}"))
         self.stdout.write(f"   UP pool:    {settlement.up_pool_u} u ({usdc(settlement.up_pool_u)})")
         self.stdout.write(f"   DOWN pool:  {settlement.down_pool_u} u ({usdc(settlement.down_pool_u)})")

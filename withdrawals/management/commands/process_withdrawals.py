@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from common.commands import bounded_int, command_errors
+from common.commands import actor_from_options, add_actor_argument, bounded_int, command_errors
 from withdrawals.services import withdrawals_process
 
 
@@ -18,12 +18,13 @@ class Command(BaseCommand):
             default=None,
             help="at most this many (default WITHDRAWAL_BATCH_SIZE)",
         )
+        add_actor_argument(parser)
 
     def handle(self, *args, limit: int | None, **options):
         if limit is not None and limit < 1:
             raise CommandError("--limit must be a positive whole number.")
         with command_errors():
-            report = withdrawals_process(limit=limit, source="cli")
+            report = withdrawals_process(limit=limit, source="cli", acting_user=actor_from_options(options))
         self.stdout.write(
             f"Processed {report.claimed} withdrawal(s): {len(report.completed)} completed, "
             f"{len(report.failed)} failed, {len(report.in_flight)} still processing, {len(report.errors)} error(s)."
