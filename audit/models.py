@@ -31,5 +31,11 @@ class AuditEvent(models.Model):
         ordering = ["-ts", "-id"]
 
     def __str__(self) -> str:
-        who = self.actor.email if self.actor_id else (self.actor_label or self.source)
-        return f"{self.ts:%Y-%m-%d %H:%M:%S} {who} {self.action} {self.object_type}:{self.object_id}"
+        return f"{self.ts:%Y-%m-%d %H:%M:%S} {self.actor_name()} {self.action} {self.object_type}:{self.object_id}"
+
+    def actor_name(self) -> str:
+        """Who acted, never blank: the person's email, else the recorded label (the OS user at the
+        shell), else the source ("beat", "ops-token", "system"), which is then the actor."""
+        if self.actor is not None:
+            return self.actor.email
+        return self.actor_label or self.source

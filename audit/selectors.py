@@ -20,6 +20,17 @@ def audit_events_list(
     return list(events.order_by("ts", "id")[:limit])
 
 
+def audit_actor_last(*, object_type: str, object_id: str) -> str | None:
+    """Who made the latest audited change to one object (`AuditEvent.actor_name`), None when nothing was."""
+    event = (
+        AuditEvent.objects.filter(object_type=object_type, object_id=object_id)
+        .select_related("actor")
+        .order_by("-ts", "-id")
+        .first()
+    )
+    return event.actor_name() if event is not None else None
+
+
 def audit_last_writes() -> dict[str, datetime | None]:
     """{"table.column": latest stamp}: the restore's quiet clock."""
     return {f"{AuditEvent._meta.db_table}.ts": AuditEvent.objects.aggregate(at=Max("ts"))["at"]}

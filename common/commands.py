@@ -7,10 +7,10 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.management.base import CommandError
 
 from common.errors import ApplicationError
+from common.types import User
 
 
 @contextmanager
@@ -69,7 +69,7 @@ def add_actor_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def actor_from_options(options: Mapping[str, Any]) -> AbstractBaseUser | None:
+def actor_from_options(options: Mapping[str, Any]) -> User | None:
     """The user `--actor` names (case-insensitive email), None without it; an unknown email is a CommandError."""
     email = str(options.get("actor") or "").strip()
     if not email:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.db.models import BigIntegerField, Case, F, Value, When
 from django.utils import timezone
@@ -19,16 +18,26 @@ from audit.events import AuditAction
 from audit.services import audit_record
 from common.errors import ReasonRequired, permission_require
 from common.idempotency import replay_check, request_digest
+from common.types import User
 from ledger.exceptions import InsufficientFunds, InvalidAmount, UnbalancedBatch, UnknownAccount
 from ledger.models import Account, LedgerBatch, LedgerEntry
-
-User = get_user_model()  # betting.User, named without importing another app's models
 
 
 @dataclass(frozen=True)
 class Line:
+    """One ledger line: the one shape both posting paths take (no bare tuples)."""
+
     account: str
     amount_u: int
+
+
+def _lines_of(lines: Iterable[Line]) -> list[Line]:
+    """The lines as a list; anything but a `Line` is a programming error, refused before any check reads it."""
+    listed = list(lines)
+    for line in listed:
+        if not isinstance(line, Line):
+            raise TypeError(f"A ledger line is a ledger.services.Line, not {type(line).__name__}.")
+    return listed
 
 
 class Posted(NamedTuple):
@@ -113,7 +122,7 @@ def _earlier_batch(idempotency_key: str, digest: str) -> Posted | None:
 
 
 def ledger_post(
-    lines: Iterable[Line | tuple[str, int]],
+    lines: Iterable[Line],
     *,
     ref_type: str,
     ref_id: Any,
@@ -124,21 +133,21 @@ def ledger_post(
     max_line_u: int | None = None,
 ) -> Posted:
     """Post one balanced batch. Locks the touched accounts in code order; refuses overdrafts."""
-    lines = [line if isinstance(line, Line) else Line(*line) for line in lines]
-    for line in lines:
+    checked = _lines_of(lines)
+    for line in checked:
         _line_amount_check(line.amount_u, max_line_u=max_line_u)
-    _balanced_check(count=len(lines), total=sum(line.amount_u for line in lines))
+    _balanced_check(count=len(checked), total=sum(line.amount_u for line in checked))
     net: dict[str, int] = defaultdict(int)
-    for line in lines:
+    for line in checked:
         net[line.account] += line.amount_u
-    ref_id = str(ref_id)
+    ref = str(ref_id)
     digest = request_digest(
-        {"ref": [ref_type, ref_id], "lines": sorted((line.account, line.amount_u) for line in lines)}
+        {"ref": [ref_type, ref], "lines": sorted((line.account, line.amount_u) for line in checked)}
     )
     outermost = not transaction.get_connection().in_atomic_block
     try:
         with transaction.atomic():
-            return _post(lines, net, ref_type, ref_id, idempotency_key, digest, acting_user, memo, allow_negative)
+            return _post(checked, net, ref_type, ref, idempotency_key, digest, acting_user, memo, allow_negative)
     except IntegrityError:
         # The key's unique index refused us because a twin committed first: answer with its batch.
         earlier = _earlier_batch(idempotency_key, digest) if outermost else None
@@ -147,7 +156,17 @@ def ledger_post(
         return earlier
 
 
-def _post(lines, net, ref_type, ref_id, idempotency_key, digest, acting_user, memo, allow_negative) -> Posted:
+def _post(
+    lines: list[Line],
+    net: dict[str, int],
+    ref_type: str,
+    ref_id: str,
+    idempotency_key: str,
+    digest: str,
+    acting_user: User | None,
+    memo: str,
+    allow_negative: frozenset[str],
+) -> Posted:
     posted = _batch_open(
         idempotency_key=idempotency_key,
         digest=digest,
@@ -235,7 +254,7 @@ def ledger_post_from_sql(
     once (another request under it is IdempotencyConflict).
     """
     fixed: list[Line] = []
-    for line in (line if isinstance(line, Line) else Line(*line) for line in lines):
+    for line in _lines_of(lines):
         if type(line.amount_u) is int and line.amount_u == 0:
             continue  # left out like the SELECT's zero rows (a void round's house line)
         _line_amount_check(line.amount_u, max_line_u=max_line_u)

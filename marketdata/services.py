@@ -9,12 +9,12 @@ from datetime import date, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.contrib.auth.models import PermissionsMixin
 from django.db import transaction
 
 from audit.events import AuditAction
 from audit.services import audit_record
 from common.errors import ReasonRequired, permission_require
+from common.types import User
 from marketdata.exceptions import InvalidDate, InvalidPrice, InvalidSymbol
 from marketdata.models import CalendarOverride, OfficialClose
 
@@ -64,7 +64,7 @@ def official_close_set(
     day: Any,
     price: Any,
     source: str = "manual",
-    acting_user: PermissionsMixin | None = None,
+    acting_user: User | None = None,
     channel: str = "cli",
     reason: str = "",
 ) -> OfficialClose:
@@ -108,7 +108,7 @@ def calendar_override_set(
     kind: str,
     reason: str,
     close_time: time | None = None,
-    acting_user: PermissionsMixin | None = None,
+    acting_user: User | None = None,
     channel: str = "admin",
 ) -> CalendarOverride:
     """Mark an unscheduled closure, an extra early close, or a holiday the market opened after all."""

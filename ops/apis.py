@@ -14,6 +14,7 @@ from ops.auth import OPS_AUTHENTICATION, OPS_TOKEN_AUTH, IsOpsOrStaff, acting_us
 from ops.dashboard import dashboard_numbers, metrics_text
 from ops.health import health_report
 from ops.models import OpsSwitch
+from ops.reports import switch_changed_by
 from ops.selectors import maintenance_get, switch_get
 from ops.services import circuit_breaker_reset, ops_emergency_stop, ops_maintenance
 
@@ -65,7 +66,7 @@ def _switch_out(switch: OpsSwitch) -> dict:
         "reason": switch.reason,
         "rule": switch.rule,
         "changed_at": switch.changed_at,
-        "changed_by": switch.changed_by.email if switch.changed_by_id else None,
+        "changed_by": switch_changed_by(switch=switch),
     }
 
 

@@ -24,7 +24,6 @@ from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.models import PermissionsMixin
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -33,6 +32,7 @@ from audit.selectors import audit_last_writes
 from audit.services import audit_record
 from betting.selectors import betting_last_writes
 from common.errors import ReasonRequired
+from common.types import User
 from ledger.selectors import ledger_audit, ledger_last_writes
 from marketdata.selectors import marketdata_last_writes
 from ops.alerts import Finding, alert_raise
@@ -45,9 +45,7 @@ from rounds.selectors import rounds_last_writes
 from withdrawals.selectors import withdrawals_last_writes
 
 
-def _audit(
-    action: AuditAction, *, path: Path, reason: str, actor: PermissionsMixin | None, source: str, after: dict
-) -> None:
+def _audit(action: AuditAction, *, path: Path, reason: str, actor: User | None, source: str, after: dict) -> None:
     with transaction.atomic():
         audit_record(
             action=action,
@@ -68,7 +66,7 @@ class Backup:
 
 
 def backup_create(
-    *, directory: Path | None = None, actor: PermissionsMixin | None = None, source: str = "cli", reason: str = ""
+    *, directory: Path | None = None, actor: User | None = None, source: str = "cli", reason: str = ""
 ) -> Backup:
     ops_switch_authorize(actor=actor, act="A backup")  # before anything else: a refused person learns nothing more
     directory = Path(directory or settings.BACKUP_DIR)
@@ -274,7 +272,7 @@ def backup_restore(
     path: Path,
     confirm_loss: str = "",
     quiet_seconds: int | None = None,
-    actor: PermissionsMixin | None = None,
+    actor: User | None = None,
     source: str = "cli",
     reason: str = "",
 ) -> Restored:
@@ -319,7 +317,7 @@ def _after_restore(
     backup_sha: str,
     loss: Loss,
     ledger_ok: bool,
-    actor: PermissionsMixin | None,
+    actor: User | None,
     source: str,
     reason: str,
 ) -> None:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
+from audit.selectors import audit_actor_last
 from betting.selectors import bet_activity, bet_stakes_by_round_u, bet_volume_by_day_u, users_count
 from ledger.selectors import (
     house_totals_by_day_u,
@@ -15,6 +16,7 @@ from ledger.selectors import (
     user_cash_totals_u,
     withdrawals_pending_balance_u,
 )
+from ops.models import OpsSwitch
 from rounds.selectors import rounds_pools, rounds_settled_count
 from withdrawals.selectors import (
     deposit_totals,
@@ -187,3 +189,13 @@ def tvl_by_day(*, start: dt.date, end: dt.date) -> list[tuple[dt.date, int]]:
         rows.append((day, running))
         day += dt.timedelta(days=1)
     return rows
+
+
+def switch_changed_by(*, switch: OpsSwitch) -> str | None:
+    """Who last flipped the switch, never a blank: the staff email, else the audit log's actor (the OS
+    user of a command run without --actor, "ops-token", "beat"), else "system"; None if never switched."""
+    if switch.changed_by is not None:
+        return switch.changed_by.email
+    if switch.changed_at is None:
+        return None
+    return audit_actor_last(object_type="ops_switch", object_id=switch.name) or "system"

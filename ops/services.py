@@ -8,13 +8,13 @@ changes they lead to are here and in ops.alerts.
 from datetime import datetime
 
 from celery import signature
-from django.contrib.auth.models import PermissionsMixin
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit.events import AuditAction
 from audit.services import audit_record
 from common.errors import ReasonRequired, permission_require
+from common.types import User
 from ops.alerts import alert_raise
 from ops.models import Heartbeat, OpsSwitch
 from ops.rules import Trip, breaker_first_trip, maintenance_finding
@@ -24,7 +24,7 @@ CHANGE_OPS_SWITCH = "ops.change_opsswitch"
 
 
 def ops_switch_authorize(
-    *, actor: PermissionsMixin | None, act: str = "Switching the emergency stop, the circuit breaker or maintenance"
+    *, actor: User | None, act: str = "Switching the emergency stop, the circuit breaker or maintenance"
 ) -> None:
     """A person who switches the emergency stop, the breaker or maintenance, or backs up or restores the
     database, needs `ops.change_opsswitch` (operator).
@@ -58,7 +58,7 @@ def _switch_set(
     active: bool,
     reason: str,
     rule: str,
-    actor: PermissionsMixin | None,
+    actor: User | None,
     source: str,
     action: AuditAction,
 ) -> tuple[OpsSwitch, bool]:
@@ -99,7 +99,7 @@ def _alerts_soon() -> None:
 
 
 def ops_emergency_stop(
-    *, active: bool, reason: str = "", actor: PermissionsMixin | None = None, source: str
+    *, active: bool, reason: str = "", actor: User | None = None, source: str
 ) -> tuple[OpsSwitch, bool]:
     """Switch the emergency stop on (a reason is required) or off. Bets and withdrawal processing halt while on."""
     ops_switch_authorize(actor=actor)  # before anything else: a refused person learns nothing more
@@ -118,7 +118,7 @@ def ops_emergency_stop(
 
 
 def ops_maintenance(
-    *, active: bool, reason: str = "", actor: PermissionsMixin | None = None, source: str
+    *, active: bool, reason: str = "", actor: User | None = None, source: str
 ) -> tuple[OpsSwitch, bool]:
     """Switch maintenance mode on (a reason is required) or off.
 
@@ -146,9 +146,7 @@ def ops_maintenance(
     return switch, changed
 
 
-def circuit_breaker_open(
-    *, rule: str, reason: str, actor: PermissionsMixin | None = None, source: str
-) -> tuple[OpsSwitch, bool]:
+def circuit_breaker_open(*, rule: str, reason: str, actor: User | None = None, source: str) -> tuple[OpsSwitch, bool]:
     """Open the breaker with the rule that tripped it; a breaker already open keeps its first reason."""
     ops_switch_authorize(actor=actor)  # before anything else: a refused person learns nothing more
     reason = (reason or "").strip()
@@ -165,7 +163,7 @@ def circuit_breaker_open(
     )
 
 
-def circuit_breaker_reset(*, reason: str, actor: PermissionsMixin | None = None, source: str) -> tuple[OpsSwitch, bool]:
+def circuit_breaker_reset(*, reason: str, actor: User | None = None, source: str) -> tuple[OpsSwitch, bool]:
     """Close the breaker, always with a reason; a person needs `ops.change_opsswitch`."""
     ops_switch_authorize(actor=actor)  # before anything else: a refused person learns nothing more
     reason = (reason or "").strip()
@@ -183,7 +181,7 @@ def circuit_breaker_reset(*, reason: str, actor: PermissionsMixin | None = None,
 
 
 def circuit_breaker_evaluate(
-    *, now: datetime | None = None, source: str = "beat", actor: PermissionsMixin | None = None
+    *, now: datetime | None = None, source: str = "beat", actor: User | None = None
 ) -> Trip | None:
     """Run the breaker rules (ops.rules); open the breaker on the first trip. Returns the trip that opened it."""
     ops_switch_authorize(actor=actor)

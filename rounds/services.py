@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -15,6 +14,7 @@ from audit.services import audit_record
 from betting.selectors import bet_payouts_by_user_sql, bet_payouts_iter
 from betting.settlement import bets_settle
 from common.errors import ApplicationError, permission_require
+from common.types import User
 from ledger.selectors import HOUSE_ACCOUNT, account_balance_u, account_code_round_pool
 from ledger.services import Line, account_ensure_round_pool, ledger_post_from_sql
 from marketdata.selectors import market_close_at, market_timezone, market_today, trading_day_get
@@ -45,7 +45,6 @@ from rounds.selectors import (
 )
 
 logger = logging.getLogger(__name__)
-User = get_user_model()  # betting.User, named without importing another app's models
 
 RULE_VERSION = 1
 LOCK_BEFORE_CLOSE = timedelta(seconds=1)

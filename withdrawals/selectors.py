@@ -1,20 +1,20 @@
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
+from common.types import User
 from withdrawals.adapters import COMPLETED, FAILED, PENDING, payout_adapter_get
 from withdrawals.exceptions import PayoutUnavailable, WithdrawalNotFound
 from withdrawals.models import Deposit, DepositIntent, PayoutAddress, SimulatedPayout, Withdrawal
 
 
-def withdrawal_list(*, user: AbstractBaseUser) -> QuerySet[Withdrawal]:
+def withdrawal_list(*, user: User) -> QuerySet[Withdrawal]:
     return Withdrawal.objects.filter(user=user).order_by("-id")
 
 
-def withdrawal_get(*, withdrawal_id: int, user: AbstractBaseUser | None = None) -> Withdrawal:
+def withdrawal_get(*, withdrawal_id: int, user: User | None = None) -> Withdrawal:
     """One withdrawal; with `user`, only that user's own (another user's is simply not found)."""
     rows = Withdrawal.objects.filter(pk=withdrawal_id)
     if user is not None:
@@ -25,15 +25,15 @@ def withdrawal_get(*, withdrawal_id: int, user: AbstractBaseUser | None = None) 
     return withdrawal
 
 
-def deposit_list(*, user: AbstractBaseUser) -> QuerySet[Deposit]:
+def deposit_list(*, user: User) -> QuerySet[Deposit]:
     return Deposit.objects.filter(user=user).select_related("intent").order_by("-id")
 
 
-def deposit_intent_list(*, user: AbstractBaseUser) -> QuerySet[DepositIntent]:
+def deposit_intent_list(*, user: User) -> QuerySet[DepositIntent]:
     return DepositIntent.objects.filter(user=user).order_by("-id")
 
 
-def destination_default(*, user: AbstractBaseUser) -> str:
+def destination_default(*, user: User) -> str:
     """Where a withdrawal without an address goes: the user's last payout address, else the
     address their last deposit came from (funds go back where they came from), else ""."""
     last_destination = (
@@ -52,16 +52,16 @@ def destination_default(*, user: AbstractBaseUser) -> str:
     ).first() or ""
 
 
-def payout_address_list(*, user: AbstractBaseUser) -> QuerySet[PayoutAddress]:
+def payout_address_list(*, user: User) -> QuerySet[PayoutAddress]:
     return PayoutAddress.objects.filter(user=user).order_by("-id")
 
 
-def payout_address_find(*, user: AbstractBaseUser, address: str) -> PayoutAddress | None:
+def payout_address_find(*, user: User, address: str) -> PayoutAddress | None:
     """The user's book entry for `address` (EVM addresses compare case-insensitively; the book is lower-case)."""
     return PayoutAddress.objects.filter(user=user, address=(address or "").lower()).first()
 
 
-def payout_address_default(*, user: AbstractBaseUser) -> str:
+def payout_address_default(*, user: User) -> str:
     """The user's newest registered address that is past its cooling-off, else ""."""
     return (
         PayoutAddress.objects.filter(user=user, usable_from__lte=timezone.now())

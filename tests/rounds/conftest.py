@@ -10,7 +10,7 @@ from django.db.models import F
 
 from betting.models import Bet
 from ledger.models import Account
-from ledger.services import ledger_post
+from ledger.services import Line, ledger_post
 from marketdata.models import OfficialClose
 from rounds.models import Round
 from rounds.services import round_lock, round_open
@@ -20,7 +20,7 @@ from tests.factories import UserFactory
 def place_bet(round_: Round, user, side: str, stake_u: int) -> Bet:
     bet = Bet.objects.create(round=round_, user=user, side=side, stake_u=stake_u)
     ledger_post(
-        [(Account.user_cash_code(user.pk), -stake_u), (Account.round_pool_code(round_.code), stake_u)],
+        [Line(Account.user_cash_code(user.pk), -stake_u), Line(Account.round_pool_code(round_.code), stake_u)],
         ref_type="bet",
         ref_id=bet.pk,
         idempotency_key=f"test-bet:{uuid.uuid4()}",
@@ -35,7 +35,7 @@ def fund_cash(user, amount_u: int) -> None:
     while amount_u > 0:
         chunk = min(amount_u, 1_000_000_000_000)  # one movement is capped at MAX_AMOUNT_U
         ledger_post(
-            [(Account.user_cash_code(user.pk), chunk), (Account.EXTERNAL_DEPOSITS, -chunk)],
+            [Line(Account.user_cash_code(user.pk), chunk), Line(Account.EXTERNAL_DEPOSITS, -chunk)],
             ref_type="deposit",
             ref_id=f"test:{uuid.uuid4()}",
             idempotency_key=f"test-deposit:{uuid.uuid4()}",

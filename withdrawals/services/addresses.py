@@ -5,13 +5,13 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
 from audit.events import AuditAction
 from audit.services import audit_record
 from common.errors import InvalidInput
+from common.types import User
 from withdrawals.exceptions import InvalidDestination
 from withdrawals.models import PayoutAddress
 
@@ -25,7 +25,7 @@ def destination_validate(destination: Any) -> str:
 
 
 def payout_address_record(
-    *, user: AbstractBaseUser, address: str, source: str, label: str = "", via: str = ""
+    *, user: User, address: str, source: str, label: str = "", via: str = ""
 ) -> tuple[PayoutAddress, bool]:
     """Add `address` (already validated, lower-case) to the user's book, inside the caller's transaction.
 
@@ -55,9 +55,7 @@ def payout_address_record(
     return entry, created
 
 
-def payout_address_register(
-    *, user: AbstractBaseUser, address: Any, source: str, label: str = ""
-) -> tuple[PayoutAddress, bool]:
+def payout_address_register(*, user: User, address: Any, source: str, label: str = "") -> tuple[PayoutAddress, bool]:
     """The user adds an address to their own book. Returns (entry, created); again is a no-op.
 
     Only the user does this (their own token, `/api/v1/me/payout-addresses`): an address staff

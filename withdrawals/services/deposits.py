@@ -6,13 +6,13 @@ import uuid
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 
 from audit.events import AuditAction
 from audit.services import audit_record
 from betting.selectors import user_get
 from common.errors import NotFound
+from common.types import User
 from ledger.services import amount_validate
 from withdrawals.exceptions import DepositConflict, InvalidWebhook
 from withdrawals.models import Deposit, DepositIntent
@@ -22,11 +22,11 @@ from withdrawals.services.money import deposit_post_credit, user_cash_ensure
 
 def deposit_credit(
     *,
-    user: AbstractBaseUser,
+    user: User,
     amount_u: int,
     tx_id: str,
     source: str,
-    acting_user: AbstractBaseUser | None = None,
+    acting_user: User | None = None,
     payload: dict | None = None,
     reason: str = "",
     intent: DepositIntent | None = None,
@@ -133,7 +133,7 @@ def deposit_simulate(*, user_id: Any, amount_u: Any, tx_id: str = "") -> Deposit
     return deposit
 
 
-def deposit_intent_create(*, user: AbstractBaseUser, amount_u: int | None = None) -> DepositIntent:
+def deposit_intent_create(*, user: User, amount_u: int | None = None) -> DepositIntent:
     """Where and how to pay: the custody address, the USDC contract and a reference the webhook quotes."""
     if amount_u is not None:
         amount_validate(amount_u)

@@ -11,8 +11,7 @@ Every movement is one `ledger_post`; one idempotency key per withdrawal for the 
 Account codes and the cash-row lock come from ledger's services; this app names no ledger model.
 """
 
-from django.contrib.auth.base_user import AbstractBaseUser
-
+from common.types import User
 from ledger.selectors import (
     EXTERNAL_DEPOSITS_ACCOUNT,
     EXTERNAL_WITHDRAWALS_ACCOUNT,
@@ -23,7 +22,7 @@ from ledger.services import Line, account_ensure_user_cash, account_lock, ledger
 from withdrawals.models import Deposit, Withdrawal
 
 
-def user_cash_ensure(*, user: AbstractBaseUser) -> str:
+def user_cash_ensure(*, user: User) -> str:
     """The code of the user's cash account, created on first use."""
     return account_ensure_user_cash(user=user).code
 
@@ -34,7 +33,7 @@ def user_cash_lock(*, cash_code: str) -> None:
     account_lock(code=cash_code)
 
 
-def deposit_post_credit(*, deposit: Deposit, cash_code: str, acting_user: AbstractBaseUser | None) -> None:
+def deposit_post_credit(*, deposit: Deposit, cash_code: str, acting_user: User | None) -> None:
     ledger_post(
         [Line(cash_code, deposit.amount_u), Line(EXTERNAL_DEPOSITS_ACCOUNT, -deposit.amount_u)],
         ref_type="deposit",
@@ -44,7 +43,7 @@ def deposit_post_credit(*, deposit: Deposit, cash_code: str, acting_user: Abstra
     )
 
 
-def withdrawal_post_reserve(*, withdrawal: Withdrawal, cash_code: str, acting_user: AbstractBaseUser | None) -> None:
+def withdrawal_post_reserve(*, withdrawal: Withdrawal, cash_code: str, acting_user: User | None) -> None:
     ledger_post(
         [Line(cash_code, -withdrawal.amount_u), Line(WITHDRAWALS_PENDING_ACCOUNT, withdrawal.amount_u)],
         ref_type="withdrawal",
@@ -54,17 +53,17 @@ def withdrawal_post_reserve(*, withdrawal: Withdrawal, cash_code: str, acting_us
     )
 
 
-def withdrawal_post_payout(*, withdrawal: Withdrawal, acting_user: AbstractBaseUser | None) -> None:
+def withdrawal_post_payout(*, withdrawal: Withdrawal, acting_user: User | None) -> None:
     """The custodian paid it: pending -> external:withdrawals."""
     _release(withdrawal, to_account=EXTERNAL_WITHDRAWALS_ACCOUNT, acting_user=acting_user)
 
 
-def withdrawal_post_refund(*, withdrawal: Withdrawal, acting_user: AbstractBaseUser | None) -> None:
+def withdrawal_post_refund(*, withdrawal: Withdrawal, acting_user: User | None) -> None:
     """Cancelled or failed: pending -> the user's cash."""
     _release(withdrawal, to_account=account_code_user_cash(user_id=withdrawal.user_id), acting_user=acting_user)
 
 
-def _release(withdrawal: Withdrawal, *, to_account: str, acting_user: AbstractBaseUser | None) -> None:
+def _release(withdrawal: Withdrawal, *, to_account: str, acting_user: User | None) -> None:
     """Move the amount out of pending. One key per withdrawal: paid or refunded, never both."""
     ledger_post(
         [Line(WITHDRAWALS_PENDING_ACCOUNT, -withdrawal.amount_u), Line(to_account, withdrawal.amount_u)],

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
@@ -19,6 +18,7 @@ from django.utils import timezone
 from audit.events import AuditAction
 from audit.services import audit_record
 from common.errors import ReasonRequired, permission_require
+from common.types import User
 from ops.selectors import betting_halt
 from withdrawals.adapters import COMPLETED, FAILED, PENDING, PayoutAdapter, payout_adapter_get
 from withdrawals.exceptions import (
@@ -147,7 +147,7 @@ def _withdrawal_mark_sending(claim: _Claim) -> Withdrawal | None:
 
 
 def withdrawal_complete(
-    *, withdrawal_id: int, tx_hash: str, source: str, acting_user: AbstractBaseUser | None = None
+    *, withdrawal_id: int, tx_hash: str, source: str, acting_user: User | None = None
 ) -> Withdrawal:
     """Record a payout that happened: pending -> external:withdrawals. Only from PROCESSING (flagged for
     reconciliation or not: the custodian paid it). The same tx hash again answers the completed row."""
@@ -192,9 +192,7 @@ def _notify_failure(withdrawal: Withdrawal) -> None:
     )
 
 
-def _withdrawal_refund(
-    withdrawal: Withdrawal, *, reason: str, source: str, acting_user: AbstractBaseUser | None
-) -> Withdrawal:
+def _withdrawal_refund(withdrawal: Withdrawal, *, reason: str, source: str, acting_user: User | None) -> Withdrawal:
     """Inside the caller's transaction, with the row locked: pending -> user cash, FAILED, email after commit."""
     before = withdrawal.status
     withdrawal_post_refund(withdrawal=withdrawal, acting_user=acting_user)
@@ -225,7 +223,7 @@ def withdrawal_fail(
     withdrawal_id: int,
     reason: str,
     source: str,
-    acting_user: AbstractBaseUser | None = None,
+    acting_user: User | None = None,
     payout_checked: bool = False,
 ) -> Withdrawal:
     """Fail and refund (pending -> user cash), record the reason, email the user after commit.
@@ -275,7 +273,7 @@ def _withdrawal_note_error(withdrawal_id: int, error: str) -> None:
 
 
 def _withdrawal_settle_from_custodian(
-    withdrawal: Withdrawal, *, adapter: PayoutAdapter, source: str, acting_user: AbstractBaseUser | None
+    withdrawal: Withdrawal, *, adapter: PayoutAdapter, source: str, acting_user: User | None
 ) -> tuple[str, str]:
     """Ask the custodian about a PROCESSING withdrawal and act on its answer; (outcome, custodian state).
 
@@ -328,7 +326,7 @@ def _withdrawal_settle_from_custodian(
     return "failed", known.state
 
 
-def withdrawal_resolve(*, withdrawal_id: int, source: str, acting_user: AbstractBaseUser | None = None) -> Resolution:
+def withdrawal_resolve(*, withdrawal_id: int, source: str, acting_user: User | None = None) -> Resolution:
     """Settle a PROCESSING withdrawal whose outcome is unknown by asking the custodian (status by payout
     reference): the only way such an item is completed or, if the custodian never paid it, refunded."""
     if acting_user is not None:  # None: the beat or the shell
@@ -354,7 +352,7 @@ def withdrawal_resolve(*, withdrawal_id: int, source: str, acting_user: Abstract
     return Resolution(withdrawal=Withdrawal.objects.get(pk=withdrawal.pk), outcome=outcome, custodian_state=state)
 
 
-def _withdrawal_pay(claim: _Claim, *, source: str, acting_user: AbstractBaseUser | None) -> str:
+def _withdrawal_pay(claim: _Claim, *, source: str, acting_user: User | None) -> str:
     """Work one claimed item: a resumed one asks the custodian first, so it is never paid twice."""
     adapter = payout_adapter_get()
     withdrawal = Withdrawal.objects.get(pk=claim.withdrawal_id)
@@ -385,7 +383,7 @@ def withdrawals_process(
     limit: int | None = None,
     withdrawal_ids: list[int] | None = None,
     source: str = "beat",
-    acting_user: AbstractBaseUser | None = None,
+    acting_user: User | None = None,
     reason: str = "",
 ) -> ProcessReport:
     """Pay due withdrawals through the payout adapter, one claimed item at a time (see the state machine

@@ -3,7 +3,6 @@
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
@@ -12,6 +11,7 @@ from audit.events import AuditAction
 from audit.services import audit_record
 from common.errors import permission_require
 from common.idempotency import idempotency_key_validate, replay_check, request_digest
+from common.types import User
 from ledger.services import amount_validate
 from withdrawals.exceptions import (
     ApprovalRefused,
@@ -35,7 +35,7 @@ REQUEST_WITHDRAWAL_ON_BEHALF = "withdrawals.request_withdrawal_on_behalf"
 APPROVE_WITHDRAWAL = "withdrawals.approve_withdrawal"
 
 
-def withdrawal_on_behalf_authorize(*, acting_user: AbstractBaseUser | None) -> None:
+def withdrawal_on_behalf_authorize(*, acting_user: User | None) -> None:
     """May `acting_user` move another user's cash out? Only staff with finance's permission.
 
     `is_staff` alone is not enough: the read-only auditor and the operator are staff too. The
@@ -48,7 +48,7 @@ def withdrawal_on_behalf_authorize(*, acting_user: AbstractBaseUser | None) -> N
     )
 
 
-def withdrawal_request_digest(*, user: AbstractBaseUser, amount_u: int, destination: str) -> str:
+def withdrawal_request_digest(*, user: User, amount_u: int, destination: str) -> str:
     """What "the same withdrawal request" means under one Idempotency-Key.
 
     A list, so `request_digest(compact=True)` (key order cannot matter) is
@@ -58,7 +58,7 @@ def withdrawal_request_digest(*, user: AbstractBaseUser, amount_u: int, destinat
     return request_digest([str(user.pk), amount_u, destination or ""], compact=True)
 
 
-def _on_behalf_hold(*, user: AbstractBaseUser, destination: str, now: datetime) -> str:
+def _on_behalf_hold(*, user: User, destination: str, now: datetime) -> str:
     """Why a withdrawal someone else asked for must wait for a second person ("" = it need not)."""
     entry = payout_address_find(user=user, address=destination)
     if entry is None:
@@ -70,11 +70,11 @@ def _on_behalf_hold(*, user: AbstractBaseUser, destination: str, now: datetime) 
 
 def withdrawal_request(
     *,
-    user: AbstractBaseUser,
+    user: User,
     amount_u: int,
     destination: str = "",
     source: str,
-    acting_user: AbstractBaseUser | None = None,
+    acting_user: User | None = None,
     idempotency_key: str | None = None,
     from_shell: bool = False,
 ) -> tuple[Withdrawal, bool]:
@@ -193,7 +193,7 @@ def withdrawal_locked(withdrawal_id: int) -> Withdrawal:
     return withdrawal
 
 
-def withdrawal_cancel(*, withdrawal_id: int, user: AbstractBaseUser, source: str = "api") -> Withdrawal:
+def withdrawal_cancel(*, withdrawal_id: int, user: User, source: str = "api") -> Withdrawal:
     """The bettor takes back a withdrawal that is still QUEUED: pending -> cash."""
     with transaction.atomic():
         withdrawal = Withdrawal.objects.select_for_update().filter(pk=withdrawal_id, user=user).first()
@@ -222,7 +222,7 @@ def withdrawal_is_approved(*, withdrawal: Withdrawal) -> bool:
 
 
 def withdrawal_approve(
-    *, withdrawal_id: int, acting_user: AbstractBaseUser | None, source: str = "admin", reason: str = ""
+    *, withdrawal_id: int, acting_user: User | None, source: str = "admin", reason: str = ""
 ) -> Withdrawal:
     """Four-eyes: a staff user who neither owns nor requested it (nor approved it already) approves."""
     permission_require(acting_user, APPROVE_WITHDRAWAL, detail="You need the 'approve withdrawal' permission.")

@@ -41,7 +41,7 @@ class Command(BaseCommand):
     def handle(self, *args, since: str, action: str, actor: str, limit: int, **options):
         events = audit_events_list(since=parse_since(since), action_prefix=action, actor_email=actor, limit=limit)
         for event in events:
-            who = event.actor.email if event.actor_id else (event.actor_label or "-")
+            who = event.actor_name()
             target = f"{event.object_type}:{event.object_id}" if event.object_type else event.object_id
             reason = f" reason={event.reason!r}" if event.reason else ""
             self.stdout.write(

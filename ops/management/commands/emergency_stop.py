@@ -2,13 +2,14 @@ from django.core.management.base import BaseCommand
 
 from common.commands import actor_from_options, add_actor_argument, command_errors
 from ops.models import OpsSwitch
+from ops.reports import switch_changed_by
 from ops.selectors import switch_get
 from ops.services import ops_emergency_stop
 
 
 def switch_line(switch: OpsSwitch) -> str:
     state = "ON" if switch.active else "off"
-    who = switch.changed_by.email if switch.changed_by_id else "system"
+    who = switch_changed_by(switch=switch) or "system"
     when = f"{switch.changed_at:%Y-%m-%d %H:%M:%S %Z}" if switch.changed_at else "never switched"
     reason = f" — {switch.reason}" if switch.reason else ""
     return f"{switch.name}: {state}{reason} ({when}, by {who})"
