@@ -25,8 +25,8 @@ def audit_record(
     object_type: str = "",
     object_id: Any = "",
     reason: str = "",
-    before: dict | None = None,
-    after: dict | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
 ) -> AuditEvent:
     """Write the audit row inside the caller's transaction, so it commits or rolls back with the change.
 

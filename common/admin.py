@@ -8,7 +8,8 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.http import HttpRequest
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from common.errors import ApplicationError
@@ -54,12 +55,15 @@ def selection_error(model_admin: admin.ModelAdmin, request: HttpRequest) -> str 
 class SelectionCheckedAdmin(admin.ModelAdmin):
     """Every admin with actions: a bad selection is a red message and a redirect, never a 500."""
 
-    def response_action(self, request, queryset):
+    # *args/**kwargs: Django 6 adds `action_location`; the check is the same wherever the action was chosen.
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
         error = selection_error(self, request)
         if error:
             self.message_user(request, error, messages.ERROR)
             return None  # changelist_view redirects back to the list: nothing ran, nothing changed
-        return super().response_action(request, queryset)
+        return super().response_action(request, queryset, *args, **kwargs)
 
 
 class ProjectAdminSite(admin.AdminSite):

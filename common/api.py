@@ -3,10 +3,13 @@
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig, TooManyFieldsSent
+from django.db.models import QuerySet
 from django.http import Http404
 from rest_framework import exceptions, serializers, status
 from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from common.errors import ApplicationError
@@ -22,7 +25,7 @@ def _first_message(errors: Any) -> str:
     return str(errors)
 
 
-def exception_handler(exc: Exception, context: dict) -> Response | None:
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ApplicationError):
         return Response({"code": exc.code, "detail": exc.detail, **exc.extra}, status=exc.status)
     if isinstance(exc, RequestDataTooBig | TooManyFieldsSent):  # Django's body limits, read through DRF
@@ -32,13 +35,14 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)
-    if response is None:
-        return None
+    # DRF answers only its own APIExceptions (the two Django ones became those above); anything else is a 500.
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response
     if isinstance(exc, exceptions.ValidationError):
         response.data = {"code": "invalid", "detail": _first_message(exc.detail), "errors": exc.detail}
         response.status_code = status.HTTP_400_BAD_REQUEST
     else:
-        codes = exc.get_codes() if isinstance(exc, exceptions.APIException) else "error"
+        codes = exc.get_codes()
         response.data = {"code": codes if isinstance(codes, str) else "error", "detail": str(exc.detail)}
     return response
 
@@ -79,17 +83,21 @@ class StrictLimitOffsetPagination(LimitOffsetPagination):
 
     max_limit = 1000
 
-    def get_limit(self, request) -> int:
+    def get_limit(self, request: Request) -> int | None:
+        if self.default_limit is None:  # no PAGE_SIZE: DRF's own rule (our settings set one)
+            return super().get_limit(request)
         return query_int(request, self.limit_query_param, default=self.default_limit, minimum=1, maximum=self.max_limit)
 
-    def get_offset(self, request) -> int:
+    def get_offset(self, request: Request) -> int:
         return query_int(request, self.offset_query_param, default=0)
 
 
-def paginated_response(*, queryset, serializer_class, request, view) -> Response:
+def paginated_response(
+    *, queryset: QuerySet[Any], serializer_class: type[serializers.BaseSerializer[Any]], request: Request, view: APIView
+) -> Response:
     """HackSoft's helper: a limit/offset page of `queryset` through `serializer_class`."""
     paginator = StrictLimitOffsetPagination()
-    page = paginator.paginate_queryset(queryset, request, view=view)
+    page: list[Any] | None = paginator.paginate_queryset(queryset, request, view=view)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
 
 

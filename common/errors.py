@@ -5,7 +5,10 @@ Apps subclass it; the DRF exception handler (common.api), the command helper
 a CommandError and a red admin message.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # only a name for the checker: common imports no app at run time
+    from common.types import User
 
 
 class ApplicationError(Exception):
@@ -44,15 +47,16 @@ class PermissionDenied(ApplicationError):
     status = 403
 
 
-def permission_require(acting_user: Any, permission: str, *, detail: str) -> None:
+def permission_require(acting_user: Any, permission: str, *, detail: str) -> "User":
     """The first line of a service that needs a staff power: `acting_user` must be staff and hold `permission`.
 
     `acting_user` None is a caller with no Django user behind it (the shell, the ops token, the beat):
     their authority is the access they already have, so the service decides before calling this
-    whether None is allowed there.
+    whether None is allowed there. Returns the user, now known to be a staff person.
     """
     if not (getattr(acting_user, "is_staff", False) and acting_user.has_perm(permission)):
         raise PermissionDenied(detail)
+    return acting_user
 
 
 class ReasonRequired(ApplicationError):

@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
-from django.db.models import Q, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from ledger.models import Account, LedgerBatch, LedgerEntry
@@ -36,7 +36,7 @@ def user_balance_u(*, user_id: Any) -> int:
     return account_balance_u(code=Account.user_cash_code(user_id))
 
 
-def user_statement(*, user_id: Any):
+def user_statement(*, user_id: Any) -> QuerySet[LedgerEntry]:
     return LedgerEntry.objects.filter(account_id=Account.user_cash_code(user_id)).order_by("-id")
 
 

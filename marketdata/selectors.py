@@ -35,7 +35,7 @@ def market_timezone() -> ZoneInfo:
 
 
 @functools.lru_cache(maxsize=64)
-def _exchange_calendar(year: int) -> tuple[dict, dict]:
+def _exchange_calendar(year: int) -> tuple[dict[date, str], dict[date, str]]:
     """(full-day holidays, half days) of NASDAQ for `year`, from the `holidays` package."""
     closed = holidays.financial_holidays("XNAS", years=year)
     half_days = holidays.financial_holidays("XNAS", years=year, categories=("half_day",))
@@ -84,7 +84,7 @@ def trading_day_previous(*, day: date) -> date:
 def market_close_at(*, day: date) -> datetime | None:
     """The aware datetime the market closes on `day`, or None when it is closed."""
     trading_day = trading_day_get(day=day)
-    if not trading_day.is_open:
+    if not trading_day.is_open or trading_day.close_time is None:  # a closed day has no close time
         return None
     return datetime.combine(day, trading_day.close_time, tzinfo=market_timezone())
 

@@ -30,7 +30,8 @@ def price_parse(value: Any) -> Decimal:
         raise InvalidPrice(f"Price must be a decimal number, got {value!r}.") from None
     if not price.is_finite() or price <= 0:
         raise InvalidPrice(f"Price must be greater than zero, got {value!r}.")
-    if price.as_tuple().exponent < -6:
+    exponent = price.as_tuple().exponent  # an int for every finite decimal ("n"/"N"/"F" are NaN/Inf)
+    if not isinstance(exponent, int) or exponent < -6:
         raise InvalidPrice(f"Price has more than 6 decimal places: {value!r}.")
     if price > _MAX_PRICE:
         raise InvalidPrice(f"Price {value!r} is too large.")

@@ -37,7 +37,7 @@ def health(request):
     """Readiness, public and terse: which checks failed, no details; whether maintenance is on."""
     checks = health_report()
     failed = [check.name for check in checks if not check.ok]
-    body = {
+    body: dict[str, object] = {
         "status": "fail" if failed else "ok",
         "checks": {check.name: check.ok for check in checks},
         "maintenance": _maintenance_on(),

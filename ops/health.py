@@ -48,7 +48,8 @@ def check_broker(*, timeout: float = 2.0) -> Check:
         return Check("broker", False, f"filesystem broker folder {str(folder)!r} is missing or not writable")
     try:
         with Connection(url, connect_timeout=timeout, transport_options={"max_retries": 0}) as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=timeout)
+            # kombu sleeps and times out on float seconds; celery-types' kombu stub declares int
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=timeout)  # type: ignore[arg-type]
     except Exception as exc:  # noqa: BLE001
         return Check("broker", False, f"{scheme} broker unreachable: {type(exc).__name__}")
     return Check("broker", True, scheme)

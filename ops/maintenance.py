@@ -64,7 +64,7 @@ class MaintenanceAwareTask(Task):
     """The task class of every Celery task (config/celery.py): skips the run while maintenance is on.
 
     A task that must keep running (the beat heartbeat: it proves the beat is alive and holds no
-    data a restore could lose) sets `runs_in_maintenance = True` in its decorator.
+    data a restore could lose) takes `base=MaintenanceExemptTask`.
     """
 
     runs_in_maintenance = False
@@ -78,3 +78,10 @@ class MaintenanceAwareTask(Task):
                 logger.info("task %s skipped: maintenance (%s)", self.name, maintenance.reason)
                 return {"skipped": "maintenance", "reason": maintenance.reason}
         return super().__call__(*args, **kwargs)
+
+
+class MaintenanceExemptTask(MaintenanceAwareTask):
+    """The task class of a task that runs in maintenance too (a class, not a decorator option, so the
+    checker sees it)."""
+
+    runs_in_maintenance = True

@@ -6,6 +6,7 @@ changes they lead to are here and in ops.alerts.
 """
 
 from datetime import datetime
+from typing import Any
 
 from celery import signature
 from django.db import IntegrityError, transaction
@@ -48,7 +49,7 @@ def _switch_locked(name: str) -> OpsSwitch:
     return OpsSwitch.objects.select_for_update().get(name=name)
 
 
-def _switch_state(switch: OpsSwitch) -> dict:
+def _switch_state(switch: OpsSwitch) -> dict[str, Any]:
     return {"active": switch.active, "reason": switch.reason, "rule": switch.rule}
 
 

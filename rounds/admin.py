@@ -6,6 +6,7 @@ reason; then it calls the service, whose errors become red messages.
 """
 
 from dataclasses import dataclass
+from functools import partial
 
 from django.contrib import admin, messages
 from django.db.models import Count
@@ -28,10 +29,10 @@ class RoundSettlementInline(admin.StackedInline):
     model = RoundSettlement
     can_delete = False
     extra = 0
-    readonly_fields = [
+    readonly_fields = (
         "result", "requested_result", "up_pool_u", "down_pool_u", "fee_u", "dust_u", "paid_out_u",
         "bets_count", "winners_count", "ledger_batch_id", "digest", "source", "reason", "settled_by", "created_at",
-    ]  # fmt: skip
+    )  # fmt: skip
     fields = readonly_fields
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -98,16 +99,19 @@ class RoundAdmin(ReadOnlyAdmin):
                 if result is None:
                     admin_call(
                         request,
-                        lambda r=round_: round_lock(
-                            code=r.code, acting_user=request.user, reason=reason, source="admin"
-                        ),
+                        partial(round_lock, code=round_.code, acting_user=request.user, reason=reason, source="admin"),
                         success=f"Round {round_.code} locked.",
                     )
                 else:
                     settlement = admin_call(
                         request,
-                        lambda r=round_: round_settle(
-                            code=r.code, result=result, reason=reason, acting_user=request.user, source="admin"
+                        partial(
+                            round_settle,
+                            code=round_.code,
+                            result=result,
+                            reason=reason,
+                            acting_user=request.user,
+                            source="admin",
                         ),
                     )
                     if settlement is not None:

@@ -3,6 +3,7 @@
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TypedDict
 
 from django.conf import settings
 from django.db.models import Max, Q, QuerySet
@@ -298,7 +299,12 @@ def rounds_overdue(*, now: datetime) -> list[OverdueRound]:
     return [OverdueRound(code=code, settle_at=settle_at, marked=since is not None) for code, settle_at, since in rows]
 
 
-def round_last_settled() -> dict[str, str] | None:
+class LastSettled(TypedDict):
+    code: str
+    result: str | None  # never None once settled; the column is nullable for the open rounds
+
+
+def round_last_settled() -> LastSettled | None:
     """{"code", "result"} of the latest settled round, or None before the first settlement."""
     return Round.objects.filter(status=Round.Status.SETTLED).order_by("-code").values("code", "result").first()
 

@@ -178,7 +178,7 @@ def round_lock(*, code: str, acting_user: User | None = None, reason: str = "", 
     return round_
 
 
-_POOL_COLUMN = {Round.Result.UP: "up_pool_u", Round.Result.DOWN: "down_pool_u"}
+_POOL_COLUMN: dict[str, str] = {Round.Result.UP: "up_pool_u", Round.Result.DOWN: "down_pool_u"}
 
 
 def round_pool_raise(*, round_code: str | None, side: str, stake_u: int, now: datetime) -> Round:

@@ -1,3 +1,5 @@
+from functools import partial
+
 from django.contrib import admin, messages
 
 from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call
@@ -102,8 +104,12 @@ class WithdrawalAdmin(ReadOnlyAdmin):
         for withdrawal in queryset:
             admin_call(
                 request,
-                lambda pk=withdrawal.pk: withdrawal_approve(
-                    withdrawal_id=pk, acting_user=request.user, source="admin", reason=reason
+                partial(
+                    withdrawal_approve,
+                    withdrawal_id=withdrawal.pk,
+                    acting_user=request.user,
+                    source="admin",
+                    reason=reason,
                 ),
                 success=f"Withdrawal {withdrawal.pk} approved by {request.user.email}.",
             )
@@ -160,8 +166,12 @@ class WithdrawalAdmin(ReadOnlyAdmin):
         for withdrawal in queryset:
             admin_call(
                 request,
-                lambda pk=withdrawal.pk: withdrawal_fail(
-                    withdrawal_id=pk, reason=reason, source="admin", acting_user=request.user
+                partial(
+                    withdrawal_fail,
+                    withdrawal_id=withdrawal.pk,
+                    reason=reason,
+                    source="admin",
+                    acting_user=request.user,
                 ),
                 success=f"Withdrawal {withdrawal.pk} failed and refunded.",
             )
@@ -186,7 +196,7 @@ class WithdrawalAdmin(ReadOnlyAdmin):
         for withdrawal in queryset:
             resolution = admin_call(
                 request,
-                lambda pk=withdrawal.pk: withdrawal_resolve(withdrawal_id=pk, source="admin", acting_user=request.user),
+                partial(withdrawal_resolve, withdrawal_id=withdrawal.pk, source="admin", acting_user=request.user),
             )
             if resolution is not None:
                 self.message_user(

@@ -127,12 +127,13 @@ class PayoutAddressesApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         address = serializers.CharField(max_length=128)
-        label = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")
+        # `label` and `source` name Field attributes in the stubs; DRF's metaclass pops declared fields off the class.
+        label = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")  # type: ignore[assignment]
 
     class OutputSerializer(serializers.Serializer):
         id = serializers.IntegerField()
         address = serializers.CharField()
-        label = serializers.CharField()
+        label = serializers.CharField()  # type: ignore[assignment]  # see InputSerializer.label
         created_at = serializers.DateTimeField()
         usable_from = serializers.DateTimeField()
 
@@ -162,7 +163,7 @@ class DepositOutput(serializers.Serializer):
     tx_id = serializers.CharField()
     amount_u = serializers.IntegerField()
     status = serializers.CharField()
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]  # see PayoutAddressesApi.InputSerializer.label
     reference = serializers.CharField(source="intent.reference", default="")
     created_at = serializers.DateTimeField()
 

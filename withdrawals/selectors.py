@@ -146,7 +146,7 @@ class Totals:
     amount_u: int
 
 
-def _totals(rows: QuerySet) -> Totals:
+def _totals(rows: QuerySet[Withdrawal] | QuerySet[Deposit]) -> Totals:
     numbers = rows.aggregate(count=Count("id"), amount=Sum("amount_u"))
     return Totals(count=numbers["count"], amount_u=numbers["amount"] or 0)
 

@@ -27,7 +27,7 @@ def deposit_credit(
     tx_id: str,
     source: str,
     acting_user: User | None = None,
-    payload: dict | None = None,
+    payload: dict[str, Any] | None = None,
     reason: str = "",
     intent: DepositIntent | None = None,
     from_address: str = "",
@@ -77,8 +77,7 @@ def deposit_webhook_credit(*, payload: dict[str, Any]) -> tuple[Deposit, bool]:
     deposit intent), optional "from_address"}; its signature and timestamp are the transport's
     business and are not looked at here.
     """
-    amount_u = payload.get("amount_u")
-    amount_validate(amount_u)
+    amount_u = amount_validate(payload.get("amount_u"))
     intent = None
     reference = payload.get("reference")
     if reference not in (None, ""):

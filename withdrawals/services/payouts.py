@@ -364,9 +364,10 @@ def _withdrawal_pay(claim: _Claim, *, source: str, acting_user: User | None) -> 
             if outcome != "unsent":
                 return outcome
             # the custodian never got it: send now, under the same reference, if the claim still holds
-            withdrawal = _withdrawal_mark_sending(claim)
-            if withdrawal is None:
+            sending = _withdrawal_mark_sending(claim)
+            if sending is None:
                 return "in_flight"
+            withdrawal = sending
         tx_hash = adapter.send(withdrawal.destination, withdrawal.amount_u, withdrawal.reference)
     except PayoutRejected as exc:
         withdrawal_fail(withdrawal_id=claim.withdrawal_id, reason=str(exc), source=source, payout_checked=True)

@@ -225,7 +225,9 @@ def withdrawal_approve(
     *, withdrawal_id: int, acting_user: User | None, source: str = "admin", reason: str = ""
 ) -> Withdrawal:
     """Four-eyes: a staff user who neither owns nor requested it (nor approved it already) approves."""
-    permission_require(acting_user, APPROVE_WITHDRAWAL, detail="You need the 'approve withdrawal' permission.")
+    approver = permission_require(
+        acting_user, APPROVE_WITHDRAWAL, detail="You need the 'approve withdrawal' permission."
+    )
     with transaction.atomic():
         withdrawal = withdrawal_locked(withdrawal_id)
         if withdrawal.status != Withdrawal.Status.QUEUED or not withdrawal.needs_approval:
@@ -234,15 +236,15 @@ def withdrawal_approve(
             )
         if withdrawal_is_approved(withdrawal=withdrawal):
             raise InvalidTransition(f"Withdrawal {withdrawal.pk} is already approved.", code="already_approved")
-        if acting_user.pk in (withdrawal.user_id, withdrawal.requested_by_id):
+        if approver.pk in (withdrawal.user_id, withdrawal.requested_by_id):
             raise ApprovalRefused("You cannot approve a withdrawal you own or requested.", code="own_withdrawal")
-        if acting_user.pk == withdrawal.approved_by_id:
+        if approver.pk == withdrawal.approved_by_id:
             raise ApprovalRefused("The second approval must come from another staff user.", code="same_approver")
         now = timezone.now()
         if withdrawal.approved_by_id is None:
-            withdrawal.approved_by, withdrawal.approved_at = acting_user, now
+            withdrawal.approved_by, withdrawal.approved_at = approver, now
         else:
-            withdrawal.second_approved_by, withdrawal.second_approved_at = acting_user, now
+            withdrawal.second_approved_by, withdrawal.second_approved_at = approver, now
         withdrawal.save(
             update_fields=["approved_by", "approved_at", "second_approved_by", "second_approved_at", "updated_at"]
         )

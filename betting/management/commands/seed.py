@@ -10,17 +10,20 @@ from common.money import usdc
 from withdrawals.services import deposit_credit
 
 
-def _user_ensure(*, email: str, password: str, is_staff: bool = False, created_only: bool = False) -> User | None:
-    """Create the user, or (two seeds at once) take the one the other seed just created.
-
-    With created_only, None instead of the other seed's user: its password is not ours to print.
-    """
+def _user_create_only(*, email: str, password: str, is_staff: bool = False) -> User | None:
+    """Create the user; None when (two seeds at once) the other seed just created it: its password is
+    not ours to print."""
     try:
         return user_create(email=email, password=password, is_staff=is_staff)
     except Conflict as exc:
         if exc.code != "email_taken":
             raise
-    return None if created_only else User.objects.get(email=email)
+    return None
+
+
+def _user_ensure(*, email: str, password: str, is_staff: bool = False) -> User:
+    """Create the user, or take the one another seed just created."""
+    return _user_create_only(email=email, password=password, is_staff=is_staff) or User.objects.get(email=email)
 
 
 class Command(BaseCommand):
@@ -55,7 +58,7 @@ class Command(BaseCommand):
                 if User.objects.filter(email=email).exists():
                     continue
                 user_password = password or secrets.token_urlsafe(9)
-                user = _user_ensure(email=email, password=user_password, created_only=True)
+                user = _user_create_only(email=email, password=user_password)
                 if user is None:  # a seed running beside this one took the address first: use the next
                     continue
                 if fund:

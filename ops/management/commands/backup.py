@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from django.core.management.base import BaseCommand
 
 from common.commands import actor_from_options, add_actor_argument, command_errors
@@ -15,7 +17,7 @@ class Command(BaseCommand):
     def handle(self, *args, dir: str | None, reason: str, **options):
         actor = actor_from_options(options)
         with command_errors():
-            backup = backup_create(directory=dir, actor=actor, source="cli", reason=reason)
+            backup = backup_create(directory=Path(dir) if dir else None, actor=actor, source="cli", reason=reason)
         self.stdout.write(f"{backup.path}")
         self.stdout.write(f"sha256 {backup.sha256}  ({backup.size} bytes)")
         self.stdout.write(self.style.SUCCESS("Backup written."))

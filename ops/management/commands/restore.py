@@ -1,3 +1,5 @@
+from pathlib import Path
+
 from django.core.management.base import BaseCommand, CommandError
 
 from common.commands import actor_from_options, add_actor_argument, command_errors
@@ -34,7 +36,7 @@ class Command(BaseCommand):
         with command_errors():
             try:
                 restored = backup_restore(
-                    path=file,
+                    path=Path(file),
                     confirm_loss=confirm_loss,
                     quiet_seconds=quiet_seconds,
                     actor=actor,
