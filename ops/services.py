@@ -5,6 +5,7 @@ alert evaluation once it commits. The rules that decide (ops.rules) only read; t
 changes they lead to are here and in ops.alerts.
 """
 
+import contextlib
 from datetime import datetime
 from typing import Any
 
@@ -91,12 +92,11 @@ def _switch_set(
 
 def _alerts_soon() -> None:
     """Evaluate alerts right after a switch commits, so the stop/breaker alert goes out now, not at the next beat."""
-    try:
-        # By name, not by importing ops.tasks: the tasks import these services, so an import back would
-        # close a circle. A signature of a registered task still runs eagerly where tasks do.
+    # By name, not by importing ops.tasks: the tasks import these services, so an import back would
+    # close a circle. A signature of a registered task still runs eagerly where tasks do.
+    # Any failure (a broker hiccup) must not undo the switch; the beat catches up.
+    with contextlib.suppress(Exception):
         signature("ops.evaluate_alerts").delay()
-    except Exception:  # noqa: BLE001 - a broker hiccup must not undo the switch; the beat catches up
-        pass
 
 
 def ops_emergency_stop(

@@ -39,15 +39,17 @@ def test_raw_unbalanced_insert_fails_at_commit():
     alice = UserFactory()
     fund(alice, 5_000)
     batch_id = LedgerEntry.objects.get(account_id=Account.user_cash_code(alice.pk)).batch_id
-    with pytest.raises(IntegrityError, match="does not sum to zero"):
-        with transaction.atomic():
-            with connection.cursor() as cursor:
-                # accepted by the statement ... refused by the deferred trigger at COMMIT
-                cursor.execute(
-                    "INSERT INTO ledger_entries (account, amount_u, ref_type, ref_id, batch, ts) "
-                    "VALUES (%s, 7, 'forged', 'x', %s, now())",
-                    [Account.HOUSE, batch_id],
-                )
+    # accepted by the statement ... refused by the deferred trigger at COMMIT (leaving atomic, inside raises)
+    with (
+        pytest.raises(IntegrityError, match="does not sum to zero"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(
+            "INSERT INTO ledger_entries (account, amount_u, ref_type, ref_id, batch, ts) "
+            "VALUES (%s, 7, 'forged', 'x', %s, now())",
+            [Account.HOUSE, batch_id],
+        )
     assert LedgerEntry.objects.filter(ref_type="forged").count() == 0
     assert_ledger_invariants()
 

@@ -109,10 +109,9 @@ def test_low_severity_goes_to_webhook_only(routes, django_capture_on_commit_call
 def test_nothing_is_sent_when_the_transaction_rolls_back(routes):
     from django.db import transaction
 
-    with pytest.raises(RuntimeError):
-        with transaction.atomic():
-            alert_raise(finding=Finding("ledger_imbalance", "P0", "broken"))
-            raise RuntimeError("rollback")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        alert_raise(finding=Finding("ledger_imbalance", "P0", "broken"))
+        raise RuntimeError("rollback")
     assert routes == [] and mail.outbox == []
     assert not Alert.objects.exists()
 

@@ -404,16 +404,18 @@ def test_truncate_of_a_money_table_by_its_owner_is_refused(table):
     entries = LedgerEntry.objects.count()
     settings = connection.settings_dict
     # The owner (the suite connects as the superuser that ran the migrations), on its own connection.
-    with psycopg.connect(
-        host=settings["HOST"],
-        port=settings["PORT"] or 5432,
-        user=settings["USER"],
-        password=settings["PASSWORD"] or None,
-        dbname=settings["NAME"],
-        autocommit=True,
-    ) as owner:
-        with pytest.raises(psycopg.errors.RestrictViolation, match="TRUNCATE .* refused"):
-            owner.execute(f"TRUNCATE {table} CASCADE")
+    with (
+        psycopg.connect(
+            host=settings["HOST"],
+            port=settings["PORT"] or 5432,
+            user=settings["USER"],
+            password=settings["PASSWORD"] or None,
+            dbname=settings["NAME"],
+            autocommit=True,
+        ) as owner,
+        pytest.raises(psycopg.errors.RestrictViolation, match="TRUNCATE .* refused"),
+    ):
+        owner.execute(f"TRUNCATE {table} CASCADE")
     assert LedgerEntry.objects.count() == entries
     assert Account.objects.get(code=f"user:{user.pk}:cash").balance_u == 5_000_000
 

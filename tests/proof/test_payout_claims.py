@@ -13,7 +13,7 @@ import json
 import threading
 import time
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -72,10 +72,8 @@ class SlowCustodian:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                try:
+                with suppress(OSError):  # the client gave up waiting (its timeout): the payout happened
                     self.wfile.write(data)
-                except OSError:  # the client gave up waiting (its timeout): the payout happened anyway
-                    pass
 
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))

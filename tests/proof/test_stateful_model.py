@@ -183,24 +183,21 @@ class MoneyMachine(RuleBasedStateMachine):
     )
     def crash_half_way(self, user, amount, what):
         """The process dies after the service did its writes, before the commit: nothing may remain."""
-        with pytest.raises((Crash, ApplicationError)):
-            with transaction.atomic():
-                if what == "deposit":
-                    deposit_credit(
-                        user=self.users[user], amount_u=amount, tx_id=f"crash:{uuid.uuid4()}", source="system"
-                    )
-                elif what == "withdraw":
-                    withdrawal_request(user=self.users[user], amount_u=amount, destination=ADDRESS, source="api")
-                elif what == "credit":
-                    ledger_manual_adjust(
-                        user=self.users[user], amount_u=amount, direction="credit", reason="r", acting_user=None,
-                        source="cli", idempotency_key=f"crash:{uuid.uuid4()}",
-                    )  # fmt: skip
-                elif what == "bet":
-                    bet_place(user=self.users[user], side="UP", stake_u=amount, round_code=ROUND_CODES[0])
-                elif what == "settle":
-                    round_settle(code=ROUND_CODES[0], result="UP", source="cli")
-                raise Crash(what)
+        with pytest.raises((Crash, ApplicationError)), transaction.atomic():
+            if what == "deposit":
+                deposit_credit(user=self.users[user], amount_u=amount, tx_id=f"crash:{uuid.uuid4()}", source="system")
+            elif what == "withdraw":
+                withdrawal_request(user=self.users[user], amount_u=amount, destination=ADDRESS, source="api")
+            elif what == "credit":
+                ledger_manual_adjust(
+                    user=self.users[user], amount_u=amount, direction="credit", reason="r", acting_user=None,
+                    source="cli", idempotency_key=f"crash:{uuid.uuid4()}",
+                )  # fmt: skip
+            elif what == "bet":
+                bet_place(user=self.users[user], side="UP", stake_u=amount, round_code=ROUND_CODES[0])
+            elif what == "settle":
+                round_settle(code=ROUND_CODES[0], result="UP", source="cli")
+            raise Crash(what)
 
     # --- invariants ------------------------------------------------------------------------
 
