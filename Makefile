@@ -38,6 +38,7 @@ test-postgres: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
 
 bench: install
 	$(BIN)/python bench/settle_bench.py $(BENCH_ARGS)
