@@ -45,3 +45,20 @@ def test_every_app_to_zero_and_back_and_every_latest_back_one_step_leaves_the_fr
     assert schema_diff(fresh, schema_snapshot()) == []
     with capsys.disabled():
         print(f"\n[migration round trip] walked {walked} migrations")
+
+
+def test_the_roles_handler_skips_quietly_when_the_auth_tables_are_gone(monkeypatch):
+    from django.contrib.auth.models import Group
+    from django.db import connection
+
+    from ops.roles import roles_sync_after_migrate
+
+    # given: a backward migrate has taken the auth tables away (`migrate auth zero`)
+    Group.objects.all().delete()
+    monkeypatch.setattr(connection.introspection, "table_names", lambda *args, **kwargs: ["django_migrations"])
+    # when: post_migrate runs the handler; then: nothing, and no traceback
+    roles_sync_after_migrate(sender=None, using="default")
+    monkeypatch.undo()
+    assert not Group.objects.exists()
+    roles_sync_after_migrate(sender=None, using="default")  # tables back: the three roles again
+    assert set(Group.objects.values_list("name", flat=True)) == {"operator", "finance", "auditor"}
