@@ -42,3 +42,9 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/settle_bench.py $(BENCH_ARGS)
+
+# The runbook's status step (README, "Deploy and roll back"): every migration, then the one-line summary.
+.PHONY: db-migration-status
+db-migration-status: install
+	$(BIN)/python manage.py showmigrations
+	$(BIN)/python manage.py migration_status

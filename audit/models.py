@@ -16,7 +16,7 @@ class AuditEvent(models.Model):
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT)
     # Who, in words: the staff email, or for the command line the OS user ("os:alice") when no
     # Django user ran it, so no manual action is recorded with a blank actor.
-    actor_label = models.CharField(max_length=254, blank=True, default="")
+    actor_label = models.CharField(max_length=254, blank=True, default="", db_default="")
     action = models.CharField(max_length=64, db_index=True)
     object_type = models.CharField(max_length=64, blank=True)
     object_id = models.CharField(max_length=128, blank=True, db_index=True)

@@ -2,14 +2,8 @@ from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
 
-def switches_ensure(sender, using="default", **kwargs) -> None:
-    """The emergency stop and circuit breaker rows exist (off) in every database, also after a test flush."""
-    switch_model = sender.get_model("OpsSwitch")  # from the app registry: apps.py imports no models
-    for name in switch_model.Name.values:
-        switch_model.objects.using(using).get_or_create(name=name)
-
-
 class OpsConfig(AppConfig):
+    # The switch rows (emergency stop, breaker, maintenance) are data: migration 0006 makes them.
     name = "ops"
     default_auto_field = "django.db.models.BigAutoField"
 
@@ -17,6 +11,8 @@ class OpsConfig(AppConfig):
         from ops import checks  # noqa: F401 - registers the deploy system checks
         from ops.roles import roles_sync_after_migrate
 
-        # After every migrate (all apps' permissions exist by then: ops is last in INSTALLED_APPS).
+        # The staff roles stay a post_migrate step: they are groups of permissions, and Django makes the
+        # permissions of new models in its own post_migrate (create_permissions), after the migrations
+        # have run, so a data migration would not see them on a fresh database. ops is last in
+        # INSTALLED_APPS, so every app's permissions exist when this runs.
         post_migrate.connect(roles_sync_after_migrate, sender=self, dispatch_uid="ops_roles_sync")
-        post_migrate.connect(switches_ensure, sender=self, dispatch_uid="ops_switches_ensure")

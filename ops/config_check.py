@@ -11,6 +11,7 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
 from ops import health
+from ops.migration_state import PENDING_CODE, migrations_pending
 
 DEV_DEFAULTS = {
     "SECRET_KEY": "dev-insecure-secret-key-change-me",
@@ -156,6 +157,16 @@ def rule_broker_reachable(settings, production: bool) -> list[str]:
     return [] if check.ok else [f"Broker is not reachable: {check.detail}"]
 
 
+def rule_migrations_applied(settings, production: bool) -> list[str]:
+    pending = migrations_pending()
+    if not pending:
+        return []
+    return [
+        f"{PENDING_CODE}: the database lacks {len(pending)} migration(s) this code needs: {', '.join(pending)}. "
+        "Run `python manage.py migrate` (README, Deploy and roll back)."
+    ]
+
+
 STATIC_RULES: list[Callable] = [
     rule_fee,
     rule_amounts,
@@ -166,7 +177,7 @@ STATIC_RULES: list[Callable] = [
     rule_proxies,
     rule_retired,
 ]
-CONNECTION_RULES: list[Callable] = [rule_database_reachable, rule_broker_reachable]
+CONNECTION_RULES: list[Callable] = [rule_database_reachable, rule_broker_reachable, rule_migrations_applied]
 
 
 def deployment_default() -> str:

@@ -9,6 +9,7 @@ from django.db import connection
 from django.utils import timezone
 from kombu import Connection
 
+from ops.migration_state import PENDING_CODE, migrations_pending
 from ops.selectors import heartbeat_age_seconds
 from rounds.selectors import round_last_settled, rounds_overdue
 
@@ -74,7 +75,20 @@ def check_settlement() -> Check:
     return Check("settlement", True, f"last settled {last['code']} {last['result']}" if last else "none yet", data)
 
 
-CHECKS = [check_database, check_broker, check_beat, check_settlement]
+def check_migrations() -> Check:
+    """A process whose code needs migrations the database lacks says so, instead of a 500 on a missing column."""
+    pending = migrations_pending()
+    if pending:
+        return Check(
+            "migrations",
+            False,
+            f"{len(pending)} pending: {', '.join(pending)}",
+            {"code": PENDING_CODE, "pending": pending},
+        )
+    return Check("migrations", True, "all applied", {"pending": []})
+
+
+CHECKS = [check_database, check_broker, check_beat, check_settlement, check_migrations]
 
 
 def health_report() -> list[Check]:

@@ -5,6 +5,7 @@ role picks up another app's permission as soon as that app defines it.
 """
 
 from django.contrib.auth.models import Group, Permission
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Q
 
 APPS = ["audit", "betting", "ledger", "rounds", "withdrawals", "marketdata", "ops"]
@@ -62,5 +63,15 @@ def roles_sync() -> dict[str, int]:
     return counts
 
 
-def roles_sync_after_migrate(sender, **kwargs) -> None:
+ROLE_TABLES = {"auth_group", "auth_permission", "auth_group_permissions", "django_content_type"}
+
+
+def roles_sync_after_migrate(sender, using: str = DEFAULT_DB_ALIAS, **kwargs) -> None:
+    """After a migrate, forward or backward: sync the roles if their tables exist.
+
+    `migrate auth zero` (or contenttypes) removes the tables the roles live in; then there is nothing
+    to sync, and a rollback must not end in a traceback. The next forward migrate syncs them again.
+    """
+    if using != DEFAULT_DB_ALIAS or not set(connections[using].introspection.table_names()) >= ROLE_TABLES:
+        return
     roles_sync()

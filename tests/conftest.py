@@ -3,6 +3,7 @@ import uuid
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.db.models.signals import post_migrate
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -29,6 +30,25 @@ def _allow_truncate_in_test_flush() -> None:
 
 
 _allow_truncate_in_test_flush()
+
+
+def _system_rows_after_test_flush(sender, using="default", **kwargs) -> None:
+    """Django's flush between transactional tests empties every table, the rows the data migrations made
+    included (switches, system accounts), then sends post_migrate without a `plan`. Only then are the
+    rows made again, by the data migrations' own functions, so the tests see what a migrated database has.
+    A real migrate (it sends a `plan`) is left alone: there the migrations made them, or took them away.
+    """
+    import importlib
+
+    from django.apps import apps
+
+    if "plan" in kwargs or sender.label != "ops":
+        return
+    importlib.import_module("ledger.migrations.0004_system_accounts").system_accounts_create(apps, None)
+    importlib.import_module("ops.migrations.0006_switch_rows").switch_rows_create(apps, None)
+
+
+post_migrate.connect(_system_rows_after_test_flush, dispatch_uid="tests_system_rows_after_flush")
 
 
 def pytest_report_header(config):

@@ -246,6 +246,11 @@ PAYOUT_SIMULATED_FAILURE_RATE = env.float("PAYOUT_SIMULATED_FAILURE_RATE", defau
 PAYOUT_SIMULATED_DELAY_SECONDS = env.float("PAYOUT_SIMULATED_DELAY_SECONDS", default=0.0)
 
 # --- Operations (ops app) ----------------------------------------------------
+# Migrations (the `migrate` command only, PostgreSQL): wait this long for a table lock, then fail with a
+# sentence, so a migration stuck behind a long transaction never queues every bet behind its lock.
+MIGRATION_LOCK_TIMEOUT = env.float("MIGRATION_LOCK_TIMEOUT", default=5.0)
+# /health asks the migration graph what is pending at most this often per process.
+MIGRATION_STATUS_CACHE_SECONDS = env.float("MIGRATION_STATUS_CACHE_SECONDS", default=10.0)
 # Readiness: the beat writes a heartbeat every 30 s; older than this is "stale".
 OPS_HEARTBEAT_STALE_SECONDS = env.int("OPS_HEARTBEAT_STALE_SECONDS", default=180)
 # Circuit breaker thresholds (each rule is one function in ops/rules.py).

@@ -35,3 +35,28 @@ REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"auth": "1000/min
 # Like the throttle: generous so the suite can log in freely; tests/proof/test_login_and_debug.py sets
 # production-like limits to prove the lockout.
 AXES_FAILURE_LIMIT = 1000
+
+# The backward-compatibility linter of migrations (tests/migrations/test_linter.py runs it in `make test`).
+INSTALLED_APPS = [*INSTALLED_APPS, "django_migration_linter"]  # noqa: F405
+# Migrations already released before the linter came: the previous release ran beside them
+# once and is gone, so they are history, not a risk to a running release. Listed by migration name.
+# A new migration the linter refuses is either rewritten as expand/contract or, when it is the contract
+# step of one, named `NNNN_contract_<what>` (README, "Changing the schema without breaking the release
+# still running"). Initial migrations create tables no running code uses yet.
+RELEASED_MIGRATIONS = [
+    "0003_alter_bet_round_alter_bet_user",  # betting
+    "0002_intents_approval_processing",  # withdrawals
+    "0003_withdrawal_idempotency_key",  # withdrawals
+]
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # SQLite cannot ADD a UNIQUE column or one with a database default, so Django rebuilds the table and
+    # the linter reads the rebuild's copy of every NOT NULL column as new ones. PostgreSQL (production)
+    # lints both clean: a nullable column, and a column with a database default.
+    RELEASED_MIGRATIONS += ["0005_payout_reference", "0002_actor_label"]  # withdrawals, audit
+MIGRATION_LINTER_OPTIONS = {
+    "include_apps": ["audit", "betting", "ledger", "marketdata", "ops", "rounds", "withdrawals"],
+    "ignore_initial_migrations": True,
+    "ignore_name_contains": "_contract_",
+    "ignore_name": RELEASED_MIGRATIONS,
+    "no_cache": True,
+}

@@ -21,7 +21,7 @@ def test_health_is_200_when_every_check_passes(client, fresh_heartbeat):
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert body["checks"] == {"database": True, "broker": True, "beat": True, "settlement": True}
+    assert body["checks"] == {"database": True, "broker": True, "beat": True, "settlement": True, "migrations": True}
 
 
 @pytest.mark.django_db

@@ -323,7 +323,9 @@ def test_migration_keeps_the_id_reference_of_rows_that_existed_before_it(funded_
     fresh, _ = withdrawal_request(user=funded_bettor, amount_u=USDC, destination=ADDRESS, source="api")
     migration.refuse_if_uuid_references_in_flight(apps, None)  # QUEUED: fine
     Withdrawal.objects.filter(pk=fresh.pk).update(status="PROCESSING")
-    with pytest.raises(RuntimeError, match="pay them twice"):
+    from common.migration_refusal import MigrationRefused  # the migrate command makes it a sentence
+
+    with pytest.raises(MigrationRefused, match="pay them twice"):
         migration.refuse_if_uuid_references_in_flight(apps, None)
 
 

@@ -15,6 +15,7 @@ from django.db import migrations, models
 from django.db.models.functions import Cast
 
 import withdrawals.models
+from common.migration_refusal import MigrationRefused
 
 
 def references_from_ids(apps, schema_editor):
@@ -32,8 +33,8 @@ def refuse_if_uuid_references_in_flight(apps, schema_editor):
         if reference not in (None, str(pk))
     ]
     if in_flight:
-        raise RuntimeError(
-            f"Withdrawals {in_flight} are PROCESSING under a UUID payout reference; the previous release would "
+        raise MigrationRefused(
+            f"withdrawals {in_flight} are PROCESSING under a UUID payout reference; the previous release would "
             "look them up by id and could pay them twice. Resolve them (process_withdrawals) before rolling back."
         )
 
