@@ -2,7 +2,8 @@
 
 Always: the value rules (fee range, amounts, times, alert routes) as errors.
 With `manage.py check --deploy`: the production rules too (secrets, DEBUG, ALLOWED_HOSTS,
-embedded database/broker) and whether the database and broker answer.
+embedded database/broker) and whether the database and broker answer (not pending migrations:
+a deploy checks before it migrates; `validate_config` and `/health` name those).
 """
 
 from django.conf import settings
@@ -32,6 +33,6 @@ def config_values_check(app_configs=None, **kwargs):
 @checks.register("ops", deploy=True)
 def config_deploy_check(app_configs=None, **kwargs):
     problems = []
-    for rule in [config_check.rule_secrets, config_check.rule_deployment, *config_check.CONNECTION_RULES]:
+    for rule in [config_check.rule_secrets, config_check.rule_deployment, *config_check.REACHABILITY_RULES]:
         problems.extend(rule(settings, True))
     return _errors(problems, "D")
