@@ -1,7 +1,11 @@
+from collections.abc import Callable
+
 from django.contrib import admin
+from django.http import HttpRequest
 
 from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call
 from ops.models import Alert, Heartbeat, OpsSwitch
+from ops.reports import switch_changed_by
 from ops.services import circuit_breaker_reset, ops_emergency_stop, ops_maintenance
 
 
@@ -12,7 +16,7 @@ class OpsSwitchAdmin(ReadOnlyAdmin):
     The admin stays reachable in maintenance (ops.maintenance), so staff can turn it off here.
     """
 
-    list_display = ["name", "active", "reason", "rule", "changed_at", "changed_by"]
+    list_display = ["name", "active", "reason", "rule", "changed_at", "changed_by_name"]
     actions = ["emergency_stop_on", "emergency_stop_off", "circuit_breaker_reset", "maintenance_on", "maintenance_off"]
 
     def has_ops_switch_permission(self, request) -> bool:
@@ -33,55 +37,58 @@ class OpsSwitchAdmin(ReadOnlyAdmin):
             explanation="This change takes effect for every process at once.",
         )
 
-    @admin.action(description="Emergency stop ON (refuse bets and withdrawal processing)…", permissions=["ops_switch"])
-    def emergency_stop_on(self, request, queryset):
-        return self._with_reason(
-            request,
-            queryset,
-            action="emergency_stop_on",
-            title="Emergency stop ON",
-            call=lambda reason: ops_emergency_stop(active=True, reason=reason, actor=request.user, source="admin"),
+    @admin.display(description="changed by")
+    def changed_by_name(self, switch: OpsSwitch) -> str:
+        # Who flipped it, never a blank: a command without --actor is named by the audit log's OS user.
+        return switch_changed_by(switch=switch) or "-"
+
+
+def _switch_action(name: str, *, description: str, title: str, call: Callable[[HttpRequest, str], object]):
+    """One confirmed, audited switch action: the confirmation page asks for the reason, the service does the rest."""
+
+    @admin.action(description=description, permissions=["ops_switch"])
+    def action(modeladmin: OpsSwitchAdmin, request: HttpRequest, queryset):
+        return modeladmin._with_reason(
+            request, queryset, action=name, title=title, call=lambda reason: call(request, reason)
         )
 
-    @admin.action(description="Emergency stop OFF (resume)…", permissions=["ops_switch"])
-    def emergency_stop_off(self, request, queryset):
-        return self._with_reason(
-            request,
-            queryset,
-            action="emergency_stop_off",
-            title="Emergency stop OFF",
-            call=lambda reason: ops_emergency_stop(active=False, reason=reason, actor=request.user, source="admin"),
-        )
+    action.__name__ = name
+    return action
 
-    @admin.action(description="Reset the circuit breaker…", permissions=["ops_switch"])
-    def circuit_breaker_reset(self, request, queryset):
-        return self._with_reason(
-            request,
-            queryset,
-            action="circuit_breaker_reset",
-            title="Reset the circuit breaker",
-            call=lambda reason: circuit_breaker_reset(reason=reason, actor=request.user, source="admin"),
-        )
 
-    @admin.action(description="Maintenance ON (API answers 503, beat tasks skip)…", permissions=["ops_switch"])
-    def maintenance_on(self, request, queryset):
-        return self._with_reason(
-            request,
-            queryset,
-            action="maintenance_on",
-            title="Maintenance ON",
-            call=lambda reason: ops_maintenance(active=True, reason=reason, actor=request.user, source="admin"),
-        )
-
-    @admin.action(description="Maintenance OFF (resume the API and the beat)…", permissions=["ops_switch"])
-    def maintenance_off(self, request, queryset):
-        return self._with_reason(
-            request,
-            queryset,
-            action="maintenance_off",
-            title="Maintenance OFF",
-            call=lambda reason: ops_maintenance(active=False, reason=reason, actor=request.user, source="admin"),
-        )
+for _name, _description, _title, _call in [
+    (
+        "emergency_stop_on",
+        "Emergency stop ON (refuse bets and withdrawal processing)…",
+        "Emergency stop ON",
+        lambda request, reason: ops_emergency_stop(active=True, reason=reason, actor=request.user, source="admin"),
+    ),
+    (
+        "emergency_stop_off",
+        "Emergency stop OFF (resume)…",
+        "Emergency stop OFF",
+        lambda request, reason: ops_emergency_stop(active=False, reason=reason, actor=request.user, source="admin"),
+    ),
+    (
+        "circuit_breaker_reset",
+        "Reset the circuit breaker…",
+        "Reset the circuit breaker",
+        lambda request, reason: circuit_breaker_reset(reason=reason, actor=request.user, source="admin"),
+    ),
+    (
+        "maintenance_on",
+        "Maintenance ON (API answers 503, beat tasks skip)…",
+        "Maintenance ON",
+        lambda request, reason: ops_maintenance(active=True, reason=reason, actor=request.user, source="admin"),
+    ),
+    (
+        "maintenance_off",
+        "Maintenance OFF (resume the API and the beat)…",
+        "Maintenance OFF",
+        lambda request, reason: ops_maintenance(active=False, reason=reason, actor=request.user, source="admin"),
+    ),
+]:
+    setattr(OpsSwitchAdmin, _name, _switch_action(_name, description=_description, title=_title, call=_call))
 
 
 @admin.register(Alert)
