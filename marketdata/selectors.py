@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import holidays
 from django.conf import settings
 from django.db.models import Max
+from django.utils import timezone as django_timezone
 
 from marketdata.models import CalendarOverride, OfficialClose
 from marketdata.oracle import ClosePrice, price_oracle
@@ -109,3 +110,42 @@ def marketdata_last_writes() -> dict[str, datetime | None]:
         f"{OfficialClose._meta.db_table}.updated_at": OfficialClose.objects.aggregate(at=Max("updated_at"))["at"],
         f"{CalendarOverride._meta.db_table}.created_at": CalendarOverride.objects.aggregate(at=Max("created_at"))["at"],
     }
+
+
+@dataclass(frozen=True)
+class SymbolFeed:
+    symbol: str
+    newest: str  # ISO date (an official close) or time (a tick) of the newest price, "" when none
+    age_seconds: float | None  # how old that price is now
+    target_seconds: float | None  # how old it may be (None: no target)
+
+
+@dataclass(frozen=True)
+class SourceFeed:
+    name: str
+    up: bool
+    success_rate: float | None  # 0..1 over the recent polls
+    last_error: str
+
+
+@dataclass(frozen=True)
+class FeedStatus:
+    symbols: list[SymbolFeed]
+    sources: list[SourceFeed]
+
+
+def feed_status(*, now: datetime | None = None) -> FeedStatus:
+    """How fresh the prices are, per symbol, and how each price source fares (one statement).
+
+    Today there are only the official closes: per symbol its newest close, aged from that day's
+    regular close (16:00 market time), and no sources yet.
+    """
+    now = now or django_timezone.now()
+    newest = dict(OfficialClose.objects.values("symbol").annotate(day=Max("date")).values_list("symbol", "day"))
+    newest.setdefault(settings.MARKET_SYMBOL, None)
+    symbols = []
+    for symbol, day in sorted(newest.items()):
+        closed_at = datetime.combine(day, REGULAR_CLOSE, tzinfo=market_timezone()) if day else None
+        age = (now - closed_at).total_seconds() if closed_at else None
+        symbols.append(SymbolFeed(symbol, day.isoformat() if day else "", age, None))
+    return FeedStatus(symbols=symbols, sources=[])

@@ -3,6 +3,11 @@
 A rule is one small function of `now`. An alert rule returns the Findings it sees (ops.alerts
 raises and resolves the alerts); a breaker rule returns a Trip or None (ops.services opens
 the breaker). Both sets read overdue rounds from one selector, rounds.selectors.rounds_overdue.
+
+Where a rule judges a number (a heartbeat's age, a bettor's share of a pool, a count of failed
+withdrawals), the judgement is its own small function of that number (`*_findings`, `*_trip`), so
+the terminal dashboard (ops.terminal) colours its panels by the very same thresholds from the
+numbers it has already read: one definition, no copy.
 """
 
 import logging
@@ -45,11 +50,29 @@ class Trip:
 # --- alert rules ---------------------------------------------------------------------------------
 
 
-def alert_settlement_overdue(now: datetime) -> list[Finding]:
+# What each level of severity looks like on a screen: P0/P1 page someone (red), P2/P3 do not (amber).
+LEVEL_OK, LEVEL_AMBER, LEVEL_RED = "ok", "amber", "red"
+_SEVERITY_LEVEL = {"P0": LEVEL_RED, "P1": LEVEL_RED, "P2": LEVEL_AMBER, "P3": LEVEL_AMBER}
+
+
+def severity_level(severity: str | None) -> str:
+    return _SEVERITY_LEVEL.get(severity or "", LEVEL_OK)
+
+
+def findings_level(findings: list[Finding]) -> str:
+    """The level of the worst finding: what a panel showing these numbers turns."""
+    return severity_level(min((finding.severity for finding in findings), default=None))
+
+
+def settlement_overdue_findings(codes: list[str]) -> list[Finding]:
     return [
-        Finding(f"settlement_overdue:{row.code}", "P1", f"Round {row.code} is still LOCKED past settle_at + grace.")
-        for row in rounds_overdue(now=now)
+        Finding(f"settlement_overdue:{code}", "P1", f"Round {code} is still LOCKED past settle_at + grace.")
+        for code in codes
     ]
+
+
+def alert_settlement_overdue(now: datetime) -> list[Finding]:
+    return settlement_overdue_findings([row.code for row in rounds_overdue(now=now)])
 
 
 def alert_auto_no_close(now: datetime) -> list[Finding]:
@@ -78,17 +101,30 @@ def alert_ledger_imbalance(now: datetime) -> list[Finding]:
     ]
 
 
-def _switch_finding(name: str, severity: str, text: str) -> list[Finding]:
-    reason = switch_reason_if_active(name=name)
-    return [] if reason is None else [Finding(name, severity, f"{text}: {reason}")]
+# A switch that is on is an alert: (severity, what it says before the reason).
+SWITCH_ALERTS = {
+    OpsSwitch.Name.EMERGENCY_STOP: ("P1", "Emergency stop is ON"),
+    OpsSwitch.Name.CIRCUIT_BREAKER: ("P1", "Circuit breaker is OPEN"),
+    OpsSwitch.Name.MAINTENANCE: ("P2", "Maintenance mode is ON"),
+}
+
+
+def switch_findings(name: str, reason: str | None) -> list[Finding]:
+    """The alert a switch raises while it is on (reason None: it is off)."""
+    if reason is None:
+        return []
+    severity, text = SWITCH_ALERTS[OpsSwitch.Name(name)]
+    return [Finding(name, severity, f"{text}: {reason}")]
 
 
 def alert_emergency_stop(now: datetime) -> list[Finding]:
-    return _switch_finding(OpsSwitch.Name.EMERGENCY_STOP, "P1", "Emergency stop is ON")
+    name = OpsSwitch.Name.EMERGENCY_STOP
+    return switch_findings(name, switch_reason_if_active(name=name))
 
 
 def alert_breaker_open(now: datetime) -> list[Finding]:
-    return _switch_finding(OpsSwitch.Name.CIRCUIT_BREAKER, "P1", "Circuit breaker is OPEN")
+    name = OpsSwitch.Name.CIRCUIT_BREAKER
+    return switch_findings(name, switch_reason_if_active(name=name))
 
 
 def alert_maintenance(now: datetime) -> list[Finding]:
@@ -97,31 +133,51 @@ def alert_maintenance(now: datetime) -> list[Finding]:
 
 def maintenance_finding(reason: str) -> Finding:
     """Also raised by ops_maintenance itself: every task, the alert task too, skips while maintenance is on."""
-    return Finding(OpsSwitch.Name.MAINTENANCE, "P2", f"Maintenance mode is ON: {reason}")
+    return switch_findings(OpsSwitch.Name.MAINTENANCE, reason)[0]
 
 
-def alert_withdrawal_backlog(now: datetime) -> list[Finding]:
-    waiting = withdrawals_waiting_count(
-        created_before=now - timedelta(seconds=settings.ALERT_WITHDRAWAL_BACKLOG_SECONDS)
-    )
+def withdrawal_backlog_cutoff(now: datetime) -> datetime:
+    """A withdrawal still waiting that was requested before this is backlog."""
+    return now - timedelta(seconds=settings.ALERT_WITHDRAWAL_BACKLOG_SECONDS)
+
+
+def withdrawal_backlog_findings(waiting: int) -> list[Finding]:
+    """`waiting`: QUEUED or PROCESSING withdrawals requested before withdrawal_backlog_cutoff."""
     if not waiting:
         return []
     return [Finding("withdrawal_backlog", "P2", f"{waiting} withdrawal(s) waiting longer than the backlog limit.")]
 
 
-def alert_withdrawal_failure_burst(now: datetime) -> list[Finding]:
-    failed = withdrawals_failed_count(since=now - timedelta(hours=1))
+def alert_withdrawal_backlog(now: datetime) -> list[Finding]:
+    return withdrawal_backlog_findings(withdrawals_waiting_count(created_before=withdrawal_backlog_cutoff(now)))
+
+
+WITHDRAWAL_FAILURE_WINDOW = timedelta(hours=1)
+
+
+def withdrawal_failure_findings(failed: int) -> list[Finding]:
+    """`failed`: withdrawals that ended FAILED within WITHDRAWAL_FAILURE_WINDOW."""
     if failed < settings.ALERT_WITHDRAWAL_FAILURE_BURST:
         return []
     return [Finding("withdrawal_failure_burst", "P1", f"{failed} withdrawals failed in the last hour.")]
 
 
-def alert_beat_stale(now: datetime) -> list[Finding]:
-    age = heartbeat_age_seconds(now=now)
-    if age is not None and age <= settings.OPS_HEARTBEAT_STALE_SECONDS:
+def alert_withdrawal_failure_burst(now: datetime) -> list[Finding]:
+    return withdrawal_failure_findings(withdrawals_failed_count(since=now - WITHDRAWAL_FAILURE_WINDOW))
+
+
+def heartbeat_findings(age_seconds: float | None, *, name: str = "beat") -> list[Finding]:
+    """A heartbeat older than OPS_HEARTBEAT_STALE_SECONDS (or none at all) means its process looks down."""
+    if age_seconds is not None and age_seconds <= settings.OPS_HEARTBEAT_STALE_SECONDS:
         return []
-    text = "no beat heartbeat recorded" if age is None else f"beat heartbeat is {int(age)} s old"
-    return [Finding("beat_stale", "P1", f"Scheduler (beat) looks down: {text}.")]
+    text = f"no {name} heartbeat recorded" if age_seconds is None else f"{name} heartbeat is {int(age_seconds)} s old"
+    if name == "beat":
+        return [Finding("beat_stale", "P1", f"Scheduler (beat) looks down: {text}.")]
+    return [Finding(f"heartbeat_stale:{name}", "P1", f"{name} looks down: {text}.")]
+
+
+def alert_beat_stale(now: datetime) -> list[Finding]:
+    return heartbeat_findings(heartbeat_age_seconds(now=now))
 
 
 ALERT_RULES: list[Callable[[datetime], list[Finding]]] = [
@@ -201,6 +257,20 @@ def breaker_bet_rejections(now: datetime) -> Trip | None:
     return Trip("bet_rejections", f"{rejected} bets rejected vs {accepted} accepted in the window ({rate:.0%})")
 
 
+def stake_share_trip(*, code: str, staked_u: int, pool_u: int) -> Trip | None:
+    """One bettor staking more than OPS_BREAKER_STAKE_SHARE of a round's pool of at least
+    OPS_BREAKER_STAKE_SHARE_MIN_POOL_U trips the breaker."""
+    if pool_u < settings.OPS_BREAKER_STAKE_SHARE_MIN_POOL_U:
+        return None
+    share = staked_u / pool_u
+    if share <= settings.OPS_BREAKER_STAKE_SHARE:
+        return None
+    return Trip(
+        "unusual_betting",
+        f"one bettor holds {share:.0%} of round {code}'s pool (limit {settings.OPS_BREAKER_STAKE_SHARE:.0%})",
+    )
+
+
 def breaker_unusual_betting(now: datetime) -> Trip | None:
     """One bettor holding most of a sizeable open pool looks like manipulation or a runaway client."""
     pools = {
@@ -211,12 +281,9 @@ def breaker_unusual_betting(now: datetime) -> Trip | None:
     if not pools:
         return None
     for code, _user_id, staked_u in bet_stakes_top(round_codes=list(pools), limit=20):
-        share = staked_u / pools[code]
-        if share > settings.OPS_BREAKER_STAKE_SHARE:
-            return Trip(
-                "unusual_betting",
-                f"one bettor holds {share:.0%} of round {code}'s pool (limit {settings.OPS_BREAKER_STAKE_SHARE:.0%})",
-            )
+        trip = stake_share_trip(code=code, staked_u=staked_u, pool_u=pools[code])
+        if trip is not None:
+            return trip
     return None
 
 

@@ -102,3 +102,61 @@ def ops_last_writes() -> dict[str, datetime | None]:
         f"{OpsSwitch._meta.db_table}.changed_at": OpsSwitch.objects.aggregate(at=Max("changed_at"))["at"],
         f"{Alert._meta.db_table}.last_seen_at": Alert.objects.aggregate(at=Max("last_seen_at"))["at"],
     }
+
+
+# --- The terminal dashboard's ops panels (ops.terminal): one statement each, on small tables ---
+
+
+@dataclass(frozen=True)
+class SwitchState:
+    name: str
+    active: bool
+    reason: str
+    rule: str  # the breaker rule that tripped, if automatic
+    changed_at: datetime | None
+    changed_by: str  # the staff account's email, "" when none is recorded
+
+
+def switches_board() -> list[SwitchState]:
+    """Every switch, on or off, with its reason and who switched it last (a never-switched one is off)."""
+    rows = {
+        row.name: row
+        for row in OpsSwitch.objects.select_related("changed_by").only(
+            "name", "active", "reason", "rule", "changed_at", "changed_by__email"
+        )
+    }
+    states = []
+    for name in OpsSwitch.Name.values:
+        row = rows.get(name)
+        states.append(
+            SwitchState(
+                name=name,
+                active=bool(row and row.active),
+                reason=row.reason if row else "",
+                rule=row.rule if row else "",
+                changed_at=row.changed_at if row else None,
+                changed_by=row.changed_by.email if row and row.changed_by else "",
+            )
+        )
+    return states
+
+
+@dataclass(frozen=True)
+class OpenAlert:
+    key: str
+    severity: str
+    summary: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
+def alerts_open_board() -> list[OpenAlert]:
+    """The open alerts, P0 first and newest first within a severity (one per condition: a few rows)."""
+    return [
+        OpenAlert(**row) for row in alerts_open().values("key", "severity", "summary", "first_seen_at", "last_seen_at")
+    ]
+
+
+def heartbeats_all() -> dict[str, datetime]:
+    """{process name: its last heartbeat} of every process that ever beat ("beat", workers)."""
+    return dict(Heartbeat.objects.order_by("name").values_list("name", "beat_at"))

@@ -6,9 +6,9 @@ from datetime import date, datetime, timedelta
 from typing import TypedDict
 
 from django.conf import settings
-from django.db.models import Max, Q, QuerySet
+from django.db.models import BooleanField, ExpressionWrapper, Max, Q, QuerySet
 
-from betting.selectors import bet_payout_preview, bet_payouts_iter, bet_round_totals
+from betting.selectors import bet_payout_preview, bet_payouts_iter, bet_round_concentration, bet_round_totals
 from marketdata.oracle import ClosePrice
 from marketdata.selectors import official_close_get, reference_close_get, trading_day_previous
 from rounds.exceptions import (
@@ -282,20 +282,20 @@ class OverdueRound:
     marked: bool  # the beat retried AUTO through the grace, found no close and set overdue_since
 
 
+def _overdue_q(now: datetime) -> Q:
+    grace = timedelta(seconds=settings.ROUND_SETTLE_GRACE_SECONDS)
+    return Q(status=Round.Status.LOCKED) & (Q(settle_at__lte=now - grace) | Q(overdue_since__isnull=False))
+
+
 def rounds_overdue(*, now: datetime) -> list[OverdueRound]:
     """The one definition of an overdue round: LOCKED and not settled by settle_at + ROUND_SETTLE_GRACE_SECONDS.
 
     Overdue from the grace's last second on (settle_at + grace <= now), or from the moment the
     beat marked it (overdue_since), whichever is first. The beat marks it, the alerts, the
-    circuit breaker and the health check report it, all from this selector, oldest first.
+    circuit breaker and the health check report it, all from this selector (the terminal
+    dashboard from the same condition, `_overdue_q`, in rounds_board), oldest first.
     """
-    grace = timedelta(seconds=settings.ROUND_SETTLE_GRACE_SECONDS)
-    rows = (
-        Round.objects.filter(status=Round.Status.LOCKED)
-        .filter(Q(settle_at__lte=now - grace) | Q(overdue_since__isnull=False))
-        .order_by("code")
-        .values_list("code", "settle_at", "overdue_since")
-    )
+    rows = Round.objects.filter(_overdue_q(now)).order_by("code").values_list("code", "settle_at", "overdue_since")
     return [OverdueRound(code=code, settle_at=settle_at, marked=since is not None) for code, settle_at, since in rows]
 
 
@@ -380,3 +380,121 @@ def rounds_last_writes() -> dict[str, datetime | None]:
         f"{rounds}.settled_at": latest["settled"],
         f"{rounds}.overdue_since": latest["overdue"],
     }
+
+
+# --- The terminal dashboard's round panel (ops.terminal) -----------------------
+
+
+@dataclass(frozen=True)
+class RoundBoard:
+    code: str
+    symbol: str
+    status: str
+    lock_at: datetime
+    settle_at: datetime
+    up_pool_u: int
+    down_pool_u: int
+    bettors: int
+    up_top_u: int  # the largest one bettor's stake on UP
+    down_top_u: int
+    top_u: int  # the largest one bettor's stake in the round, both sides (what the breaker's share rule weighs)
+
+    @property
+    def pool_u(self) -> int:
+        return self.up_pool_u + self.down_pool_u
+
+
+@dataclass(frozen=True)
+class RoundsBoard:
+    current: RoundBoard | None  # the round bettors see (round_current's rule)
+    overdue: list[str]  # codes of the overdue rounds (rounds_overdue's rule), oldest first
+
+
+def rounds_board(*, now: datetime) -> RoundsBoard:
+    """The current round with its pools and who holds them, and the overdue rounds: two statements.
+
+    The unsettled rounds (OPEN and LOCKED: a handful, on the status index) in one query that also
+    says which are overdue, by the same condition as rounds_overdue; then one aggregate over the
+    current round's bets for the bettor count and the largest stakes. That second one reads every
+    bet of the current round (a GROUP BY user on the round's bets): its cost grows with that round's
+    bets, not with the table (bench/dashboard_bench.py measures it).
+    """
+    rows = list(
+        Round.objects.filter(status__in=[Round.Status.OPEN, Round.Status.LOCKED])
+        .annotate(is_overdue=ExpressionWrapper(_overdue_q(now), output_field=BooleanField()))
+        .order_by("code")
+        .values("id", "code", "symbol", "status", "lock_at", "settle_at", "up_pool_u", "down_pool_u", "is_overdue")
+    )
+    open_rows = [row for row in rows if row["status"] == Round.Status.OPEN]
+    current = open_rows[0] if open_rows else (rows[-1] if rows else None)
+    board = None
+    if current is not None:
+        concentration = bet_round_concentration(round_id=current["id"])
+        board = RoundBoard(
+            code=current["code"],
+            symbol=current["symbol"],
+            status=current["status"],
+            lock_at=current["lock_at"],
+            settle_at=current["settle_at"],
+            up_pool_u=current["up_pool_u"],
+            down_pool_u=current["down_pool_u"],
+            bettors=concentration.bettors,
+            up_top_u=concentration.up_top_u,
+            down_top_u=concentration.down_top_u,
+            top_u=concentration.top_u,
+        )
+    return RoundsBoard(current=board, overdue=[row["code"] for row in rows if row["is_overdue"]])
+
+
+@dataclass(frozen=True)
+class SettlementSummary:
+    code: str
+    result: str
+    requested_result: str  # AUTO: the oracle's closes decided; UP/DOWN/VOID: set by hand
+    close_source: str
+    settled_by: str  # the staff account's email, else the door it came through (beat, cli, ...)
+    reason: str
+    settle_at: datetime
+    settled_at: datetime
+    bets_count: int
+    paid_out_u: int
+    fee_u: int
+
+
+def round_settlement_last() -> SettlementSummary | None:
+    """The latest settlement (by round code), with its round and who settled it: one statement."""
+    row = (
+        RoundSettlement.objects.select_related("round", "settled_by")
+        .order_by("-round__code")
+        .only(
+            "result",
+            "requested_result",
+            "source",
+            "reason",
+            "bets_count",
+            "paid_out_u",
+            "fee_u",
+            "created_at",
+            "round__code",
+            "round__close_source",
+            "round__settle_at",
+            "round__settled_at",
+            "settled_by__email",
+        )
+        .first()
+    )
+    if row is None:
+        return None
+    return SettlementSummary(
+        code=row.round.code,
+        result=row.result,
+        requested_result=row.requested_result,
+        close_source=row.round.close_source,
+        settled_by=row.settled_by.email if row.settled_by else row.source,
+        reason=row.reason,
+        settle_at=row.round.settle_at,
+        settled_at=row.round.settled_at or row.created_at,
+        bets_count=row.bets_count,
+        paid_out_u=row.paid_out_u,
+        fee_u=row.fee_u,
+    )

@@ -214,3 +214,43 @@ def withdrawals_last_writes() -> dict[str, datetime | None]:
         f"{Withdrawal._meta.db_table}.updated_at": Withdrawal.objects.aggregate(at=Max("updated_at"))["at"],
         f"{SimulatedPayout._meta.db_table}.created_at": SimulatedPayout.objects.aggregate(at=Max("created_at"))["at"],
     }
+
+
+@dataclass(frozen=True)
+class WithdrawalQueue:
+    queued: Totals
+    processing: Totals  # PROCESSING and not flagged for reconciliation
+    reconciliation: Totals  # waiting items staff flagged: only the custodian's answer resolves them
+    backlog: int  # waiting items requested before `backlog_before`
+    failed: int  # ended FAILED from `failed_since` on
+
+
+def withdrawals_queue(*, backlog_before: datetime, failed_since: datetime) -> WithdrawalQueue:
+    """The payout queue by state, with counts and amounts, in one aggregate statement.
+
+    It reads the waiting rows (QUEUED, PROCESSING) and the FAILED ones updated since `failed_since`,
+    both through the status index: the queue, not the history of withdrawals.
+    """
+    status = Withdrawal.Status
+    waiting = Q(status__in=[status.QUEUED, status.PROCESSING])
+    queued = Q(status=status.QUEUED, needs_reconciliation=False)
+    processing = Q(status=status.PROCESSING, needs_reconciliation=False)
+    flagged = waiting & Q(needs_reconciliation=True)
+    failed = Q(status=status.FAILED, updated_at__gte=failed_since)
+    numbers = Withdrawal.objects.filter(waiting | failed).aggregate(
+        queued_n=Count("id", filter=queued),
+        queued_u=Sum("amount_u", filter=queued),
+        processing_n=Count("id", filter=processing),
+        processing_u=Sum("amount_u", filter=processing),
+        flagged_n=Count("id", filter=flagged),
+        flagged_u=Sum("amount_u", filter=flagged),
+        backlog=Count("id", filter=waiting & Q(created_at__lt=backlog_before)),
+        failed=Count("id", filter=failed),
+    )
+    return WithdrawalQueue(
+        queued=Totals(count=numbers["queued_n"], amount_u=numbers["queued_u"] or 0),
+        processing=Totals(count=numbers["processing_n"], amount_u=numbers["processing_u"] or 0),
+        reconciliation=Totals(count=numbers["flagged_n"], amount_u=numbers["flagged_u"] or 0),
+        backlog=numbers["backlog"],
+        failed=numbers["failed"],
+    )
