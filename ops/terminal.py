@@ -323,11 +323,10 @@ def _round_panel(data: dict[str, Any] | None, level: str, now: datetime) -> Pane
         grid.add_row(side.upper(), bar)
     grid.add_row("pool", format_usdc(pool_u))
     grid.add_row("bettors", f"{data['bettors']:,}")
-    tops = []
     for side in ("up", "down"):
         top_u = data[f"{side}_top_u"]
-        tops.append(f"{side.upper()} {_share(top_u, data[f'{side}_pool_u']):.1%} ({format_usdc(top_u)})")
-    grid.add_row("largest bettor", " · ".join(tops))
+        share = _share(top_u, data[f"{side}_pool_u"])
+        grid.add_row(f"top {side.upper()} bettor", f"{share:.1%} of {side.upper()} ({format_usdc(top_u)})")
     if data["unusual_betting"]:
         grid.add_row("[red]breaker rule[/red]", f"[red]{data['unusual_betting']}[/red]")
     return _panel(grid, "Round", level)
@@ -371,9 +370,8 @@ def _switches_panel(rows: list[dict[str, Any]], level: str, now: datetime) -> Pa
         label, on, off = labels[OpsSwitch.Name(row["name"])]
         if row["active"]:
             who = f" by {row['changed_by']}" if row["changed_by"] else ""
-            rule = f" (rule {row['rule']})" if row["rule"] else ""
             text = (
-                f"[b red]{on}[/b red]{rule}: {row['reason'] or 'no reason given'}  since {_et(row['changed_at'])}{who}"
+                f"[b red]{on}[/b red]: {row['reason'] or 'no reason given'}  since {_et(row['changed_at'])}{who}"
             )
         else:
             text = off

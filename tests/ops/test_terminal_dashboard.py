@@ -1,0 +1,321 @@
+"""`manage.py dashboard`: the operator's terminal, as an operator reads it during an incident.
+
+The round is made through the real doors (funded bettors, bet_place), the breaker opened and the
+alerts evaluated by the services, so the figures on the screen are the house's own.
+"""
+
+import datetime as dt
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from betting.services import bet_place
+from ledger.selectors import tvl_get
+from ledger.services import account_ensure_round_pool
+from ops.alerts import alerts_evaluate
+from ops.migration_state import migrations_pending
+from ops.rules import WITHDRAWAL_FAILURE_WINDOW, withdrawal_backlog_cutoff
+from ops.services import circuit_breaker_open, heartbeat_beat, ops_maintenance
+from ops.terminal import dashboard_snapshot
+from rounds.selectors import rounds_board
+from tests.factories import UserFactory, fund
+from tests.ops.conftest import make_round
+from withdrawals.selectors import withdrawals_queue
+from withdrawals.services import withdrawal_request
+
+ET = ZoneInfo("America/New_York")
+LOCK_IN = dt.timedelta(hours=2, minutes=30, seconds=40)
+
+
+def the_incident() -> dict:
+    """An OPEN round with three bettors, the breaker open by hand, its P1 alert raised, one withdrawal queued."""
+    now = timezone.now()
+    round_ = make_round(
+        "20261201", lock_at=now + LOCK_IN, settle_at=now + LOCK_IN + dt.timedelta(minutes=5, seconds=1)
+    )
+    account_ensure_round_pool(round_code=round_.code)
+    alice, bob, carol = UserFactory(), UserFactory(), UserFactory()
+    for user in (alice, bob, carol):
+        fund(user, 2_000_000_000)
+    bet_place(user=alice, side="UP", stake_u=1_200_000_000, round_code=round_.code)
+    bet_place(user=bob, side="UP", stake_u=34_500_000, round_code=round_.code)
+    bet_place(user=bob, side="UP", stake_u=500_000, round_code=round_.code)
+    bet_place(user=carol, side="DOWN", stake_u=765_432_100, round_code=round_.code)
+    withdrawal_request(user=carol, amount_u=250_000_000, source="api")
+    heartbeat_beat(name="beat")
+    circuit_breaker_open(rule="", reason="price feed disagrees with the close", source="cli")
+    alerts_evaluate(now=now)
+    return {"round": round_, "lock_at": round_.lock_at}
+
+
+def once(*args: str) -> str:
+    out = io.StringIO()
+    call_command("dashboard", "--once", *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_once_shows_the_round_pools_time_to_lock_the_breaker_and_the_p1_alert(monkeypatch):
+    incident = the_incident()
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: no sentence wraps inside its panel
+
+    text = once()
+
+    # the round, its pools in USDC with thousands separators, each side's share, bettors, concentration
+    assert "20261201 NDX  OPEN" in text
+    assert "1,235.00 USDC  61.7%" in text  # UP: 1 200 + 34.5 + 0.5 USDC of 2 000.4321
+    assert "765.4321 USDC  38.3%" in text  # DOWN: the exact micro-USDC kept
+    assert "pool             2,000.4321 USDC" in text
+    assert "bettors          3" in text
+    assert "top UP bettor    97.2% of UP (1,200.00 USDC)" in text  # alice's share of her side
+    assert "top DOWN bettor  100.0% of DOWN (765.4321 USDC)" in text
+    # lock time in New York with the zone named, counting down
+    lock_local = incident["lock_at"].astimezone(ET)
+    assert f"{lock_local:%Y-%m-%d %H:%M:%S %Z}" in text
+    assert lock_local.tzname() in ("EST", "EDT")
+    assert re.search(r"\(in 2h 30m [34]\ds\)", text), text
+    # the breaker with its reason, red; the P1 alert it raised
+    assert "Switches [RED]" in text
+    assert "circuit breaker  OPEN: price feed disagrees with the close" in text
+    assert "Open alerts [RED]" in text
+    assert "P0: 0  P1: 1  P2: 0  P3: 0" in text
+    assert re.search(r"P1\s+\d+s\s+Circuit breaker is OPEN: price feed disagrees with the close", text), text
+    # TVL and the queue
+    assert "locked               2,000.4321 USDC" in text
+    assert "pending withdrawals  250.00 USDC" in text
+    assert re.search(r"queued\s+1\s+250\.00 USDC", text)
+    # plain: no colour codes, and no key hint for a screen that does not redraw
+    assert "\x1b[" not in text
+    assert "q or Ctrl-C" not in text
+
+
+@pytest.mark.django_db
+def test_json_is_one_object_whose_numbers_are_the_selectors():
+    the_incident()
+    out = io.StringIO()
+
+    call_command("dashboard", "--json", stdout=out)
+
+    snapshot = json.loads(out.getvalue())
+    now = timezone.now()
+    board = rounds_board(now=now)
+    assert board.current is not None
+    current = board.current
+    assert snapshot["round"] | {"seconds_to_lock": 0, "seconds_to_settle": 0} == {
+        "code": current.code,
+        "symbol": "NDX",
+        "status": "OPEN",
+        "lock_at": current.lock_at.astimezone(ET).isoformat(),
+        "settle_at": current.settle_at.astimezone(ET).isoformat(),
+        "seconds_to_lock": 0,
+        "seconds_to_settle": 0,
+        "up_pool_u": current.up_pool_u,
+        "down_pool_u": current.down_pool_u,
+        "pool_u": current.pool_u,
+        "bettors": current.bettors,
+        "up_top_u": current.up_top_u,
+        "down_top_u": current.down_top_u,
+        "top_u": current.top_u,
+        "unusual_betting": "",
+    }
+    assert (current.up_pool_u, current.down_pool_u, current.bettors) == (1_235_000_000, 765_432_100, 3)
+    assert (current.up_top_u, current.down_top_u, current.top_u) == (1_200_000_000, 765_432_100, 1_200_000_000)
+    tvl = tvl_get()
+    queue = withdrawals_queue(backlog_before=withdrawal_backlog_cutoff(now), failed_since=now - WITHDRAWAL_FAILURE_WINDOW)
+    assert snapshot["tvl"] == {
+        "locked_u": tvl.locked_u,
+        "cash_u": tvl.cash_u,
+        "pending_withdrawals_u": tvl.pending_withdrawals_u,
+        "queue": {
+            "queued": {"count": queue.queued.count, "amount_u": queue.queued.amount_u},
+            "processing": {"count": 0, "amount_u": 0},
+            "reconciliation": {"count": 0, "amount_u": 0},
+        },
+        "backlog": 0,
+        "failed_last_hour": 0,
+    }
+    assert (tvl.locked_u, tvl.pending_withdrawals_u, queue.queued.amount_u) == (2_000_432_100, 250_000_000, 250_000_000)
+    assert [(a["severity"], a["key"]) for a in snapshot["alerts"]] == [("P1", "circuit_breaker")]
+    breaker = next(s for s in snapshot["switches"] if s["name"] == "circuit_breaker")
+    assert (breaker["active"], breaker["reason"]) == (True, "price feed disagrees with the close")
+    assert snapshot["levels"] == {
+        "round": "ok",
+        "tvl": "ok",
+        "switches": "red",
+        "alerts": "red",
+        "settlement": "ok",
+        "feed": "ok",
+        "heartbeats": "ok",
+    }
+    assert snapshot["heartbeats"]["migrations_pending"] == migrations_pending() == []
+
+
+@pytest.mark.django_db
+def test_a_refresh_reads_through_ten_statements_or_fewer_and_writes_nothing():
+    the_incident()
+    dashboard_snapshot()  # the migration state is cached per process, as in the live loop
+
+    with CaptureQueriesContext(connection) as queries:
+        dashboard_snapshot()
+
+    statements = [q["sql"] for q in queries.captured_queries]
+    assert len(statements) <= 10, statements
+    assert not [s for s in statements if re.match(r"\s*(INSERT|UPDATE|DELETE)", s, re.I)], statements
+
+
+@pytest.mark.django_db
+def test_panels_turn_red_by_the_rules_thresholds(settings):
+    """The same settings the breaker and alert rules read colour the panels: no copy of a threshold."""
+    the_incident()
+    settings.OPS_BREAKER_STAKE_SHARE_MIN_POOL_U = 1_000_000_000  # the round's 2 000 USDC pool is big enough
+    settings.OPS_BREAKER_STAKE_SHARE = 0.5  # alice holds 60 % of it
+    settings.OPS_HEARTBEAT_STALE_SECONDS = 0  # the beat's heartbeat is already older than that
+    settings.ALERT_WITHDRAWAL_BACKLOG_SECONDS = 0
+
+    snapshot = dashboard_snapshot(now=timezone.now() + dt.timedelta(seconds=1))
+
+    assert snapshot["levels"]["round"] == "red"
+    assert snapshot["round"]["unusual_betting"] == "one bettor holds 60% of round 20261201's pool (limit 50%)"
+    assert snapshot["levels"]["heartbeats"] == "red"
+    assert snapshot["levels"]["tvl"] == "amber"  # the backlog alert is P2
+    assert snapshot["tvl"]["backlog"] == 1
+
+
+@pytest.mark.django_db
+def test_maintenance_shows_only_the_switches_and_once_exits_2_with_a_sentence():
+    the_incident()
+    ops_maintenance(active=True, reason="restore drill", source="cli")
+    out = io.StringIO()
+
+    with pytest.raises(CommandError, match=r"in maintenance \(restore drill\).*\[maintenance\]") as refused:
+        call_command("dashboard", "--once", stdout=out)
+
+    assert refused.value.returncode == 2
+    assert "Maintenance [AMBER]" in out.getvalue()
+    assert "maintenance      ON: restore drill" in out.getvalue()
+    assert "Round" not in out.getvalue()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("value", ["0", "-3", "abc", "1.5", "3601"])
+def test_a_bad_refresh_is_a_sentence(value):
+    with pytest.raises(CommandError, match=rf"--refresh: must be a whole number between 1 and 3600, got '{value}'"):
+        call_command("dashboard", "--refresh", value, stdout=io.StringIO())
+
+
+def _manage_env(**extra: str) -> dict[str, str]:
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "DATABASE_URL": f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "CELERY_BROKER_URL": "memory://",
+        "LOG_LEVEL": "WARNING",
+    }
+    for inherited in ("NO_COLOR", "COLUMNS", "LINES"):  # the terminal's own size and colours, not pytest's
+        env.pop(inherited, None)
+    env.update(extra)
+    return env
+
+
+def test_a_database_that_is_down_is_a_sentence_and_exit_2_not_a_traceback(tmp_path):
+    env = _manage_env(DATABASE_URL="postgres://postgres@127.0.0.1:18699/term_nothing_listens_here")
+    env["VAR_DIR"] = str(tmp_path)
+
+    done = subprocess.run(
+        [sys.executable, "manage.py", "dashboard", "--once"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 2, done.stderr
+    assert "Database unreachable [RED]" in done.stdout
+    assert "CommandError: The database cannot be read (OperationalError:" in done.stderr
+    assert "[database_unavailable]" in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+
+
+# --- The live screen, in a real terminal (tmux) ------------------------------------------------------
+
+
+def _tmux(socket_name: str, *args: str) -> str:
+    return subprocess.run(["tmux", "-L", socket_name, *args], capture_output=True, text=True, check=True).stdout
+
+
+def _wait_for(predicate, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    return predicate()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("no_color", "key"), [(False, "q"), (True, "C-c")], ids=["colour-q", "NO_COLOR-ctrl-c"])
+def test_live_mode_draws_the_panels_and_q_leaves_a_clean_terminal_with_exit_0(tmp_path, no_color, key):
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed (apt-get install tmux): the live screen cannot be driven")
+    the_incident()
+    socket_name = f"term-test-{uuid.uuid4().hex[:8]}"
+    rc_file = tmp_path / "rc"
+    extra = {"VAR_DIR": str(tmp_path), "TERM": "xterm-256color"} | ({"NO_COLOR": "1"} if no_color else {})
+    # The shell traps Ctrl-C (as an interactive one does) so it lives on to record the dashboard's exit status.
+    command = (
+        f"trap true INT; cd {settings.BASE_DIR} && {sys.executable} manage.py dashboard --refresh 1 2>{tmp_path / 'stderr'}; "
+        f"echo $? > {rc_file}; echo SHELL-AGAIN; sleep 60"
+    )
+    try:
+        # A server of its own (-L), started with the command's environment: the pane inherits it.
+        subprocess.run(
+            ["tmux", "-L", socket_name, "new-session", "-d", "-x", "200", "-y", "60", "sh", "-c", command],
+            env=_manage_env(**extra),
+            check=True,
+        )
+
+        titles = ("Round", "TVL and withdrawals", "Settlement", "Switches", "Open alerts", "Price feed", "Heartbeats")
+
+        def drawn() -> str:
+            screen = _tmux(socket_name, "capture-pane", "-p", "-e")
+            return screen if all(title in screen for title in titles) else ""
+
+        screen = _wait_for(drawn)
+        assert screen, _tmux(socket_name, "capture-pane", "-p") + (tmp_path / "stderr").read_text()
+        assert "q or Ctrl-C quits" in screen
+        assert "1,235.00 USDC" in screen and "price feed disagrees with the close" in screen
+        colours = re.findall(r"\x1b\[[0-9;]*m", screen)
+        coloured = [code for code in colours if re.search(r"\[(3[0-7]|38;|9[0-7])", code)]
+        assert (not coloured) if no_color else coloured, colours[:20]
+
+        _tmux(socket_name, "send-keys", key)
+
+        assert _wait_for(lambda: rc_file.exists() and rc_file.read_text().strip(), timeout=30) == "0"
+        after = _wait_for(lambda: (s := _tmux(socket_name, "capture-pane", "-p")) and "SHELL-AGAIN" in s and s)
+        assert "Round" not in after and "Traceback" not in after  # the alternate screen is gone
+        assert (tmp_path / "stderr").read_text() == ""
+    finally:
+        subprocess.run(["tmux", "-L", socket_name, "kill-server"], capture_output=True)
+        (Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / socket_name).unlink(missing_ok=True)
