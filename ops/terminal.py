@@ -370,9 +370,7 @@ def _switches_panel(rows: list[dict[str, Any]], level: str, now: datetime) -> Pa
         label, on, off = labels[OpsSwitch.Name(row["name"])]
         if row["active"]:
             who = f" by {row['changed_by']}" if row["changed_by"] else ""
-            text = (
-                f"[b red]{on}[/b red]: {row['reason'] or 'no reason given'}  since {_et(row['changed_at'])}{who}"
-            )
+            text = f"[b red]{on}[/b red]: {row['reason'] or 'no reason given'}  since {_et(row['changed_at'])}{who}"
         else:
             text = off
         grid.add_row(label, text)

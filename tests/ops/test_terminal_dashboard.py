@@ -46,9 +46,7 @@ LOCK_IN = dt.timedelta(hours=2, minutes=30, seconds=40)
 def the_incident() -> dict:
     """An OPEN round with three bettors, the breaker open by hand, its P1 alert raised, one withdrawal queued."""
     now = timezone.now()
-    round_ = make_round(
-        "20261201", lock_at=now + LOCK_IN, settle_at=now + LOCK_IN + dt.timedelta(minutes=5, seconds=1)
-    )
+    round_ = make_round("20261201", lock_at=now + LOCK_IN, settle_at=now + LOCK_IN + dt.timedelta(minutes=5, seconds=1))
     account_ensure_round_pool(round_code=round_.code)
     alice, bob, carol = UserFactory(), UserFactory(), UserFactory()
     for user in (alice, bob, carol):
@@ -137,7 +135,9 @@ def test_json_is_one_object_whose_numbers_are_the_selectors():
     assert (current.up_pool_u, current.down_pool_u, current.bettors) == (1_235_000_000, 765_432_100, 3)
     assert (current.up_top_u, current.down_top_u, current.top_u) == (1_200_000_000, 765_432_100, 1_200_000_000)
     tvl = tvl_get()
-    queue = withdrawals_queue(backlog_before=withdrawal_backlog_cutoff(now), failed_since=now - WITHDRAWAL_FAILURE_WINDOW)
+    queue = withdrawals_queue(
+        backlog_before=withdrawal_backlog_cutoff(now), failed_since=now - WITHDRAWAL_FAILURE_WINDOW
+    )
     assert snapshot["tvl"] == {
         "locked_u": tvl.locked_u,
         "cash_u": tvl.cash_u,
@@ -285,7 +285,8 @@ def test_live_mode_draws_the_panels_and_q_leaves_a_clean_terminal_with_exit_0(tm
     extra = {"VAR_DIR": str(tmp_path), "TERM": "xterm-256color"} | ({"NO_COLOR": "1"} if no_color else {})
     # The shell traps Ctrl-C (as an interactive one does) so it lives on to record the dashboard's exit status.
     command = (
-        f"trap true INT; cd {settings.BASE_DIR} && {sys.executable} manage.py dashboard --refresh 1 2>{tmp_path / 'stderr'}; "
+        f"trap true INT; cd {settings.BASE_DIR} && "
+        f"{sys.executable} manage.py dashboard --refresh 1 2>{tmp_path / 'stderr'}; "
         f"echo $? > {rc_file}; echo SHELL-AGAIN; sleep 60"
     )
     try:
