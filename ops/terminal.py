@@ -337,7 +337,7 @@ def _tvl_panel(data: dict[str, Any], level: str) -> Panel:
     grid.add_row("locked", format_usdc(data["locked_u"]))
     grid.add_row("total cash", format_usdc(data["cash_u"]))
     grid.add_row("pending withdrawals", format_usdc(data["pending_withdrawals_u"]))
-    queue = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=False)
+    queue = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, expand=False)
     queue.add_column("withdrawals")
     queue.add_column("count", justify="right")
     queue.add_column("amount", justify="right")
@@ -382,7 +382,7 @@ def _alerts_panel(rows: list[dict[str, Any]], level: str, now: datetime) -> Pane
     for row in rows:
         counts[row["severity"]] = counts.get(row["severity"], 0) + 1
     summary = Text("  ".join(f"{severity}: {count}" for severity, count in counts.items()))
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, expand=True)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, expand=True)
     table.add_column("sev", no_wrap=True)
     table.add_column("age", no_wrap=True, justify="right")
     table.add_column("alert", ratio=1)
@@ -426,7 +426,7 @@ def _settlement_panel(data: dict[str, Any], level: str, now: datetime) -> Panel:
 
 
 def _feed_panel(data: dict[str, Any], level: str) -> Panel:
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     table.add_column("symbol")
     table.add_column("newest")
     table.add_column("age", justify="right")
@@ -437,7 +437,7 @@ def _feed_panel(data: dict[str, Any], level: str) -> Panel:
         table.add_row(row["symbol"], row["newest"] or "none", age, target)
     parts: list[RenderableType] = [table]
     if data["sources"]:
-        sources = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        sources = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
         for column in ("source", "state", "success", "last error"):
             sources.add_column(column)
         for row in data["sources"]:
