@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -272,36 +274,50 @@ def _wait_for(predicate, timeout: float = 60.0):
     return predicate()
 
 
+@contextmanager
+def tmux_running(command: str, **env: str) -> Iterator[str]:
+    """`sh -c command` in a 200 x 60 tmux window of its own server (-L), with the dashboard's environment."""
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed (apt-get install tmux): the terminal cannot be driven")
+    socket_name = f"term-test-{uuid.uuid4().hex[:8]}"
+    try:
+        # The server starts with the command's environment and the pane inherits it.
+        subprocess.run(
+            ["tmux", "-L", socket_name, "new-session", "-d", "-x", "200", "-y", "60", "sh", "-c", command],
+            env=_manage_env(**env),
+            check=True,
+        )
+        yield socket_name
+    finally:
+        subprocess.run(["tmux", "-L", socket_name, "kill-server"], capture_output=True)
+        (Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / socket_name).unlink(missing_ok=True)
+
+
+TITLES = ("Round", "TVL and withdrawals", "Settlement", "Switches", "Open alerts", "Price feed", "Heartbeats")
+
+
+def _dashboard_then_shell(tmp_path, prefix: str = "") -> str:
+    # The shell traps Ctrl-C (as an interactive one does) so it lives on to record the dashboard's exit status.
+    return (
+        f"trap true INT; cd {settings.BASE_DIR} && "
+        f"{prefix}{sys.executable} manage.py dashboard --refresh 1 2>{tmp_path / 'stderr'}; "
+        f"echo $? > {tmp_path / 'rc'}; echo SHELL-AGAIN; sleep 60"
+    )
+
+
 @pytest.mark.postgres
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("no_color", "key"), [(False, "q"), (True, "C-c")], ids=["colour-q", "NO_COLOR-ctrl-c"])
 def test_live_mode_draws_the_panels_and_q_leaves_a_clean_terminal_with_exit_0(tmp_path, no_color, key):
-    if shutil.which("tmux") is None:
-        pytest.fail("tmux is not installed (apt-get install tmux): the live screen cannot be driven")
     the_incident()
-    socket_name = f"term-test-{uuid.uuid4().hex[:8]}"
     rc_file = tmp_path / "rc"
     extra = {"VAR_DIR": str(tmp_path), "TERM": "xterm-256color"} | ({"NO_COLOR": "1"} if no_color else {})
-    # The shell traps Ctrl-C (as an interactive one does) so it lives on to record the dashboard's exit status.
-    command = (
-        f"trap true INT; cd {settings.BASE_DIR} && "
-        f"{sys.executable} manage.py dashboard --refresh 1 2>{tmp_path / 'stderr'}; "
-        f"echo $? > {rc_file}; echo SHELL-AGAIN; sleep 60"
-    )
-    try:
-        # A server of its own (-L), started with the command's environment: the pane inherits it.
-        subprocess.run(
-            ["tmux", "-L", socket_name, "new-session", "-d", "-x", "200", "-y", "60", "sh", "-c", command],
-            env=_manage_env(**extra),
-            check=True,
-        )
-
-        titles = ("Round", "TVL and withdrawals", "Settlement", "Switches", "Open alerts", "Price feed", "Heartbeats")
+    with tmux_running(_dashboard_then_shell(tmp_path), **extra) as socket_name:
 
         def drawn() -> str:
             screen = _tmux(socket_name, "capture-pane", "-p", "-e")
-            return screen if all(title in screen for title in titles) else ""
+            return screen if all(title in screen for title in TITLES) else ""
 
         screen = _wait_for(drawn)
         assert screen, _tmux(socket_name, "capture-pane", "-p") + (tmp_path / "stderr").read_text()
@@ -317,6 +333,21 @@ def test_live_mode_draws_the_panels_and_q_leaves_a_clean_terminal_with_exit_0(tm
         after = _wait_for(lambda: (s := _tmux(socket_name, "capture-pane", "-p")) and "SHELL-AGAIN" in s and s)
         assert "Round" not in after and "Traceback" not in after  # the alternate screen is gone
         assert (tmp_path / "stderr").read_text() == ""
-    finally:
-        subprocess.run(["tmux", "-L", socket_name, "kill-server"], capture_output=True)
-        (Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / socket_name).unlink(missing_ok=True)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_dumb_terminal_gets_one_plain_snapshot_and_exit_0(tmp_path):
+    """TERM=dumb cannot redraw in place: one snapshot, no colour, no cursor movement, no key to wait for."""
+    the_incident()
+    rc_file = tmp_path / "rc"
+    with tmux_running(_dashboard_then_shell(tmp_path, prefix="TERM=dumb "), VAR_DIR=str(tmp_path)) as socket_name:
+        assert _wait_for(lambda: rc_file.exists() and rc_file.read_text().strip(), timeout=60) == "0"
+
+        screen = _tmux(socket_name, "capture-pane", "-p", "-e")
+
+    assert all(title in screen for title in TITLES), screen
+    assert "\x1b[" not in screen
+    assert "q or Ctrl-C" not in screen
+    assert "SHELL-AGAIN" in screen  # printed below the snapshot: it stayed on the primary screen
