@@ -351,3 +351,31 @@ def test_a_dumb_terminal_gets_one_plain_snapshot_and_exit_0(tmp_path):
     assert "\x1b[" not in screen
     assert "q or Ctrl-C" not in screen
     assert "SHELL-AGAIN" in screen  # printed below the snapshot: it stayed on the primary screen
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_table_a_restore_holds_locked_does_not_freeze_the_dashboard(monkeypatch):
+    """pg_restore holds its tables ACCESS EXCLUSIVE: the read gives up after the statement timeout."""
+    import psycopg
+
+    from ops.management.commands import dashboard
+
+    monkeypatch.setattr(dashboard, "STATEMENT_TIMEOUT_MS", 300)
+    db = connection.settings_dict
+    with psycopg.connect(
+        host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"], dbname=db["NAME"]
+    ) as restore:
+        restore.execute("LOCK TABLE ops_switches IN ACCESS EXCLUSIVE MODE")  # held until the block ends
+        out = io.StringIO()
+
+        with pytest.raises(
+            CommandError, match=r"cannot be read \(OperationalError: canceling statement due to statement timeout\)"
+        ) as e:
+            call_command("dashboard", "--once", stdout=out)
+
+    assert e.value.returncode == 2
+    assert "Database unreachable [RED]" in out.getvalue()
+    with connection.cursor() as cursor:  # the test's own connection is as it was
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == "0"

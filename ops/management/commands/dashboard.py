@@ -17,10 +17,12 @@ import termios
 import time
 import tty
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, TextIO, cast
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError, connection
+from django.db.backends.signals import connection_created
 from rich.console import Console
 from rich.live import Live
 
@@ -28,6 +30,31 @@ from common.commands import bounded_int
 from ops.terminal import dashboard_render, dashboard_snapshot, dashboard_trouble
 
 PLAIN_WIDTH = 140  # a snapshot in a log or a ticket: wide enough for the two columns side by side
+# A table a restore holds locked must not freeze the screen: a read waits at most this long, then the
+# panel says the database cannot be read, and the next refresh tries again.
+STATEMENT_TIMEOUT_MS = 5000
+
+
+def _statement_timeout(sender: Any = None, connection: Any = connection, **kwargs: Any) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET statement_timeout = {STATEMENT_TIMEOUT_MS}")
+
+
+@contextmanager
+def _reads_bounded() -> Iterator[None]:
+    """While the dashboard runs, each PostgreSQL connection it opens (again, after an outage) has a
+    statement timeout; a connection that was already open (a test's) gets it back as it was."""
+    connection_created.connect(_statement_timeout, dispatch_uid="dashboard_statement_timeout")
+    if connection.connection is not None:
+        _statement_timeout()
+    try:
+        yield
+    finally:
+        connection_created.disconnect(dispatch_uid="dashboard_statement_timeout")
+        if connection.connection is not None and connection.vendor == "postgresql":
+            with suppress(DatabaseError), connection.cursor() as cursor:
+                cursor.execute("RESET statement_timeout")
 
 
 @contextmanager
@@ -82,12 +109,13 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, refresh: int, once: bool, as_json: bool, **options: Any) -> None:
         out = cast(TextIO, self.stdout._out)  # the raw stream: rich writes its own line ends
-        if as_json:
-            self._print_json(out)
-        elif once or not out.isatty() or os.environ.get("TERM", "") in ("dumb", "unknown"):
-            self._print_plain(out)
-        else:
-            self._live(out, refresh)
+        with _reads_bounded():
+            if as_json:
+                self._print_json(out)
+            elif once or not out.isatty() or os.environ.get("TERM", "") in ("dumb", "unknown"):
+                self._print_plain(out)
+            else:
+                self._live(out, refresh)
 
     def _print_json(self, out: TextIO) -> None:
         snapshot = dashboard_snapshot()
