@@ -9,6 +9,7 @@ A database that cannot be reached, or the house in maintenance (a restore may be
 are being replaced, so nothing else is read), is a state of the snapshot, not an exception.
 """
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -43,7 +44,7 @@ from ops.rules import (
     withdrawal_failure_findings,
 )
 from ops.selectors import alerts_open_board, heartbeats_all, switches_board
-from rounds.selectors import round_settlement_last, rounds_board
+from rounds.selectors import RoundConcentration, round_holders, round_settlement_last, rounds_board
 from withdrawals.selectors import withdrawals_queue
 
 PANELS = ("round", "tvl", "switches", "alerts", "settlement", "feed", "heartbeats")
@@ -65,8 +66,29 @@ def _worst(*levels: str) -> str:
 # --- The snapshot ---------------------------------------------------------------------------------
 
 
-def dashboard_snapshot(*, now: datetime | None = None) -> dict[str, Any]:
-    """The state of the house as one JSON-able dict: integers in u, times ISO in America/New_York."""
+class HoldersMemory:
+    """The live loop's memory of round_holders: the current round's answer, asked again after `max_age` seconds."""
+
+    def __init__(self, *, max_age: float) -> None:
+        self.max_age = max_age
+        self._seen: tuple[int, float, datetime, RoundConcentration] | None = None
+
+    def get(self, *, round_id: int, now: datetime) -> tuple[RoundConcentration, datetime]:
+        seen = self._seen
+        if seen is not None and seen[0] == round_id and time.monotonic() - seen[1] < self.max_age:
+            return seen[3], seen[2]
+        holders = round_holders(round_id=round_id)
+        self._seen = (round_id, time.monotonic(), now, holders)
+        return holders, now
+
+
+def dashboard_snapshot(*, now: datetime | None = None, holders: HoldersMemory | None = None) -> dict[str, Any]:
+    """The state of the house as one JSON-able dict: integers in u, times ISO in America/New_York.
+
+    Who holds the current round's pools (bettors, largest stakes) is the one read whose cost grows
+    with the round's bets: the live loop passes its `holders` memory to ask it only every so often
+    (`holders_at` says when it was counted); a snapshot without one counts afresh.
+    """
     now = now or timezone.now()
     snapshot: dict[str, Any] = {
         "generated_at": _iso(now),
@@ -96,7 +118,7 @@ def dashboard_snapshot(*, now: datetime | None = None) -> dict[str, Any]:
             # A restore runs only in maintenance: the other tables may be half-replaced, so read nothing more.
             snapshot["maintenance"] = {"reason": maintenance.reason, "since": _iso(maintenance.changed_at)}
             return snapshot
-        panels = _panels(now)
+        panels = _panels(now, holders)
         snapshot["levels"].update(panels.pop("levels"))
         snapshot.update(panels)
     except DatabaseError as exc:
@@ -113,7 +135,7 @@ def dashboard_snapshot(*, now: datetime | None = None) -> dict[str, Any]:
     return snapshot
 
 
-def _panels(now: datetime) -> dict[str, Any]:
+def _panels(now: datetime, memory: HoldersMemory | None) -> dict[str, Any]:
     levels: dict[str, str] = {}
     out: dict[str, Any] = {}
 
@@ -122,7 +144,11 @@ def _panels(now: datetime) -> dict[str, Any]:
     out["round"] = None
     round_level = LEVEL_OK
     if current is not None:
-        trip = stake_share_trip(code=current.code, staked_u=current.top_u, pool_u=current.pool_u)
+        if memory is not None:
+            holders, holders_at = memory.get(round_id=current.id, now=now)
+        else:
+            holders, holders_at = round_holders(round_id=current.id), now
+        trip = stake_share_trip(code=current.code, staked_u=holders.top_u, pool_u=current.pool_u)
         round_level = LEVEL_RED if trip or current.code in board.overdue else LEVEL_OK
         out["round"] = {
             "code": current.code,
@@ -135,10 +161,11 @@ def _panels(now: datetime) -> dict[str, Any]:
             "up_pool_u": current.up_pool_u,
             "down_pool_u": current.down_pool_u,
             "pool_u": current.pool_u,
-            "bettors": current.bettors,
-            "up_top_u": current.up_top_u,
-            "down_top_u": current.down_top_u,
-            "top_u": current.top_u,
+            "bettors": holders.bettors,
+            "up_top_u": holders.up_top_u,
+            "down_top_u": holders.down_top_u,
+            "top_u": holders.top_u,
+            "holders_at": _iso(holders_at),
             "unusual_betting": trip.reason if trip else "",
         }
     levels["round"] = round_level
@@ -322,7 +349,9 @@ def _round_panel(data: dict[str, Any] | None, level: str, now: datetime) -> Pane
         bar.add_row(Bar(size=1.0, begin=0.0, end=share, color=color), f"{format_usdc(side_u)}  {share:.1%}")
         grid.add_row(side.upper(), bar)
     grid.add_row("pool", format_usdc(pool_u))
-    grid.add_row("bettors", f"{data['bettors']:,}")
+    counted = datetime.fromisoformat(data["holders_at"])
+    late = f"  (counted {_ago(data['holders_at'], now)})" if (now - counted).total_seconds() >= 1 else ""
+    grid.add_row("bettors", f"{data['bettors']:,}{late}")
     for side in ("up", "down"):
         top_u = data[f"{side}_top_u"]
         share = _share(top_u, data[f"{side}_pool_u"])

@@ -8,7 +8,13 @@ from typing import TypedDict
 from django.conf import settings
 from django.db.models import BooleanField, ExpressionWrapper, Max, Q, QuerySet
 
-from betting.selectors import bet_payout_preview, bet_payouts_iter, bet_round_concentration, bet_round_totals
+from betting.selectors import (
+    RoundConcentration,
+    bet_payout_preview,
+    bet_payouts_iter,
+    bet_round_concentration,
+    bet_round_totals,
+)
 from marketdata.oracle import ClosePrice
 from marketdata.selectors import official_close_get, reference_close_get, trading_day_previous
 from rounds.exceptions import (
@@ -387,6 +393,7 @@ def rounds_last_writes() -> dict[str, datetime | None]:
 
 @dataclass(frozen=True)
 class RoundBoard:
+    id: int
     code: str
     symbol: str
     status: str
@@ -394,10 +401,6 @@ class RoundBoard:
     settle_at: datetime
     up_pool_u: int
     down_pool_u: int
-    bettors: int
-    up_top_u: int  # the largest one bettor's stake on UP
-    down_top_u: int
-    top_u: int  # the largest one bettor's stake in the round, both sides (what the breaker's share rule weighs)
 
     @property
     def pool_u(self) -> int:
@@ -411,39 +414,30 @@ class RoundsBoard:
 
 
 def rounds_board(*, now: datetime) -> RoundsBoard:
-    """The current round with its pools and who holds them, and the overdue rounds: two statements.
+    """The current round with its pools, and the overdue rounds: one statement.
 
     The unsettled rounds (OPEN and LOCKED: a handful, on the status index) in one query that also
-    says which are overdue, by the same condition as rounds_overdue; then one aggregate over the
-    current round's bets for the bettor count and the largest stakes. That second one reads every
-    bet of the current round (a GROUP BY user on the round's bets): its cost grows with that round's
-    bets, not with the table (bench/dashboard_bench.py measures it).
+    says which are overdue, by the same condition as rounds_overdue.
     """
     rows = list(
         Round.objects.filter(status__in=[Round.Status.OPEN, Round.Status.LOCKED])
         .annotate(is_overdue=ExpressionWrapper(_overdue_q(now), output_field=BooleanField()))
         .order_by("code")
-        .values("id", "code", "symbol", "status", "lock_at", "settle_at", "up_pool_u", "down_pool_u", "is_overdue")
+        .values_list("id", "code", "symbol", "status", "lock_at", "settle_at", "up_pool_u", "down_pool_u", "is_overdue")
     )
-    open_rows = [row for row in rows if row["status"] == Round.Status.OPEN]
-    current = open_rows[0] if open_rows else (rows[-1] if rows else None)
-    board = None
-    if current is not None:
-        concentration = bet_round_concentration(round_id=current["id"])
-        board = RoundBoard(
-            code=current["code"],
-            symbol=current["symbol"],
-            status=current["status"],
-            lock_at=current["lock_at"],
-            settle_at=current["settle_at"],
-            up_pool_u=current["up_pool_u"],
-            down_pool_u=current["down_pool_u"],
-            bettors=concentration.bettors,
-            up_top_u=concentration.up_top_u,
-            down_top_u=concentration.down_top_u,
-            top_u=concentration.top_u,
-        )
-    return RoundsBoard(current=board, overdue=[row["code"] for row in rows if row["is_overdue"]])
+    boards = [(RoundBoard(*row[:-1]), row[-1]) for row in rows]
+    open_boards = [board for board, _ in boards if board.status == Round.Status.OPEN]
+    current = open_boards[0] if open_boards else (boards[-1][0] if boards else None)
+    return RoundsBoard(current=current, overdue=[board.code for board, overdue in boards if overdue])
+
+
+def round_holders(*, round_id: int) -> RoundConcentration:
+    """Who holds the round's pools: how many bettors, the largest one bettor's stake per side and in all.
+
+    One aggregate that groups the round's bets by user: it reads every bet of that round, so its
+    cost grows with the round's bets (not with the table); bench/dashboard_bench.py measures it.
+    """
+    return bet_round_concentration(round_id=round_id)
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,9 @@ from ledger.services import account_ensure_round_pool
 from ops.alerts import alerts_evaluate
 from ops.migration_state import migrations_pending
 from ops.rules import WITHDRAWAL_FAILURE_WINDOW, withdrawal_backlog_cutoff
-from ops.services import circuit_breaker_open, heartbeat_beat, ops_maintenance
-from ops.terminal import dashboard_snapshot
-from rounds.selectors import rounds_board
+from ops.services import circuit_breaker_open, circuit_breaker_reset, heartbeat_beat, ops_maintenance
+from ops.terminal import HoldersMemory, dashboard_snapshot
+from rounds.selectors import round_holders, rounds_board
 from tests.factories import UserFactory, fund
 from tests.ops.conftest import make_round
 from withdrawals.selectors import withdrawals_queue
@@ -117,7 +117,9 @@ def test_json_is_one_object_whose_numbers_are_the_selectors():
     board = rounds_board(now=now)
     assert board.current is not None
     current = board.current
-    assert snapshot["round"] | {"seconds_to_lock": 0, "seconds_to_settle": 0} == {
+    holders = round_holders(round_id=current.id)
+    assert snapshot["round"]["holders_at"] == snapshot["generated_at"]  # counted afresh for this snapshot
+    assert snapshot["round"] | {"seconds_to_lock": 0, "seconds_to_settle": 0, "holders_at": ""} == {
         "code": current.code,
         "symbol": "NDX",
         "status": "OPEN",
@@ -128,14 +130,15 @@ def test_json_is_one_object_whose_numbers_are_the_selectors():
         "up_pool_u": current.up_pool_u,
         "down_pool_u": current.down_pool_u,
         "pool_u": current.pool_u,
-        "bettors": current.bettors,
-        "up_top_u": current.up_top_u,
-        "down_top_u": current.down_top_u,
-        "top_u": current.top_u,
+        "bettors": holders.bettors,
+        "up_top_u": holders.up_top_u,
+        "down_top_u": holders.down_top_u,
+        "top_u": holders.top_u,
+        "holders_at": "",
         "unusual_betting": "",
     }
-    assert (current.up_pool_u, current.down_pool_u, current.bettors) == (1_235_000_000, 765_432_100, 3)
-    assert (current.up_top_u, current.down_top_u, current.top_u) == (1_200_000_000, 765_432_100, 1_200_000_000)
+    assert (current.up_pool_u, current.down_pool_u, holders.bettors) == (1_235_000_000, 765_432_100, 3)
+    assert (holders.up_top_u, holders.down_top_u, holders.top_u) == (1_200_000_000, 765_432_100, 1_200_000_000)
     tvl = tvl_get()
     queue = withdrawals_queue(
         backlog_before=withdrawal_backlog_cutoff(now), failed_since=now - WITHDRAWAL_FAILURE_WINDOW
@@ -379,3 +382,32 @@ def test_a_table_a_restore_holds_locked_does_not_freeze_the_dashboard(monkeypatc
     with connection.cursor() as cursor:  # the test's own connection is as it was
         cursor.execute("SHOW statement_timeout")
         assert cursor.fetchone()[0] == "0"
+
+
+@pytest.mark.django_db
+def test_the_live_loop_counts_the_rounds_holders_at_most_every_max_age_and_says_when():
+    incident = the_incident()
+    memory = HoldersMemory(max_age=30)
+    first = dashboard_snapshot(holders=memory)
+    circuit_breaker_reset(reason="drill over", source="cli")  # so that a fourth bettor can come in
+    newcomer = UserFactory()
+    fund(newcomer, 10_000_000)
+    bet_place(user=newcomer, side="DOWN", stake_u=5_000_000, round_code=incident["round"].code)
+
+    remembered = dashboard_snapshot(holders=memory, now=timezone.now() + dt.timedelta(seconds=5))
+    afresh = dashboard_snapshot()
+
+    assert (first["round"]["bettors"], remembered["round"]["bettors"], afresh["round"]["bettors"]) == (3, 3, 4)
+    assert remembered["round"]["holders_at"] == first["generated_at"]
+    assert remembered["round"]["down_pool_u"] == 770_432_100  # the pools themselves are read every time
+    assert "(counted 5s ago)" in _plain(remembered)
+
+
+def _plain(snapshot: dict) -> str:
+    from rich.console import Console
+
+    from ops.terminal import dashboard_render
+
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    console.print(dashboard_render(snapshot))
+    return console.file.getvalue()
