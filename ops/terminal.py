@@ -44,7 +44,7 @@ from ops.rules import (
     withdrawal_failure_findings,
 )
 from ops.selectors import alerts_open_board, heartbeats_all, switches_board
-from rounds.selectors import RoundConcentration, round_holders, round_settlement_last, rounds_board
+from rounds.selectors import RoundConcentration, round_holders, rounds_board
 from withdrawals.selectors import withdrawals_queue
 
 PANELS = ("round", "tvl", "switches", "alerts", "settlement", "feed", "heartbeats")
@@ -206,7 +206,7 @@ def _panels(now: datetime, memory: HoldersMemory | None) -> dict[str, Any]:
     ]
     levels["alerts"] = severity_level(min((alert.severity for alert in alerts), default=None))
 
-    last = round_settlement_last()
+    last = board.last_settlement
     out["settlement"] = {"overdue": board.overdue, "last": None}
     if last is not None:
         out["settlement"]["last"] = {

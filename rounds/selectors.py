@@ -408,39 +408,6 @@ class RoundBoard:
 
 
 @dataclass(frozen=True)
-class RoundsBoard:
-    current: RoundBoard | None  # the round bettors see (round_current's rule)
-    overdue: list[str]  # codes of the overdue rounds (rounds_overdue's rule), oldest first
-
-
-def rounds_board(*, now: datetime) -> RoundsBoard:
-    """The current round with its pools, and the overdue rounds: one statement.
-
-    The unsettled rounds (OPEN and LOCKED: a handful, on the status index) in one query that also
-    says which are overdue, by the same condition as rounds_overdue.
-    """
-    rows = list(
-        Round.objects.filter(status__in=[Round.Status.OPEN, Round.Status.LOCKED])
-        .annotate(is_overdue=ExpressionWrapper(_overdue_q(now), output_field=BooleanField()))
-        .order_by("code")
-        .values_list("id", "code", "symbol", "status", "lock_at", "settle_at", "up_pool_u", "down_pool_u", "is_overdue")
-    )
-    boards = [(RoundBoard(*row[:-1]), row[-1]) for row in rows]
-    open_boards = [board for board, _ in boards if board.status == Round.Status.OPEN]
-    current = open_boards[0] if open_boards else (boards[-1][0] if boards else None)
-    return RoundsBoard(current=current, overdue=[board.code for board, overdue in boards if overdue])
-
-
-def round_holders(*, round_id: int) -> RoundConcentration:
-    """Who holds the round's pools: how many bettors, the largest one bettor's stake per side and in all.
-
-    One aggregate that groups the round's bets by user: it reads every bet of that round, so its
-    cost grows with the round's bets (not with the table); bench/dashboard_bench.py measures it.
-    """
-    return bet_round_concentration(round_id=round_id)
-
-
-@dataclass(frozen=True)
 class SettlementSummary:
     code: str
     result: str
@@ -455,40 +422,72 @@ class SettlementSummary:
     fee_u: int
 
 
-def round_settlement_last() -> SettlementSummary | None:
-    """The latest settlement (by round code), with its round and who settled it: one statement."""
-    row = (
-        RoundSettlement.objects.select_related("round", "settled_by")
-        .order_by("-round__code")
-        .only(
-            "result",
-            "requested_result",
-            "source",
-            "reason",
-            "bets_count",
-            "paid_out_u",
-            "fee_u",
-            "created_at",
-            "round__code",
-            "round__close_source",
-            "round__settle_at",
-            "round__settled_at",
-            "settled_by__email",
-        )
-        .first()
+@dataclass(frozen=True)
+class RoundsBoard:
+    current: RoundBoard | None  # the round bettors see (round_current's rule)
+    overdue: list[str]  # codes of the overdue rounds (rounds_overdue's rule), oldest first
+    last_settlement: SettlementSummary | None  # of the latest settled round (by code)
+
+
+def rounds_board(*, now: datetime) -> RoundsBoard:
+    """The current round with its pools, the overdue rounds and the last settlement: one statement.
+
+    The unsettled rounds (OPEN and LOCKED: a handful, on the status index) and the latest settled
+    one with its settlement and who settled it, in one query that also says which are overdue, by
+    the same condition as rounds_overdue.
+    """
+    latest_settled = Round.objects.filter(status=Round.Status.SETTLED).order_by("-code").values("id")[:1]
+    rows = list(
+        Round.objects.filter(Q(status__in=[Round.Status.OPEN, Round.Status.LOCKED]) | Q(id__in=latest_settled))
+        .select_related("settlement__settled_by")
+        .annotate(is_overdue=ExpressionWrapper(_overdue_q(now), output_field=BooleanField()))
+        .order_by("code")
     )
-    if row is None:
+    unsettled = [row for row in rows if row.status != Round.Status.SETTLED]
+    open_rows = [row for row in unsettled if row.status == Round.Status.OPEN]
+    current = open_rows[0] if open_rows else (unsettled[-1] if unsettled else None)
+    settled = next((row for row in rows if row.status == Round.Status.SETTLED), None)
+    return RoundsBoard(
+        current=None
+        if current is None
+        else RoundBoard(
+            id=current.pk,
+            code=current.code,
+            symbol=current.symbol,
+            status=current.status,
+            lock_at=current.lock_at,
+            settle_at=current.settle_at,
+            up_pool_u=current.up_pool_u,
+            down_pool_u=current.down_pool_u,
+        ),
+        overdue=[row.code for row in unsettled if row.is_overdue],
+        last_settlement=_settlement_summary(settled),
+    )
+
+
+def _settlement_summary(round_: Round | None) -> SettlementSummary | None:
+    settlement = getattr(round_, "settlement", None) if round_ is not None else None
+    if round_ is None or settlement is None:
         return None
     return SettlementSummary(
-        code=row.round.code,
-        result=row.result,
-        requested_result=row.requested_result,
-        close_source=row.round.close_source,
-        settled_by=row.settled_by.email if row.settled_by else row.source,
-        reason=row.reason,
-        settle_at=row.round.settle_at,
-        settled_at=row.round.settled_at or row.created_at,
-        bets_count=row.bets_count,
-        paid_out_u=row.paid_out_u,
-        fee_u=row.fee_u,
+        code=round_.code,
+        result=settlement.result,
+        requested_result=settlement.requested_result,
+        close_source=round_.close_source,
+        settled_by=settlement.settled_by.email if settlement.settled_by else settlement.source,
+        reason=settlement.reason,
+        settle_at=round_.settle_at,
+        settled_at=round_.settled_at or settlement.created_at,
+        bets_count=settlement.bets_count,
+        paid_out_u=settlement.paid_out_u,
+        fee_u=settlement.fee_u,
     )
+
+
+def round_holders(*, round_id: int) -> RoundConcentration:
+    """Who holds the round's pools: how many bettors, the largest one bettor's stake per side and in all.
+
+    One aggregate that groups the round's bets by user: it reads every bet of that round, so its
+    cost grows with the round's bets (not with the table); bench/dashboard_bench.py measures it.
+    """
+    return bet_round_concentration(round_id=round_id)
