@@ -65,6 +65,7 @@ def main() -> int:
     from django.test.utils import CaptureQueriesContext
     from rich.console import Console
 
+    from ops.migration_state import migrations_pending_forget
     from ops.terminal import HoldersMemory, dashboard_render, dashboard_snapshot
 
     started = time.perf_counter()
@@ -93,8 +94,10 @@ def main() -> int:
         Console(file=io.StringIO(), width=140, color_system=None).print(dashboard_render(snapshot))
 
     def measure(label: str) -> dict:
+        migrations_pending_forget()
         began = time.perf_counter()
-        cold = dashboard_snapshot()  # the first refresh of the process also reads the migration graph
+        with CaptureQueriesContext(connection) as cold_queries:
+            cold = dashboard_snapshot()  # the first refresh of the process also reads the migration state
         cold_seconds = time.perf_counter() - began
         with CaptureQueriesContext(connection) as queries:
             snapshot = dashboard_snapshot()
@@ -112,7 +115,10 @@ def main() -> int:
         print(f"  current round:     {current['code']} {current['status']}, {current['bettors']:,} bettors")
         print(f"  refresh (reads):   {refresh * 1000:.1f} ms median of {args.runs}  <- dashboard_snapshot()")
         count = len(queries.captured_queries)
-        print(f"  statements:        {count} per refresh (the process's first refresh: {cold_seconds * 1000:.1f} ms)")
+        print(
+            f"  statements:        {count} per refresh; {len(cold_queries.captured_queries)} when the migration "
+            f"state is read again (every MIGRATION_STATUS_CACHE_SECONDS; that refresh: {cold_seconds * 1000:.1f} ms)"
+        )
         print(
             f"  live refresh:      {live * 1000:.1f} ms median, {len(live_queries.captured_queries)} statements "
             "<- the live loop between two counts of the round's holders (every 30 s)"
@@ -124,7 +130,7 @@ def main() -> int:
         for query in slowest:
             print(f"    {float(query['time']) * 1000:7.1f} ms  {' '.join(query['sql'].split())[:110]}")
         assert cold["database"]["ok"] and snapshot["database"]["ok"]
-        return {"refresh": refresh, "statements": len(queries.captured_queries)}
+        return {"refresh": refresh, "statements": max(count, len(cold_queries.captured_queries))}
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT COUNT(*) FROM bets")
