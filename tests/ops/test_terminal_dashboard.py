@@ -457,3 +457,32 @@ def _plain(snapshot: dict) -> str:
     console = Console(file=io.StringIO(), width=200, color_system=None)
     console.print(dashboard_render(snapshot))
     return console.file.getvalue()
+
+
+@pytest.mark.django_db
+def test_the_withdrawal_queue_by_state_with_counts_and_amounts():
+    from withdrawals.models import Withdrawal
+
+    user = UserFactory()
+    fund(user, 100_000_000_000)
+    made = [
+        withdrawal_request(user=user, amount_u=amount_u, source="api")[0]
+        for amount_u in (1_000_000_000, 2_500_000, 3_000_000, 4_000_000, 5_000_000)
+    ]
+    Withdrawal.objects.filter(pk__in=[made[1].pk, made[2].pk]).update(status="PROCESSING")
+    Withdrawal.objects.filter(pk=made[2].pk).update(needs_reconciliation=True)
+    Withdrawal.objects.filter(pk=made[3].pk).update(status="FAILED")
+    Withdrawal.objects.filter(pk=made[4].pk).update(status="COMPLETED")
+
+    tvl = dashboard_snapshot()["tvl"]
+
+    assert tvl["queue"] == {
+        "queued": {"count": 1, "amount_u": 1_000_000_000},
+        "processing": {"count": 1, "amount_u": 2_500_000},
+        "reconciliation": {"count": 1, "amount_u": 3_000_000},
+    }
+    assert (tvl["failed_last_hour"], tvl["backlog"]) == (1, 0)
+    text = _plain(dashboard_snapshot())
+    assert re.search(r"queued\s+1\s+1,000\.00 USDC", text)
+    assert re.search(r"needs reconciliation\s+1\s+3\.00 USDC", text)
+    assert "1 failed in the last hour" in text
