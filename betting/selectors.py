@@ -1,4 +1,5 @@
 import datetime as dt
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -60,13 +61,13 @@ def bet_payout_extra_sql(stake_column: str = "stake_u") -> str:
     return f"updown_muldiv({stake_column}, %s, %s)"
 
 
-def bet_round_totals(*, round_id: int) -> tuple[int, int, int, int]:
-    """(up_u, down_u, up_count, down_count) of the round's unsettled bets, from the bets themselves."""
+def bet_round_totals(*, round_id: int, placed_only: bool = True) -> tuple[int, int, int, int]:
+    """(up_u, down_u, up_count, down_count) of the round's unsettled bets (every bet: `placed_only=False`)."""
+    status_sql, params = ("AND status = %s ", [Bet.Status.PLACED]) if placed_only else ("", [])
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT side, COALESCE(SUM(stake_u), 0), COUNT(*) FROM bets WHERE round_id = %s AND status = %s "
-            "GROUP BY side",
-            [round_id, Bet.Status.PLACED],
+            f"SELECT side, COALESCE(SUM(stake_u), 0), COUNT(*) FROM bets WHERE round_id = %s {status_sql}GROUP BY side",
+            [round_id, *params],
         )
         rows = {side: (int(total), int(count)) for side, total, count in cursor.fetchall()}
     up_u, up_n = rows.get(Bet.Side.UP, (0, 0))
@@ -84,6 +85,55 @@ def bet_payout_preview(*, round_id: int, side: str, distributable_u: int, winnin
         )
         winners, paid_u = cursor.fetchone()
     return int(winners), int(paid_u)
+
+
+@dataclass(frozen=True)
+class BettorSideStake:
+    user_id: Any
+    email: str
+    side: str
+    staked_u: int
+    bets: int
+    payout_if_wins_u: int  # what this bettor's bets on `side` pay if `side` wins (the settlement's per-bet floors)
+
+
+def bet_exposure_by_bettor(
+    *, round_id: int, payout_terms: dict[str, tuple[int, int]], user_id: Any = None, limit: int | None = None
+) -> list[BettorSideStake]:
+    """Each bettor's stake per side of the round, biggest first, with what it pays if that side wins.
+
+    `payout_terms` {side: (distributable_u, winning_pool_u)}: the settlement's two figures if that side
+    won (risk.exposure derives them; (0, 1) pays stakes back, as a VOID does). Every bet of the
+    round counts, whatever its status.
+    """
+    extra = bet_payout_extra_sql("b.stake_u")
+    params: list[Any] = [*payout_terms["UP"], *payout_terms["DOWN"], round_id]
+    where = "b.round_id = %s"
+    if user_id is not None:
+        where += " AND b.user_id = %s"
+        params.append(User._meta.pk.get_db_prep_value(uuid.UUID(str(user_id)), connection))
+    sql = (
+        f"SELECT b.user_id, u.email, b.side, SUM(b.stake_u), COUNT(*), "
+        f"SUM(b.stake_u + CASE WHEN b.side = 'UP' THEN {extra} ELSE {extra} END) "
+        f"FROM bets b JOIN users u ON u.id = b.user_id WHERE {where} "
+        "GROUP BY b.user_id, u.email, b.side ORDER BY SUM(b.stake_u) DESC, u.email, b.side"
+    )
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [
+        BettorSideStake(
+            user_id=uuid.UUID(str(user)),
+            email=email,
+            side=side,
+            staked_u=int(staked),
+            bets=int(count),
+            payout_if_wins_u=int(paid),
+        )
+        for user, email, side, staked, count, paid in rows
+    ]
 
 
 def bet_payouts_iter(*, round_id: int) -> Iterator[tuple[int, int]]:
