@@ -139,6 +139,43 @@ def _share(row: BettorSideStake, staked: dict[str, int], pool_u: int) -> BettorS
     )
 
 
+def round_exposure_json(exposure: RoundExposure) -> dict[str, Any]:
+    """The exposure as JSON (integers in u, shares in basis points): the command's --json and the staff API."""
+
+    def side(s: SideExposure) -> dict[str, Any]:
+        return {
+            "staked_u": s.staked_u,
+            "bets": s.bets,
+            "void_if_wins": s.void_if_wins,
+            "fee_if_wins_u": s.fee_if_wins_u,
+            "payout_if_wins_u": s.payout_if_wins_u,
+            "house_if_wins_u": s.house_if_wins_u,
+        }
+
+    return {
+        "round": exposure.code,
+        "status": exposure.status,
+        "fee_bps": exposure.fee_bps,
+        "pool_u": exposure.pool_u,
+        "bets": exposure.bets,
+        "worst_case_payout_u": exposure.worst_case_payout_u,
+        "sides": {"UP": side(exposure.up), "DOWN": side(exposure.down)},
+        "top_bettors": [
+            {
+                "user_id": str(b.user_id),
+                "email": b.email,
+                "side": b.side,
+                "staked_u": b.staked_u,
+                "bets": b.bets,
+                "side_share_bps": b.side_share_bps,
+                "pool_share_bps": b.pool_share_bps,
+                "payout_if_wins_u": b.payout_if_wins_u,
+            }
+            for b in exposure.top
+        ],
+    }
+
+
 @dataclass(frozen=True)
 class UserRoundExposure:
     code: str
