@@ -6,7 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from betting.selectors import user_get
-from common.api import ErrorSerializer
+from common.api import AmountField, ErrorSerializer
 from common.errors import permission_require
 from risk.exposure import round_exposure, round_exposure_json, user_exposure
 from risk.selectors import self_exclusion_current
@@ -23,7 +23,8 @@ class SelfExclusionApi(APIView):
     """
 
     class InputSerializer(serializers.Serializer):
-        days = serializers.IntegerField()
+        # The service checks the range; a JSON integer only (no "7", 7.0 or true).
+        days = AmountField(error_messages={"invalid": "days must be a whole number (a JSON integer)."})
 
     class OutputSerializer(serializers.Serializer):
         excluded = serializers.BooleanField()
