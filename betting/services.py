@@ -25,8 +25,12 @@ from rounds.services import round_pool_raise
 logger = logging.getLogger(__name__)
 
 
-def user_create(*, email: str, password: str | None = None, is_staff: bool = False) -> User:
-    """A bettor (or staff user) with the cash account every bettor has."""
+def user_create(*, email: str, password: str | None = None, is_staff: bool = False, can_log_in: bool = True) -> User:
+    """A bettor (or staff user) with the cash account every bettor has.
+
+    `can_log_in=False` (synthetic bettors of `simulate`, who use API tokens only): an unusable password,
+    so no password hash is computed.
+    """
     email = (email or "").strip().lower()
     taken = Conflict(f"A user with email {email!r} already exists.", code="email_taken")
     with transaction.atomic():
@@ -35,7 +39,9 @@ def user_create(*, email: str, password: str | None = None, is_staff: bool = Fal
         try:
             with transaction.atomic():
                 user = User.objects.create_user(
-                    email=email, password=password or secrets.token_urlsafe(12), is_staff=is_staff
+                    email=email,
+                    password=(password or secrets.token_urlsafe(12)) if can_log_in else None,
+                    is_staff=is_staff,
                 )
         except IntegrityError as exc:  # a concurrent user_create of this email won the unique index
             raise taken from exc
