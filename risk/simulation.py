@@ -372,7 +372,7 @@ def report_table(report: SimulationReport) -> list[str]:
     """The day-by-day table: only what the seed decides (no wall times), so one seed prints one table."""
     header = (
         f"{'day':<9} {'result':<6} {'bets':>6} {'replays':>7} {'volume USDC':>14} {'fee u':>12} {'dust u':>7} "
-        f"{'house P&L u':>12} {'settled':>12}  refusals by code"
+        f"{'house P&L u':>12} {'settled':>12} {'deposited':>11} {'withdrawn':>10}  refusals by code"
     )
     lines = [header, "-" * len(header)]
     total = DayRow(code="total")
@@ -383,19 +383,23 @@ def report_table(report: SimulationReport) -> list[str]:
         refusals = " ".join(f"{code}:{n}" for code, n in sorted(d.refusals.items())) or "-"
         lines.append(
             f"{d.code:<9} {d.result:<6} {d.bets:>6} {d.replays:>7} {_usdc(d.volume_u):>14} {d.fee_u:>12} "
-            f"{d.dust_u:>7} {d.house_u:>12} {d.settled_at_et:>12}  {refusals}"
+            f"{d.dust_u:>7} {d.house_u:>12} {d.settled_at_et:>12} {_usdc(d.deposits_u):>11} "
+            f"{_usdc(d.withdrawals_u):>10}  {refusals}"
         )
         total.bets += d.bets
         total.replays += d.replays
         total.volume_u += d.volume_u
         total.fee_u += d.fee_u
         total.dust_u += d.dust_u
+        total.deposits_u += d.deposits_u
+        total.withdrawals_u += d.withdrawals_u
         total.refusals.update(d.refusals)
     lines.append("-" * len(header))
     refusals = " ".join(f"{code}:{n}" for code, n in sorted(total.refusals.items())) or "-"
     lines.append(
         f"{'total':<9} {'':<6} {total.bets:>6} {total.replays:>7} {_usdc(total.volume_u):>14} {total.fee_u:>12} "
-        f"{total.dust_u:>7} {total.house_u:>12} {'':>12}  {refusals}"
+        f"{total.dust_u:>7} {total.house_u:>12} {'':>12} {_usdc(total.deposits_u):>11} "
+        f"{_usdc(total.withdrawals_u):>10}  {refusals}"
     )
     lines.append(
         f"ledger: volume into the pools {report.ledger_volume_u} u, house from these settlements "

@@ -1,3 +1,4 @@
+import logging
 import os
 import sys
 
@@ -71,6 +72,8 @@ class Command(BaseCommand):
             f"simulate: {len(days)} trading day(s) {days[0]:%Y%m%d}..{days[-1]:%Y%m%d}, {options['bettors']} "
             f"synthetic bettors (@{SYNTHETIC_DOMAIN}), seed {options['seed']}"
         )
+        if options["verbosity"] < 2:  # the services' INFO lines (opened / locked / settled) would drown the progress
+            logging.getLogger("rounds.services").setLevel(logging.WARNING)
         with command_errors():
             report = Simulator(
                 days=days, bettors=options["bettors"], seed=options["seed"], progress=self._progress
@@ -87,5 +90,3 @@ class Command(BaseCommand):
         self.stderr.write(line)
         if hasattr(sys.stderr, "flush"):
             sys.stderr.flush()
-
-
