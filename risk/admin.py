@@ -212,7 +212,12 @@ class SelfExclusionAdmin(_ServiceSavedAdmin):
             exclusion, _ = self_exclusion_create(
                 user=data["user"], days=data["days"], reason=data["reason"], acting_user=request.user, source="admin"
             )
-            obj.pk = exclusion.pk
+            obj.pk, obj.starts_at, obj.ends_at, obj.source = (
+                exclusion.pk,
+                exclusion.starts_at,
+                exclusion.ends_at,
+                "admin",
+            )
 
         self._service_save(request, call)
 
