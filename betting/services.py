@@ -4,6 +4,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from audit.events import AuditAction
 from audit.services import audit_record
@@ -47,6 +48,12 @@ def user_create(*, email: str, password: str | None = None, is_staff: bool = Fal
             raise taken from exc
         account_ensure_user_cash(user=user)
     return user
+
+
+def user_api_token(*, user: User) -> str:
+    """The user's API token (made on first use): what `drf_create_token` and the token endpoint give out."""
+    token, _ = Token.objects.get_or_create(user=user)
+    return token.key
 
 
 # --- Placing a bet: the hot path -------------------------------------------------------------
