@@ -128,14 +128,14 @@ class BetEvent:
 
 def trading_days(*, count: int, start: date | None, today: date) -> list[date]:
     """`count` trading days from `start`, else the `count` trading days before `today` (ET)."""
+    days: list[date] = []
     if start is None:
-        days = []
         day = today
         while len(days) < count:
             day = trading_day_previous(day=day)
             days.append(day)
         return sorted(days)
-    days, day = [], start
+    day = start
     while len(days) < count:
         if market_close_at(day=day) is not None:
             days.append(day)

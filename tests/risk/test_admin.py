@@ -47,7 +47,11 @@ def test_a_limit_changed_in_the_admin_applies_to_the_next_bet(bettor, django_cap
     assert refused.value.code == "stake_too_large"
     assert Bet.objects.count() == 1
     event = AuditEvent.objects.get(action="risk.limits.change")
-    assert (event.source, event.reason, event.after["max_stake_u"]) == ("admin", "cap single stakes at 5 USDC", 5_000_000)
+    assert (event.source, event.reason, event.after["max_stake_u"]) == (
+        "admin",
+        "cap single stakes at 5 USDC",
+        5_000_000,
+    )
     # and changed again on the same row
     with django_capture_on_commit_callbacks(execute=True):
         client.post("/admin/risk/risklimits/1/change/", {**LIMITS, "max_stake_u": "7000000", "reason": "ease"})
@@ -98,5 +102,8 @@ def test_the_exposure_page_shows_the_round(bettor):
     assert page.status_code == 200
     text = page.content.decode()
     assert "Round 20250908" in text and "2000000" in text and bettor.email in text
-    assert "No round" in _admin(role_user("auditor")).get("/admin/risk/risklimits/exposure/?round=20991231").content.decode()
+    assert (
+        "No round"
+        in _admin(role_user("auditor")).get("/admin/risk/risklimits/exposure/?round=20991231").content.decode()
+    )
     assert _admin(UserFactory(is_staff=False)).get("/admin/risk/risklimits/exposure/").status_code == 302

@@ -67,7 +67,15 @@ EXPECTED_TOP = [
 
 def _top(body):
     return [
-        (b["email"], b["side"], b["staked_u"], b["bets"], b["side_share_bps"], b["pool_share_bps"], b["payout_if_wins_u"])
+        (
+            b["email"],
+            b["side"],
+            b["staked_u"],
+            b["bets"],
+            b["side_share_bps"],
+            b["pool_share_bps"],
+            b["payout_if_wins_u"],
+        )
         for b in body["top_bettors"]
     ]
 

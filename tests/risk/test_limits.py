@@ -52,8 +52,24 @@ def _refused(api, user, body, key, *, status, code):
 @pytest.mark.parametrize(
     ("changes", "bets_before", "body", "status", "code", "limit", "remaining_u"),
     [
-        ({"min_stake_u": 2_000_000}, [], {"side": "UP", "stake_u": 1_999_999}, 400, "stake_too_small", "min_stake", None),
-        ({"max_stake_u": 5_000_000}, [], {"side": "UP", "stake_u": 5_000_001}, 400, "stake_too_large", "max_stake", 5_000_000),
+        (
+            {"min_stake_u": 2_000_000},
+            [],
+            {"side": "UP", "stake_u": 1_999_999},
+            400,
+            "stake_too_small",
+            "min_stake",
+            None,
+        ),
+        (
+            {"max_stake_u": 5_000_000},
+            [],
+            {"side": "UP", "stake_u": 5_000_001},
+            400,
+            "stake_too_large",
+            "max_stake",
+            5_000_000,
+        ),
         (
             {"max_user_round_u": 5_000_000},
             [("UP", 3_000_000)],

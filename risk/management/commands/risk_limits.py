@@ -61,11 +61,19 @@ class Command(BaseCommand):
         if not options["until"]:
             raise CommandError("A per-user override needs --until YYYY-MM-DD.")
         ends_at = datetime.combine(date_parse(options["until"]), time.min, tzinfo=market_timezone())
-        values = {
-            field: None if options[field] is None else parse_amount_u(options[field], allow_zero=True)
-            for field in ("max_stake_u", "max_user_round_u", "max_user_day_u")
-        }
-        user_limit_set(user=user, ends_at=ends_at, reason=options["reason"], acting_user=actor, source="cli", **values)
+        def amount(field: str) -> int | None:
+            return None if options[field] is None else parse_amount_u(options[field], allow_zero=True)
+
+        user_limit_set(
+            user=user,
+            ends_at=ends_at,
+            reason=options["reason"],
+            max_stake_u=amount("max_stake_u"),
+            max_user_round_u=amount("max_user_round_u"),
+            max_user_day_u=amount("max_user_day_u"),
+            acting_user=actor,
+            source="cli",
+        )
         self.stdout.write(self.style.SUCCESS(f"Override for {user.email} until {ends_at.isoformat()} (ET) recorded."))
 
     def _print(self) -> None:
