@@ -101,7 +101,7 @@ def test_the_exposure_page_shows_the_round(bettor):
     page = _admin(role_user("auditor")).get("/admin/risk/risklimits/exposure/?round=20250908")
     assert page.status_code == 200
     text = page.content.decode()
-    assert "Round 20250908" in text and "2000000" in text and bettor.email in text
+    assert "Round 20250908" in text and "2.00 USDC" in text and "2,000,000 u" in text and bettor.email in text
     assert (
         "No round"
         in _admin(role_user("auditor")).get("/admin/risk/risklimits/exposure/?round=20991231").content.decode()

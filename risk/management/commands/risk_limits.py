@@ -61,6 +61,7 @@ class Command(BaseCommand):
         if not options["until"]:
             raise CommandError("A per-user override needs --until YYYY-MM-DD.")
         ends_at = datetime.combine(date_parse(options["until"]), time.min, tzinfo=market_timezone())
+
         def amount(field: str) -> int | None:
             return None if options[field] is None else parse_amount_u(options[field], allow_zero=True)
 
