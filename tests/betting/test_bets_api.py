@@ -12,8 +12,8 @@ from betting.services import bet_place
 from ledger.models import Account, LedgerBatch, LedgerEntry
 from ledger.selectors import account_balance_u, user_balance_u
 from ops.selectors import Halt
-from rounds.models import Round
 from risk.services import risk_limits_set
+from rounds.models import Round
 from rounds.services import round_lock
 from tests.betting.conftest import round_create
 from tests.conftest import assert_ledger_invariants
