@@ -86,7 +86,7 @@ class BusinessCollector:
 
 def exposure_gauges(current) -> list[GaugeMetricFamily]:
     """The current round's exposure (risk.exposure, the numbers the admin page and the breaker use), per side."""
-    exposure = round_exposure(code=current.code, top=20, round_=current) if current is not None else None
+    exposure = round_exposure(code=current.code, top=0, round_=current) if current is not None else None
     families = [
         ("risk_round_staked_u", "Current round: stakes per side (micro-USDC)", lambda s: s.staked_u),
         (

@@ -57,6 +57,8 @@ class RoundExposure:
     up: SideExposure
     down: SideExposure
     top: list[BettorShare] = field(default_factory=list)
+    # The largest single bettor of each side, over every bettor (not only the `top` listed).
+    largest: dict[str, BettorShare] = field(default_factory=dict)
 
     @property
     def pool_u(self) -> int:
@@ -74,7 +76,8 @@ class RoundExposure:
         return self.up if side == "UP" else self.down
 
     def top_share_bps(self, side: str) -> int:
-        return max((b.side_share_bps for b in self.top if b.side == side), default=0)
+        largest = self.largest.get(side)
+        return largest.side_share_bps if largest else 0
 
 
 def _bps(part_u: int, whole_u: int) -> int:
@@ -123,6 +126,11 @@ def round_exposure(*, code: str, top: int = TOP_DEFAULT, round_: Round | None = 
         up=sides["UP"],
         down=sides["DOWN"],
         top=[_share(row, staked, pool_u) for row in rows[:top]],
+        largest={
+            side: _share(row, staked, pool_u)
+            for side in SIDES
+            if (row := next((r for r in rows if r.side == side), None)) is not None  # rows: biggest first
+        },
     )
 
 
@@ -236,9 +244,9 @@ def exposure_concerns(*, now: datetime | None = None) -> list[Concern]:
     cap_u = house_limits_get().max_round_pool_u
     share_bps = int(round(settings.OPS_BREAKER_STAKE_SHARE * 10_000))
     for round_ in rounds_open():
-        exposure = round_exposure(code=round_.code, top=20, round_=round_)
+        exposure = round_exposure(code=round_.code, top=0, round_=round_)
         if exposure.pool_u >= settings.OPS_BREAKER_STAKE_SHARE_MIN_POOL_U:
-            for bettor in exposure.top:
+            for bettor in exposure.largest.values():
                 if bettor.side_share_bps > share_bps:
                     concerns.append(
                         Concern(

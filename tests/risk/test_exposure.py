@@ -141,3 +141,28 @@ def test_exposure_of_an_unknown_or_malformed_round_is_a_sentence(db):
         with pytest.raises(CommandError) as refused:
             call_command("exposure", "--round", code)
         assert f"[{expected}]" in str(refused.value)
+
+
+def test_the_rules_see_the_largest_bettor_of_each_side_even_outside_the_listed_top(bettors, settings):
+    from risk.exposure import exposure_concerns, round_exposure
+
+    exposure = round_exposure(code="20250908", top=1)  # only alice's UP stake is listed
+    assert [b.email for b in exposure.top] == ["alice@example.com"]
+    assert {side: (b.email, b.side_share_bps) for side, b in exposure.largest.items()} == {
+        "UP": ("alice@example.com", 7_500),
+        "DOWN": ("carol@example.com", 8_000),
+    }
+    settings.OPS_BREAKER_STAKE_SHARE = 0.79
+    settings.OPS_BREAKER_STAKE_SHARE_MIN_POOL_U = 6_500_000
+    assert [(c.rule, c.text) for c in exposure_concerns()] == [
+        ("side_share", "one bettor holds 80% of round 20250908's DOWN side (limit 79%)")
+    ]
+    from django.utils import timezone
+
+    from ops.rules import alert_exposure, breaker_unusual_betting
+
+    now = timezone.now()
+    assert [(f.key, f.severity) for f in alert_exposure(now)] == [("exposure_side_share:20250908", "P2")]
+    assert breaker_unusual_betting(now).reason == "one bettor holds 80% of round 20250908's DOWN side (limit 79%)"
+    settings.OPS_BREAKER_STAKE_SHARE_MIN_POOL_U = 6_500_001  # the pool is below the floor: no concern
+    assert exposure_concerns() == []
