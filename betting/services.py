@@ -104,9 +104,10 @@ def bet_place(
     Concurrency: one transaction whose first statement is rounds.services.round_pool_raise,
     the round's door: a conditional UPDATE of the round row (status OPEN and lock_at > now)
     that also raises the side's pool. That statement both checks the state and takes the
-    round row lock, so a bet racing round_lock is either wholly in or refused. Then the bet row, the per-user limit and
-    the ledger batch (user cash -> round pool; it locks the accounts in code order and
-    refuses an overdraft). Any refusal rolls the whole transaction back: nothing written.
+    round row lock, so a bet racing round_lock is either wholly in or refused. Then the bet row,
+    bet_limits_check (the one call point of every limit), and the ledger batch (user cash ->
+    round pool; it locks the accounts in code order and refuses an overdraft). Any refusal rolls
+    the whole transaction back: nothing written.
 
     Idempotency (per user): the same key with the same request returns the first bet
     (created=False); the same key with a different request is IdempotencyConflict (422).
