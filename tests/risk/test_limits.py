@@ -277,3 +277,23 @@ def test_staff_excluding_someone_else_needs_the_permission_and_a_reason(db):
     assert no_reason.value.code == "reason_required"
     _, created = self_exclusion_create(user=bettor, days=30, acting_user=role_user("operator"), reason="asked by phone")
     assert created
+
+
+def test_another_process_change_reaches_this_one_through_the_version_key_or_the_max_age(db, settings):
+    """Another process's change: its commit sets a new version in the shared cache; this process's
+    snapshot (loaded before) is reloaded on the next read. Where the cache is not shared, the max age."""
+    from django.core.cache import cache
+
+    from risk.models import RiskLimits
+    from risk.selectors import VERSION_KEY, limits_snapshot
+
+    assert limits_snapshot().house.max_stake_u == 10_000_000_000
+    # the other process wrote the row (its snapshot, not ours, was forgotten) ...
+    RiskLimits.objects.create(pk=1, min_stake_u=100_000, max_stake_u=3_000_000, side_ratio_floor_u=0)
+    assert limits_snapshot().house.max_stake_u == 10_000_000_000  # ... we still serve our copy (no query)
+    cache.set(VERSION_KEY, "from-another-process", None)  # ... and published its version on commit
+    assert limits_snapshot().house.max_stake_u == 3_000_000
+    # no shared cache: the copy is reloaded once it is older than the max age
+    RiskLimits.objects.filter(pk=1).update(max_stake_u=4_000_000)
+    settings.RISK_LIMITS_MAX_AGE_SECONDS = 0
+    assert limits_snapshot().house.max_stake_u == 4_000_000
