@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 QUICK_FILTER := $(if $(QUICK), and not slow,)
 PYTEST_ARGS ?=
 
-.PHONY: install run web worker test test-sqlite test-postgres lint bench migrate
+.PHONY: install run demo web worker test test-sqlite test-postgres lint bench migrate
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ run: migrate
 	$(BIN)/python manage.py seed --demo
 	$(BIN)/python manage.py sync_schedule
 	bash scripts/run-all.sh
+
+# `make run` with data: first the last 30 trading days played by 100 synthetic bettors (simulate, through the
+# real services on a travelled clock), so the dashboard's charts have something to show. Days already played are skipped.
+DEMO_DAYS ?= 30
+DEMO_BETTORS ?= 100
+demo: migrate
+	$(BIN)/python manage.py simulate --days $(DEMO_DAYS) --bettors $(DEMO_BETTORS) --seed 1
+	$(MAKE) run
 
 test: install
 	$(MAKE) test-sqlite test-postgres

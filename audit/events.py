@@ -10,6 +10,10 @@ from django.db import models
 class AuditAction(models.TextChoices):
     # betting
     BET_PLACE_ON_BEHALF = "bet.place_on_behalf"
+    # risk
+    RISK_LIMITS_CHANGE = "risk.limits.change"
+    RISK_USER_LIMIT_SET = "risk.user_limit.set"
+    RISK_SELF_EXCLUSION = "risk.self_exclusion"
     # ledger
     LEDGER_MANUAL_CREDIT = "ledger.manual_credit"
     LEDGER_MANUAL_DEBIT = "ledger.manual_debit"

@@ -8,6 +8,11 @@ another request, and a missing permission, are common.errors (one class per code
 from common.errors import ApplicationError
 from ops.exceptions import Halted
 
+# The limits' refusals are risk's (risk.checks.bet_limits_check); named here too for callers that knew them here.
+from risk.exceptions import RoundStakeLimitExceeded as RoundStakeLimitExceeded
+from risk.exceptions import StakeTooLarge as StakeTooLarge
+from risk.exceptions import StakeTooSmall as StakeTooSmall
+
 
 class BettingError(ApplicationError):
     code = "betting_error"
@@ -21,23 +26,6 @@ BettingHalted = Halted
 class InvalidSide(BettingError):
     code = "invalid_side"
     status = 400
-
-
-class StakeTooSmall(BettingError):
-    code = "stake_too_small"
-    status = 400
-
-
-class StakeTooLarge(BettingError):
-    code = "stake_too_large"
-    status = 400
-
-
-class RoundStakeLimitExceeded(BettingError):
-    """The caller's total stake in this round would pass BET_MAX_USER_ROUND_STAKE_U."""
-
-    code = "round_stake_limit_exceeded"
-    status = 409
 
 
 class UnknownBet(BettingError):

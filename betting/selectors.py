@@ -1,11 +1,12 @@
 import datetime as dt
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Count, Max, QuerySet, Sum
+from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from rest_framework.authtoken.models import Token
 
@@ -60,13 +61,13 @@ def bet_payout_extra_sql(stake_column: str = "stake_u") -> str:
     return f"updown_muldiv({stake_column}, %s, %s)"
 
 
-def bet_round_totals(*, round_id: int) -> tuple[int, int, int, int]:
-    """(up_u, down_u, up_count, down_count) of the round's unsettled bets, from the bets themselves."""
+def bet_round_totals(*, round_id: int, placed_only: bool = True) -> tuple[int, int, int, int]:
+    """(up_u, down_u, up_count, down_count) of the round's unsettled bets (every bet: `placed_only=False`)."""
+    status_sql, params = ("AND status = %s ", [Bet.Status.PLACED]) if placed_only else ("", [])
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT side, COALESCE(SUM(stake_u), 0), COUNT(*) FROM bets WHERE round_id = %s AND status = %s "
-            "GROUP BY side",
-            [round_id, Bet.Status.PLACED],
+            f"SELECT side, COALESCE(SUM(stake_u), 0), COUNT(*) FROM bets WHERE round_id = %s {status_sql}GROUP BY side",
+            [round_id, *params],
         )
         rows = {side: (int(total), int(count)) for side, total, count in cursor.fetchall()}
     up_u, up_n = rows.get(Bet.Side.UP, (0, 0))
@@ -84,6 +85,55 @@ def bet_payout_preview(*, round_id: int, side: str, distributable_u: int, winnin
         )
         winners, paid_u = cursor.fetchone()
     return int(winners), int(paid_u)
+
+
+@dataclass(frozen=True)
+class BettorSideStake:
+    user_id: Any
+    email: str
+    side: str
+    staked_u: int
+    bets: int
+    payout_if_wins_u: int  # what this bettor's bets on `side` pay if `side` wins (the settlement's per-bet floors)
+
+
+def bet_exposure_by_bettor(
+    *, round_id: int, payout_terms: dict[str, tuple[int, int]], user_id: Any = None, limit: int | None = None
+) -> list[BettorSideStake]:
+    """Each bettor's stake per side of the round, biggest first, with what it pays if that side wins.
+
+    `payout_terms` {side: (distributable_u, winning_pool_u)}: the settlement's two figures if that side
+    won (risk.exposure derives them; (0, 1) pays stakes back, as a VOID does). Every bet of the
+    round counts, whatever its status.
+    """
+    extra = bet_payout_extra_sql("b.stake_u")
+    params: list[Any] = [*payout_terms["UP"], *payout_terms["DOWN"], round_id]
+    where = "b.round_id = %s"
+    if user_id is not None:
+        where += " AND b.user_id = %s"
+        params.append(User._meta.pk.get_db_prep_value(uuid.UUID(str(user_id)), connection))
+    sql = (
+        f"SELECT b.user_id, u.email, b.side, SUM(b.stake_u), COUNT(*), "
+        f"SUM(b.stake_u + CASE WHEN b.side = 'UP' THEN {extra} ELSE {extra} END) "
+        f"FROM bets b JOIN users u ON u.id = b.user_id WHERE {where} "
+        "GROUP BY b.user_id, u.email, b.side ORDER BY SUM(b.stake_u) DESC, u.email, b.side"
+    )
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [
+        BettorSideStake(
+            user_id=uuid.UUID(str(user)),
+            email=email,
+            side=side,
+            staked_u=int(staked),
+            bets=int(count),
+            payout_if_wins_u=int(paid),
+        )
+        for user, email, side, staked, count, paid in rows
+    ]
 
 
 def bet_payouts_iter(*, round_id: int) -> Iterator[tuple[int, int]]:
@@ -132,20 +182,23 @@ def bet_by_idempotency_key(*, user_id: Any, idempotency_key: str) -> Bet | None:
 # --- Reads for operations (ops reads bets and users only through these) --------
 
 
+def bet_user_totals_u(*, user_id: Any, round_id: int, since: dt.datetime) -> tuple[int, int]:
+    """(Σ stake_u of the user's bets in the round, Σ stake_u of the user's bets since `since`): one query.
+
+    bet_place's per-user limits (risk.checks.bet_limits_check) read this, on the (user, round) index.
+    """
+    in_round, today = Q(round_id=round_id), Q(created_at__gte=since)
+    totals = (
+        Bet.objects.filter(user_id=user_id)
+        .filter(in_round | today)
+        .aggregate(round_u=Sum("stake_u", filter=in_round), day_u=Sum("stake_u", filter=today))
+    )
+    return totals["round_u"] or 0, totals["day_u"] or 0
+
+
 def bets_count(*, since: dt.datetime) -> int:
     """Bets accepted from `since` on."""
     return Bet.objects.filter(created_at__gte=since).count()
-
-
-def bet_stakes_top(*, round_codes: list[str], limit: int = 20) -> list[tuple[str, Any, int]]:
-    """(round code, user id, Σ stake_u) of the biggest stakers in those rounds, biggest first."""
-    rows = (
-        Bet.objects.filter(round__code__in=list(round_codes))
-        .values("round__code", "user_id")
-        .annotate(staked=Sum("stake_u"))
-        .order_by("-staked")[:limit]
-    )
-    return [(row["round__code"], row["user_id"], row["staked"]) for row in rows]
 
 
 @dataclass(frozen=True)

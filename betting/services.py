@@ -2,16 +2,15 @@ import logging
 import secrets
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from audit.events import AuditAction
 from audit.services import audit_record
-from betting.exceptions import InvalidSide, RoundStakeLimitExceeded, StakeTooLarge, StakeTooSmall
+from betting.exceptions import InvalidSide
 from betting.models import Bet, User
-from betting.selectors import bet_by_idempotency_key
+from betting.selectors import bet_by_idempotency_key, bet_user_totals_u
 from common.errors import ApplicationError, Conflict, permission_require
 from common.idempotency import idempotency_key_validate, replay_check, request_digest
 from ledger.exceptions import InsufficientFunds, UnknownAccount
@@ -20,14 +19,19 @@ from ledger.services import Line, account_ensure_user_cash, amount_validate, led
 from ops.counters import event_count_add
 from ops.exceptions import halt_refusal
 from ops.selectors import betting_halt
+from risk.checks import BetAttempt, UserTotals, bet_limits_check, market_day_start
 from rounds.selectors import round_code_parse
 from rounds.services import round_pool_raise
 
 logger = logging.getLogger(__name__)
 
 
-def user_create(*, email: str, password: str | None = None, is_staff: bool = False) -> User:
-    """A bettor (or staff user) with the cash account every bettor has."""
+def user_create(*, email: str, password: str | None = None, is_staff: bool = False, can_log_in: bool = True) -> User:
+    """A bettor (or staff user) with the cash account every bettor has.
+
+    `can_log_in=False` (synthetic bettors of `simulate`, who use API tokens only): an unusable password,
+    so no password hash is computed.
+    """
     email = (email or "").strip().lower()
     taken = Conflict(f"A user with email {email!r} already exists.", code="email_taken")
     with transaction.atomic():
@@ -36,12 +40,20 @@ def user_create(*, email: str, password: str | None = None, is_staff: bool = Fal
         try:
             with transaction.atomic():
                 user = User.objects.create_user(
-                    email=email, password=password or secrets.token_urlsafe(12), is_staff=is_staff
+                    email=email,
+                    password=(password or secrets.token_urlsafe(12)) if can_log_in else None,
+                    is_staff=is_staff,
                 )
         except IntegrityError as exc:  # a concurrent user_create of this email won the unique index
             raise taken from exc
         account_ensure_user_cash(user=user)
     return user
+
+
+def user_api_token(*, user: User) -> str:
+    """The user's API token (made on first use): what `drf_create_token` and the token endpoint give out."""
+    token, _ = Token.objects.get_or_create(user=user)
+    return token.key
 
 
 # --- Placing a bet: the hot path -------------------------------------------------------------
@@ -84,16 +96,18 @@ def bet_place(
 ) -> tuple[Bet, bool]:
     """Stake `stake_u` on `side` of a round (default: the current open round). Returns (bet, created).
 
-    Rules: side UP|DOWN; BET_MIN_STAKE_U <= stake <= BET_MAX_STAKE_U; the user's total in
-    the round <= BET_MAX_USER_ROUND_STAKE_U; no emergency stop / circuit breaker; the round
-    OPEN *and* now < lock_at on the clock (a late lock task does not keep betting open).
+    Rules: side UP|DOWN; no emergency stop / circuit breaker; the round OPEN *and* now < lock_at
+    on the clock (a late lock task does not keep betting open); every risk limit (self-exclusion,
+    min/max stake, round pool cap, side imbalance, the user's round and daily totals, per-user
+    overrides) in ONE call, risk.checks.bet_limits_check, right after the round's pool UPDATE.
 
     Concurrency: one transaction whose first statement is rounds.services.round_pool_raise,
     the round's door: a conditional UPDATE of the round row (status OPEN and lock_at > now)
     that also raises the side's pool. That statement both checks the state and takes the
-    round row lock, so a bet racing round_lock is either wholly in or refused. Then the bet row, the per-user limit and
-    the ledger batch (user cash -> round pool; it locks the accounts in code order and
-    refuses an overdraft). Any refusal rolls the whole transaction back: nothing written.
+    round row lock, so a bet racing round_lock is either wholly in or refused. Then the bet row,
+    bet_limits_check (the one call point of every limit), and the ledger batch (user cash ->
+    round pool; it locks the accounts in code order and refuses an overdraft). Any refusal rolls
+    the whole transaction back: nothing written.
 
     Idempotency (per user): the same key with the same request returns the first bet
     (created=False); the same key with a different request is IdempotencyConflict (422).
@@ -102,7 +116,8 @@ def bet_place(
     Concurrent twins: the unique (user, idempotency_key) index lets one win; the others
     roll back and answer with the winner's bet.
 
-    Round trips on success: halt check 1, round UPDATE 1, bet INSERT 1, limit SUM 1,
+    Round trips on success: halt check 1, round UPDATE 1, bet INSERT 1, user totals SUM 1 (only with a
+    per-user total limit set; the limits themselves are cached in memory, risk.selectors),
     ledger_post 7 (savepoint, key check, batch, account lock, entries, balances, release).
 
     Every refusal, whichever door sent the bet (API, admin, command), adds one to the per-minute
@@ -193,16 +208,8 @@ def _side_validate(side: Any) -> str:
 
 
 def _stake_validate(stake_u: Any) -> int:
-    stake_u = amount_validate(stake_u, field="stake_u")
-    if stake_u < settings.BET_MIN_STAKE_U:
-        raise StakeTooSmall(
-            f"stake_u must be at least {settings.BET_MIN_STAKE_U} u.", min_stake_u=settings.BET_MIN_STAKE_U
-        )
-    if stake_u > settings.BET_MAX_STAKE_U:
-        raise StakeTooLarge(
-            f"stake_u must not exceed {settings.BET_MAX_STAKE_U} u.", max_stake_u=settings.BET_MAX_STAKE_U
-        )
-    return stake_u
+    # Only the amount's shape here; its limits (minimum, maximum, ...) are risk.checks.bet_limits_check's.
+    return amount_validate(stake_u, field="stake_u")
 
 
 def _bet_replayed(*, user: User, idempotency_key: str | None, request_digest: str) -> Bet | None:
@@ -226,9 +233,6 @@ def _bet_insert(
     acting_user: User | None,
 ) -> Bet:
     now = timezone.now()
-    limit_u = settings.BET_MAX_USER_ROUND_STAKE_U
-    if stake_u > limit_u:
-        raise RoundStakeLimitExceeded(f"Your total stake in a round must not exceed {limit_u} u.", limit_u=limit_u)
     with transaction.atomic():
         # The round's door: raises its pool and takes its row lock, or refuses (round_not_open, ...).
         round_ = round_pool_raise(round_code=round_code, side=side, stake_u=stake_u, now=now)
@@ -241,15 +245,23 @@ def _bet_insert(
             idempotency_key=idempotency_key,
             request_digest=request_digest,
         )
-        # Bets of one round are serialised by the round row lock taken above, so this sum
-        # sees every committed bet of the user in the round.
-        total_u = Bet.objects.filter(user_id=user.pk, round_id=round_id).aggregate(total=Sum("stake_u"))["total"]
-        if total_u > limit_u:
-            raise RoundStakeLimitExceeded(
-                f"Your total stake in round {code} would be {total_u} u; the limit is {limit_u} u.",
-                limit_u=limit_u,
-                round_total_u=total_u - stake_u,
-            )
+        # Every limit, in one call (risk.checks). Bets of one round are serialised by the round row
+        # lock taken above, so the pools it was given and the user's totals it asks for see every
+        # committed bet of the round; the limits themselves come from memory (no query).
+        bet_limits_check(
+            BetAttempt(
+                user_id=user.pk,
+                round_code=code,
+                side=side,
+                stake_u=stake_u,
+                up_pool_u=round_.up_pool_u,
+                down_pool_u=round_.down_pool_u,
+                now=now,
+            ),
+            user_totals=lambda: UserTotals(
+                *bet_user_totals_u(user_id=user.pk, round_id=round_id, since=market_day_start(now))
+            ),
+        )
         cash = account_code_user_cash(user_id=user.pk)
         try:
             ledger_post(

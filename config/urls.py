@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-APPS = ["betting", "ledger", "rounds", "withdrawals", "marketdata", "ops"]
+APPS = ["betting", "ledger", "rounds", "withdrawals", "marketdata", "risk", "ops"]
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -154,6 +154,14 @@ def house_totals_by_day_u(*, start: dt.datetime, end: dt.datetime, tz: dt.tzinfo
     return {row["day"]: HouseTotals(net_u=row["net"] or 0, fees_u=row["fees"] or 0) for row in rows}
 
 
+def entries_sum_u(*, accounts: list[str], ref_type: str, ref_ids: list[str] | None = None) -> int:
+    """Σ amount_u of the entries on `accounts` with `ref_type` (and one of `ref_ids`, if given)."""
+    entries = LedgerEntry.objects.filter(account_id__in=list(accounts), ref_type=ref_type)
+    if ref_ids is not None:
+        entries = entries.filter(ref_id__in=[str(ref) for ref in ref_ids])
+    return entries.aggregate(total=Sum("amount_u"))["total"] or 0
+
+
 def round_pool_balances_u(*, round_codes: list[str]) -> dict[str, int]:
     """{round code: its pool account's cached balance} (a round without a pool account is absent)."""
     by_account = {Account.round_pool_code(code): code for code in round_codes}

@@ -15,6 +15,7 @@ from ledger.selectors import ledger_unbalanced_batch_count, tvl_get
 from ops import metrics  # noqa: F401 - registers the process counters this exposition includes
 from ops.models import OpsSwitch
 from ops.selectors import alerts_open, heartbeat_age_seconds, switches_active
+from risk.exposure import round_exposure
 from rounds.selectors import round_current, round_latest
 
 
@@ -80,6 +81,40 @@ class BusinessCollector:
             value=-1 if age is None else age,
         )
         yield GaugeMetricFamily("betting_alerts_open", "Open alerts", value=numbers["alerts_open"])
+        yield from exposure_gauges(current)
+
+
+def exposure_gauges(current) -> list[GaugeMetricFamily]:
+    """The current round's exposure (risk.exposure, the numbers the admin page and the breaker use), per side."""
+    exposure = round_exposure(code=current.code, top=0, round_=current) if current is not None else None
+    families = [
+        ("risk_round_staked_u", "Current round: stakes per side (micro-USDC)", lambda s: s.staked_u),
+        (
+            "risk_round_worst_case_payout_u",
+            "Current round: paid to bettors if this side wins, stakes included (micro-USDC)",
+            lambda s: s.payout_if_wins_u,
+        ),
+        (
+            "risk_round_house_if_wins_u",
+            "Current round: fee + dust if this side wins (micro-USDC)",
+            lambda s: s.house_if_wins_u,
+        ),
+    ]
+    out = []
+    for name, help_text, value in families:
+        family = GaugeMetricFamily(name, help_text, labels=["side"])
+        for side in ("UP", "DOWN"):
+            family.add_metric([side], value(exposure.side(side)) if exposure else 0)
+        out.append(family)
+    share = GaugeMetricFamily(
+        "risk_round_top_bettor_side_share",
+        "Current round: the largest bettor's share of each side (0..1)",
+        labels=["side"],
+    )
+    for side in ("UP", "DOWN"):
+        share.add_metric([side], exposure.top_share_bps(side) / 10_000 if exposure else 0)
+    out.append(share)
+    return out
 
 
 def metrics_text() -> bytes:

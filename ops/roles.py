@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Q
 
-APPS = ["audit", "betting", "ledger", "rounds", "withdrawals", "marketdata", "ops"]
+APPS = ["audit", "betting", "ledger", "rounds", "withdrawals", "marketdata", "risk", "ops"]
 
 # (app_label, codename) pairs; "*custom" = every permission of the app that is not add/change/delete/view.
 # Acting on behalf of a user is one named permission per act, held by one role: the operator places
@@ -23,6 +23,8 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         ("rounds", "void_round"),
         ("ops", "change_opsswitch"),
         ("betting", "place_bet_on_behalf"),
+        ("risk", "change_limits"),
+        ("risk", "add_selfexclusion"),
         ("withdrawals", "approve_withdrawal"),
         ("withdrawals", "process_withdrawal"),
         ("withdrawals", "fail_withdrawal"),

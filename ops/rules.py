@@ -17,11 +17,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from betting.selectors import bet_stakes_top, bets_count
+from betting.selectors import bets_count
 from ledger.selectors import house_totals_u, ledger_audit
 from ops.models import OpsSwitch
 from ops.selectors import event_count_total, heartbeat_age_seconds, switch_reason_if_active
-from rounds.selectors import rounds_open_pools_u, rounds_overdue
+from risk.exposure import exposure_concerns
+from rounds.selectors import rounds_overdue
 from withdrawals.selectors import withdrawals_failed_count, withdrawals_finished_counts, withdrawals_waiting_count
 
 logger = logging.getLogger(__name__)
@@ -180,6 +181,16 @@ def alert_beat_stale(now: datetime) -> list[Finding]:
     return heartbeat_findings(heartbeat_age_seconds(now=now))
 
 
+def alert_exposure(now: datetime) -> list[Finding]:
+    """risk.exposure's concerns: one bettor over the share of a side, a pool over the round pool cap."""
+    return [
+        Finding(
+            f"exposure_{concern.rule}:{concern.round_code}", "P2", concern.text[:1].upper() + concern.text[1:] + "."
+        )
+        for concern in exposure_concerns(now=now)
+    ]
+
+
 ALERT_RULES: list[Callable[[datetime], list[Finding]]] = [
     alert_settlement_overdue,
     alert_auto_no_close,
@@ -190,6 +201,7 @@ ALERT_RULES: list[Callable[[datetime], list[Finding]]] = [
     alert_withdrawal_backlog,
     alert_withdrawal_failure_burst,
     alert_beat_stale,
+    alert_exposure,
 ]
 
 
@@ -257,33 +269,14 @@ def breaker_bet_rejections(now: datetime) -> Trip | None:
     return Trip("bet_rejections", f"{rejected} bets rejected vs {accepted} accepted in the window ({rate:.0%})")
 
 
-def stake_share_trip(*, code: str, staked_u: int, pool_u: int) -> Trip | None:
-    """One bettor staking more than OPS_BREAKER_STAKE_SHARE of a round's pool of at least
-    OPS_BREAKER_STAKE_SHARE_MIN_POOL_U trips the breaker."""
-    if pool_u < settings.OPS_BREAKER_STAKE_SHARE_MIN_POOL_U:
-        return None
-    share = staked_u / pool_u
-    if share <= settings.OPS_BREAKER_STAKE_SHARE:
-        return None
-    return Trip(
-        "unusual_betting",
-        f"one bettor holds {share:.0%} of round {code}'s pool (limit {settings.OPS_BREAKER_STAKE_SHARE:.0%})",
-    )
-
-
 def breaker_unusual_betting(now: datetime) -> Trip | None:
-    """One bettor holding most of a sizeable open pool looks like manipulation or a runaway client."""
-    pools = {
-        code: pool_u
-        for code, pool_u in rounds_open_pools_u().items()
-        if pool_u >= settings.OPS_BREAKER_STAKE_SHARE_MIN_POOL_U
-    }
-    if not pools:
-        return None
-    for code, _user_id, staked_u in bet_stakes_top(round_codes=list(pools), limit=20):
-        trip = stake_share_trip(code=code, staked_u=staked_u, pool_u=pools[code])
-        if trip is not None:
-            return trip
+    """One bettor holding most of a side of a sizeable open pool looks like manipulation or a runaway client.
+
+    The numbers are risk.exposure's (the admin page, `exposure --round` and the gauges show the same).
+    """
+    for concern in exposure_concerns(now=now):
+        if concern.rule == "side_share":
+            return Trip("unusual_betting", concern.text)
     return None
 
 

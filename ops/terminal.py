@@ -3,7 +3,7 @@
 `dashboard_snapshot` reads every panel through its room's selector (one call per panel, nothing
 written) into a plain JSON-able dict: `--json` prints it as it is, `dashboard_render` draws it with
 rich. Each panel's level (ok, amber, red) is what the alert and breaker rules of ops.rules make of
-the same numbers (`*_findings`, `stake_share_trip`): one definition of every threshold.
+the same numbers (`*_findings`, `risk.exposure.side_share_concern`): one definition of every threshold.
 
 A database that cannot be reached, or the house in maintenance (a restore may be running: tables
 are being replaced, so nothing else is read), is a state of the snapshot, not an exception.
@@ -37,13 +37,13 @@ from ops.rules import (
     heartbeat_findings,
     settlement_overdue_findings,
     severity_level,
-    stake_share_trip,
     switch_findings,
     withdrawal_backlog_cutoff,
     withdrawal_backlog_findings,
     withdrawal_failure_findings,
 )
 from ops.selectors import alerts_open_board, heartbeats_all, switches_board
+from risk.exposure import side_share_concern
 from rounds.selectors import RoundConcentration, round_holders, rounds_board
 from withdrawals.selectors import withdrawals_queue
 
@@ -148,7 +148,15 @@ def _panels(now: datetime, memory: HoldersMemory | None) -> dict[str, Any]:
             holders, holders_at = memory.get(round_id=current.id, now=now)
         else:
             holders, holders_at = round_holders(round_id=current.id), now
-        trip = stake_share_trip(code=current.code, staked_u=holders.top_u, pool_u=current.pool_u)
+        trip = side_share_concern(
+            code=current.code, side="UP", staked_u=holders.up_top_u, side_u=current.up_pool_u, pool_u=current.pool_u
+        ) or side_share_concern(
+            code=current.code,
+            side="DOWN",
+            staked_u=holders.down_top_u,
+            side_u=current.down_pool_u,
+            pool_u=current.pool_u,
+        )
         round_level = LEVEL_RED if trip or current.code in board.overdue else LEVEL_OK
         out["round"] = {
             "code": current.code,
@@ -166,7 +174,7 @@ def _panels(now: datetime, memory: HoldersMemory | None) -> dict[str, Any]:
             "down_top_u": holders.down_top_u,
             "top_u": holders.top_u,
             "holders_at": _iso(holders_at),
-            "unusual_betting": trip.reason if trip else "",
+            "unusual_betting": trip.text if trip else "",
         }
     levels["round"] = round_level
 

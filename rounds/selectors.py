@@ -319,16 +319,6 @@ def round_latest() -> Round | None:
     return Round.objects.order_by("-code").first()
 
 
-def rounds_open_pools_u() -> dict[str, int]:
-    """{round code: up + down pool} of every OPEN round."""
-    return {
-        code: up_u + down_u
-        for code, up_u, down_u in Round.objects.filter(status=Round.Status.OPEN).values_list(
-            "code", "up_pool_u", "down_pool_u"
-        )
-    }
-
-
 @dataclass(frozen=True)
 class RoundPools:
     code: str

@@ -191,7 +191,8 @@ def round_pool_raise(*, round_code: str | None, side: str, stake_u: int, now: da
     RETURNING (id, code): it saves the round trip a SELECT would cost on the hot path. Without a
     code it targets the current round, the first of rounds_open() (as round_current sees it).
 
-    Returns the round with id and code loaded (the rest loads on access, as with `.only()`).
+    Returns the round with id, code and both pools (after this stake) loaded (the rest loads on access,
+    as with `.only()`): bet_place checks the pool limits (risk.checks) against those pools.
     Refused (the refusal path may spend a query on a precise answer): unknown_round,
     no_current_round, round_not_open, betting_closed; nothing was changed.
     """
@@ -204,14 +205,15 @@ def round_pool_raise(*, round_code: str | None, side: str, stake_u: int, now: da
     else:
         target, params = "code = %s", (round_code,)
     sql = (
-        f"UPDATE rounds SET {column} = {column} + %s WHERE {target} AND status = %s AND lock_at > %s RETURNING id, code"
+        f"UPDATE rounds SET {column} = {column} + %s WHERE {target} AND status = %s AND lock_at > %s "
+        "RETURNING id, code, up_pool_u, down_pool_u"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [stake_u, *params, Round.Status.OPEN.value, connection.ops.adapt_datetimefield_value(now)])
         row = cursor.fetchone()
     if row is None:
         raise _pool_refusal(round_code=round_code, now=now)
-    return Round.from_db(connection.alias, ["id", "code"], row)
+    return Round.from_db(connection.alias, ["id", "code", "up_pool_u", "down_pool_u"], row)
 
 
 def _pool_refusal(*, round_code: str | None, now: datetime) -> ApplicationError:

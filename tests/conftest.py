@@ -112,3 +112,13 @@ def assert_ledger_invariants() -> None:
     assert report.unbalanced_refs == []
     assert report.balance_mismatches == []
     assert report.negative_accounts == []
+
+
+@pytest.fixture(autouse=True)
+def _risk_limits_fresh():
+    """Every test starts from its own database's limits: no process-local snapshot carried over."""
+    from risk.selectors import limits_snapshot_forget
+
+    limits_snapshot_forget()
+    yield
+    limits_snapshot_forget()

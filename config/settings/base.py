@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "rounds",
     "withdrawals",
     "marketdata",
+    "risk",
     "ops",
 ]
 
@@ -213,6 +214,13 @@ MAX_AMOUNT_U = env.int("MAX_AMOUNT_U", default=1_000_000_000_000)
 BET_MIN_STAKE_U = env.int("BET_MIN_STAKE_U", default=100_000)
 BET_MAX_STAKE_U = env.int("BET_MAX_STAKE_U", default=10_000_000_000)
 BET_MAX_USER_ROUND_STAKE_U = env.int("BET_MAX_USER_ROUND_STAKE_U", default=50_000_000_000)
+# The three BET_* values above are the risk limits only until staff first set them (admin "Risk limits",
+# `manage.py risk_limits`): from then on the risk_limits row rules, with no restart.
+# A process reloads its in-memory copy of the limits on a change's new version in the cache, and at
+# the latest after this many seconds (processes that do not share the cache: the embedded LocMemCache).
+RISK_LIMITS_MAX_AGE_SECONDS = env.float("RISK_LIMITS_MAX_AGE_SECONDS", default=10.0)
+# Self-exclusion through the API: at least one day, at most about five years.
+SELF_EXCLUSION_MAX_DAYS = env.int("SELF_EXCLUSION_MAX_DAYS", default=1830)
 
 # --- Deposits and withdrawals (withdrawals app) ------------------------------
 # Webhook: X-Signature = "sha256=" + HMAC-SHA256(raw body, DEPOSIT_WEBHOOK_SECRET); its signed

@@ -54,7 +54,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # lints both clean: a nullable column, and a column with a database default.
     RELEASED_MIGRATIONS += ["0005_payout_reference", "0002_actor_label"]  # withdrawals, audit
 MIGRATION_LINTER_OPTIONS = {
-    "include_apps": ["audit", "betting", "ledger", "marketdata", "ops", "rounds", "withdrawals"],
+    "include_apps": ["audit", "betting", "ledger", "marketdata", "ops", "risk", "rounds", "withdrawals"],
     "ignore_initial_migrations": True,
     "ignore_name_contains": "_contract_",
     "ignore_name": RELEASED_MIGRATIONS,

@@ -12,6 +12,7 @@ from betting.services import bet_place
 from ledger.models import Account, LedgerBatch, LedgerEntry
 from ledger.selectors import account_balance_u, user_balance_u
 from ops.selectors import Halt
+from risk.services import risk_limits_set
 from rounds.models import Round
 from rounds.services import round_lock
 from tests.betting.conftest import round_create
@@ -71,7 +72,7 @@ def test_bet_moves_exactly_the_stake_from_cash_to_the_pool(funded_bettor, open_r
 
 
 def test_several_bets_per_user_per_round_within_the_limit(funded_bettor, open_round, settings):
-    settings.BET_MAX_USER_ROUND_STAKE_U = 5_000_000
+    risk_limits_set(changes={"max_user_round_u": 5_000_000}, reason="test")
     for _ in range(5):
         bet_place(user=funded_bettor, side="UP", stake_u=1_000_000)
     assert _pools() == (5_000_000, 0, 5_000_000)
@@ -125,7 +126,7 @@ def test_form_encoded_body_is_refused(funded_bettor, open_round, api):
 
 
 def test_over_the_per_user_round_limit_is_refused(funded_bettor, open_round, api, new_key, settings):
-    settings.BET_MAX_USER_ROUND_STAKE_U = 5_000_000
+    risk_limits_set(changes={"max_user_round_u": 5_000_000}, reason="test")
     client = api(funded_bettor)
     assert _post(client, {"side": "UP", "stake_u": 3_000_000}, new_key()).status_code == 201
     before = _written()

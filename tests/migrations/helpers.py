@@ -11,7 +11,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from ops.migration_state import migrations_pending_forget
 
-PROJECT_APPS = ["audit", "betting", "ledger", "marketdata", "ops", "rounds", "withdrawals"]
+PROJECT_APPS = ["audit", "betting", "ledger", "marketdata", "ops", "risk", "rounds", "withdrawals"]
 ADDRESS = "0x" + "7a" * 20
 # Weekdays of September 2025 (no market holiday among them): one fresh round per played day.
 TRADING_DAYS = [f"202509{day:02d}" for day in (8, 9, 10, 11, 12, 15, 16, 17, 18, 19, 22, 23, 24, 25, 26, 29, 30)]

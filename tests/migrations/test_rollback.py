@@ -30,6 +30,7 @@ PREVIOUS_RELEASE = {
     "ledger": "0002_rules_in_database",
     "marketdata": "0001_initial",
     "ops": "0002_alert_heartbeat_eventcount_opsswitch",
+    "risk": "zero",
     "rounds": "0003_bets_fillfactor",
     "withdrawals": "0003_withdrawal_idempotency_key",
 }

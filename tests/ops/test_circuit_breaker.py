@@ -89,12 +89,13 @@ def unusual_betting(settings):
     settings.OPS_BREAKER_STAKE_SHARE_MIN_POOL_U = 10_000_000
     whale = UserFactory()
     round_ = make_round("20250908", up_u=9_000_000, down_u=1_000_000)
-    make_bet(round_, whale, stake_u=9_000_000)  # 90 % of a 10 USDC pool
-    make_bet(round_, side="DOWN", stake_u=1_000_000)
+    make_bet(round_, whale, stake_u=9_000_000)  # 100 % of the UP side of a 10 USDC pool
+    make_bet(round_, side="DOWN", stake_u=500_000)  # two DOWN bettors of 50 % each
+    make_bet(round_, side="DOWN", stake_u=500_000)
 
     def fix():
-        make_bet(round_, side="DOWN", stake_u=2_000_000)
-        Round.objects.filter(pk=round_.pk).update(down_pool_u=3_000_000)  # whale now 75 %
+        make_bet(round_, side="UP", stake_u=3_000_000)
+        Round.objects.filter(pk=round_.pk).update(up_pool_u=12_000_000)  # whale now 75 % of UP
 
     return fix
 

@@ -94,7 +94,10 @@ def test_once_shows_the_round_pools_time_to_lock_the_breaker_and_the_p1_alert(mo
     assert "Switches [RED]" in text
     assert "circuit breaker  OPEN: price feed disagrees with the close" in text
     assert "Open alerts [RED]" in text
-    assert "P0: 0  P1: 1  P2: 0  P3: 0" in text
+    # alice's 97 % of the UP side is over the 80 % share: risk.exposure's P2 alert, and the round is red
+    assert "P0: 0  P1: 1  P2: 1  P3: 0" in text
+    assert "Round [RED]" in text
+    assert "One bettor holds 97% of round 20261201's UP side (limit 80%)" in text
     assert re.search(r"P1\s+\d+s\s+Circuit breaker is OPEN: price feed disagrees with the close", text), text
     # TVL and the queue
     assert "locked               2,000.4321 USDC" in text
@@ -135,7 +138,7 @@ def test_json_is_one_object_whose_numbers_are_the_selectors():
         "down_top_u": holders.down_top_u,
         "top_u": holders.top_u,
         "holders_at": "",
-        "unusual_betting": "",
+        "unusual_betting": "one bettor holds 97% of round 20261201's UP side (limit 80%)",
     }
     assert (current.up_pool_u, current.down_pool_u, holders.bettors) == (1_235_000_000, 765_432_100, 3)
     assert (holders.up_top_u, holders.down_top_u, holders.top_u) == (1_200_000_000, 765_432_100, 1_200_000_000)
@@ -156,11 +159,14 @@ def test_json_is_one_object_whose_numbers_are_the_selectors():
         "failed_last_hour": 0,
     }
     assert (tvl.locked_u, tvl.pending_withdrawals_u, queue.queued.amount_u) == (2_000_432_100, 250_000_000, 250_000_000)
-    assert [(a["severity"], a["key"]) for a in snapshot["alerts"]] == [("P1", "circuit_breaker")]
+    assert [(a["severity"], a["key"]) for a in snapshot["alerts"]] == [
+        ("P1", "circuit_breaker"),
+        ("P2", "exposure_side_share:20261201"),
+    ]
     breaker = next(s for s in snapshot["switches"] if s["name"] == "circuit_breaker")
     assert (breaker["active"], breaker["reason"]) == (True, "price feed disagrees with the close")
     assert snapshot["levels"] == {
-        "round": "ok",
+        "round": "red",  # the exposure concern above
         "tvl": "ok",
         "switches": "red",
         "alerts": "red",
@@ -235,14 +241,14 @@ def test_panels_turn_red_by_the_rules_thresholds(settings):
     """The same settings the breaker and alert rules read colour the panels: no copy of a threshold."""
     the_incident()
     settings.OPS_BREAKER_STAKE_SHARE_MIN_POOL_U = 1_000_000_000  # the round's 2 000 USDC pool is big enough
-    settings.OPS_BREAKER_STAKE_SHARE = 0.5  # alice holds 60 % of it
+    settings.OPS_BREAKER_STAKE_SHARE = 0.5  # alice holds 97 % of the UP side
     settings.OPS_HEARTBEAT_STALE_SECONDS = 0  # the beat's heartbeat is already older than that
     settings.ALERT_WITHDRAWAL_BACKLOG_SECONDS = 0
 
     snapshot = dashboard_snapshot(now=timezone.now() + dt.timedelta(seconds=1))
 
     assert snapshot["levels"]["round"] == "red"
-    assert snapshot["round"]["unusual_betting"] == "one bettor holds 60% of round 20261201's pool (limit 50%)"
+    assert snapshot["round"]["unusual_betting"] == "one bettor holds 97% of round 20261201's UP side (limit 50%)"
     assert snapshot["levels"]["heartbeats"] == "red"
     assert snapshot["levels"]["tvl"] == "amber"  # the backlog alert is P2
     assert snapshot["tvl"]["backlog"] == 1

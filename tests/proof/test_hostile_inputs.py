@@ -84,6 +84,7 @@ JSON_POSTS = [
     ("/withdrawals", "bettor", False),
     ("/api/v1/deposits/intents", "bettor", False),
     ("/api/v1/me/payout-addresses", "bettor", False),
+    ("/api/v1/me/self-exclusion", "bettor", False),
     ("/api/v1/ops/emergency-stop", "staff", False),
     ("/api/v1/ops/circuit-breaker", "staff", False),
     ("/api/v1/ops/maintenance", "staff", False),
