@@ -9,7 +9,7 @@ import holidays
 from django.conf import settings
 from django.db.models import Max
 
-from marketdata.models import CalendarOverride, OfficialClose
+from marketdata.models import CalendarOverride, CloseCheck, OfficialClose
 from marketdata.oracle import ClosePrice, price_oracle
 
 REGULAR_CLOSE = time(16, 0)
@@ -109,3 +109,58 @@ def marketdata_last_writes() -> dict[str, datetime | None]:
         f"{OfficialClose._meta.db_table}.updated_at": OfficialClose.objects.aggregate(at=Max("updated_at"))["at"],
         f"{CalendarOverride._meta.db_table}.created_at": CalendarOverride.objects.aggregate(at=Max("created_at"))["at"],
     }
+
+
+# --- evidence of official closes --------------------------------------------------------------
+
+
+def close_evidence_get(*, symbol: str, day: date) -> dict | None:
+    """The latest quorum check of `symbol`'s close on `day` with every source's answer, or None.
+
+    What the round API and admin show: {"date", "outcome", "price", "reason", "quorum",
+    "max_deviation_bps", "checked_at", "checks", "quotes": [{"source", "price", "ts",
+    "payload_sha256", "accepted", "reason", "detail", "latency_ms"}]}.
+    """
+    checks = CloseCheck.objects.filter(symbol=symbol.upper(), date=day)
+    check = checks.order_by("-checked_at", "-id").first()
+    if check is None:
+        return None
+    return {
+        "date": check.date.isoformat(),
+        "outcome": check.outcome,
+        "price": None if check.price is None else str(check.price),
+        "reason": check.reason,
+        "quorum": check.quorum,
+        "max_deviation_bps": check.max_deviation_bps,
+        "checked_at": check.checked_at.isoformat(),
+        "checks": checks.count(),
+        "quotes": [
+            {
+                "source": q.source,
+                "price": None if q.price is None else str(q.price),
+                "ts": q.quote_ts.isoformat() if q.quote_ts else None,
+                "payload_sha256": q.payload_sha256,
+                "accepted": q.accepted,
+                "reason": q.reason,
+                "detail": q.detail,
+                "latency_ms": q.latency_ms,
+            }
+            for q in check.quotes.order_by("source")
+        ],
+    }
+
+
+def close_failures(*, keys: list[tuple[str, date]]) -> dict[tuple[str, date], str]:
+    """{(symbol, day): reason} for each close still unknown whose latest quorum check found no quorum."""
+    failures = {}
+    for symbol, day in keys:
+        if OfficialClose.objects.filter(symbol=symbol, date=day).exists():
+            continue
+        check = CloseCheck.objects.filter(symbol=symbol, date=day).order_by("-checked_at", "-id").first()
+        if check is not None and check.outcome == CloseCheck.Outcome.NO_QUORUM:
+            failures[(symbol, day)] = check.reason
+    return failures
+
+
+def close_check_last_at(*, symbol: str, day: date) -> datetime | None:
+    return CloseCheck.objects.filter(symbol=symbol, date=day).aggregate(at=Max("checked_at"))["at"]

@@ -5,18 +5,25 @@ caller without a Django user (the shell without --actor, a price source) is not 
 """
 
 import re
-from datetime import date, time
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import transaction
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from audit.events import AuditAction
 from audit.services import audit_record
 from common.errors import ReasonRequired, permission_require
 from common.types import User
-from marketdata.exceptions import InvalidDate, InvalidPrice, InvalidSymbol
-from marketdata.models import CalendarOverride, OfficialClose
+from marketdata.exceptions import CloseNotYet, InvalidDate, InvalidPrice, InvalidSymbol, MarketDataError
+from marketdata.models import CalendarOverride, CloseCheck, CloseQuote, OfficialClose, PriceSource
+from marketdata.oracle import price_oracle, source_specs
+from marketdata.quorum import quorum_decide
+from marketdata.selectors import market_close_at, market_timezone
+from marketdata.sources import Quote, quotes_fetch_all
 
 _SYMBOL = re.compile(r"^[A-Z0-9.^]{1,16}$")
 _MAX_PRICE = Decimal("999999999999.999999")
@@ -59,6 +66,19 @@ def date_parse(value: Any) -> date:
     raise InvalidDate(f"Date must be YYYY-MM-DD (or YYYYMMDD), got {value!r}.")
 
 
+def close_not_yet_refuse(*, day: date, now: datetime | None = None) -> None:
+    """A close is a fact after the market closed: refuse one for a later day, or for today before the bell."""
+    now = now or timezone.now()
+    today = now.astimezone(market_timezone()).date()
+    close_at = market_close_at(day=day)
+    if day > today or (close_at is not None and now < close_at):
+        when = f"at {close_at.astimezone(market_timezone()):%H:%M} ET" if close_at else "(the market is closed that day)"
+        raise CloseNotYet(
+            f"The close of {day:%Y-%m-%d} has not happened yet {when}; it is "
+            f"{now.astimezone(market_timezone()):%Y-%m-%d %H:%M} ET now."
+        )
+
+
 def official_close_set(
     *,
     symbol: str,
@@ -75,6 +95,7 @@ def official_close_set(
             acting_user, "marketdata.change_officialclose", detail="Entering an official close needs that permission."
         )
     symbol, day, price = symbol_parse(symbol), date_parse(day), price_parse(price)
+    close_not_yet_refuse(day=day)
     with transaction.atomic():
         existing = OfficialClose.objects.select_for_update().filter(symbol=symbol, date=day).first()
         before = {"price": str(existing.price), "source": existing.source} if existing else None
@@ -147,3 +168,199 @@ def calendar_override_set(
             after={"kind": kind, "close_time": str(close_time or "")},
         )
     return override
+
+
+# --- price sources: health, enable/disable, test now ------------------------------------------
+
+RECENT_WINDOW = 20
+# Quorum verdicts that say nothing bad about the source itself.
+_HEALTHY_REASONS = ("", "no_quorum")
+
+
+def source_health_record(*, quotes: list[tuple[Quote, str]], now: datetime) -> None:
+    """Fold each (quote, verdict reason) into its source's health and rejection counters."""
+    for quote, reason in quotes:
+        with transaction.atomic():
+            source = PriceSource.objects.select_for_update().filter(name=quote.source).first()
+            if source is None:
+                continue
+            ok = reason in _HEALTHY_REASONS
+            source.recent = (source.recent + ("1" if ok else "0"))[-RECENT_WINDOW:]
+            source.last_latency_ms = quote.latency_ms
+            if quote.ok:
+                source.last_success_at = now
+            if ok:
+                source.consecutive_failures = 0
+            else:
+                source.consecutive_failures += 1
+                source.last_failure_at = now
+                source.last_error = f"{reason}: {quote.detail if quote.reason else _verdict_detail(quote, reason)}"[
+                    :500
+                ]
+                counts = dict(source.rejected or {})
+                counts[reason] = int(counts.get(reason, 0)) + 1
+                source.rejected = counts
+            source.save(
+                update_fields=[
+                    "recent", "last_latency_ms", "last_success_at", "consecutive_failures", "last_failure_at",
+                    "last_error", "rejected", "updated_at",
+                ]
+            )  # fmt: skip
+
+
+def _verdict_detail(quote: Quote, reason: str) -> str:
+    return f"price {quote.price} at {quote.ts.isoformat() if quote.ts else '?'}"
+
+
+_SOURCE_FIELDS = ("enabled", "weight", "timeout_ms", "config")
+
+
+def price_source_update(
+    *, name: str, changes: dict[str, Any], acting_user: User | None = None, channel: str = "admin", reason: str = ""
+) -> PriceSource:
+    """Enable, disable or reconfigure a source (weight, timeout, config). Audited with the old values."""
+    if acting_user is not None:
+        permission_require(acting_user, "marketdata.change_pricesource", detail="Changing a price source needs that permission.")
+    unknown = set(changes) - set(_SOURCE_FIELDS)
+    if unknown:
+        raise MarketDataError(f"Cannot change {', '.join(sorted(unknown))} of a price source.", code="invalid_field")
+    if "timeout_ms" in changes and not (100 <= int(changes["timeout_ms"]) <= 60000):
+        raise MarketDataError("Timeout must be 100-60000 ms.", code="invalid_timeout")
+    if "weight" in changes and not (1 <= int(changes["weight"]) <= 100):
+        raise MarketDataError("Weight must be 1-100.", code="invalid_weight")
+    if "config" in changes and not isinstance(changes["config"], dict):
+        raise MarketDataError("Config must be a JSON object.", code="invalid_config")
+    with transaction.atomic():
+        source = PriceSource.objects.select_for_update().filter(name=name).first()
+        if source is None:
+            raise MarketDataError(f"No price source {name!r}.", code="unknown_source")
+        before = {f: getattr(source, f) for f in changes}
+        for field_name, value in changes.items():
+            setattr(source, field_name, value)
+        source.save(update_fields=[*changes, "updated_at"])
+        audit_record(
+            action=AuditAction.MARKETDATA_SOURCE_CHANGE,
+            source=channel,
+            actor=acting_user,
+            object_type="price_source",
+            object_id=name,
+            reason=reason,
+            before=before,
+            after={f: getattr(source, f) for f in changes},
+        )
+    return source
+
+
+def price_source_test(
+    *, name: str, symbol: str, day: date | None = None, acting_user: User | None = None, channel: str = "admin"
+) -> Quote:
+    """Ask one source now (enabled or not) and say what it answered; health is updated, nothing else."""
+    if acting_user is not None:
+        permission_require(acting_user, "marketdata.change_pricesource", detail="Testing a price source needs that permission.")
+    symbol = symbol_parse(symbol)
+    specs = source_specs(enabled_only=False, kinds=tuple(PriceSource.Kind.values))
+    spec = next((s for s in specs if s.name == name), None)
+    if spec is None:
+        raise MarketDataError(f"No price source {name!r}.", code="unknown_source")
+    quote = quotes_fetch_all([spec], symbol=symbol, day=day)[0]
+    now = timezone.now()
+    if spec.kind != PriceSource.Kind.MANUAL:
+        source_health_record(quotes=[(quote, quote.reason)], now=now)
+    audit_record(
+        action=AuditAction.MARKETDATA_SOURCE_TEST,
+        source=channel,
+        actor=acting_user,
+        object_type="price_source",
+        object_id=name,
+        after={"symbol": symbol, "day": day.isoformat() if day else None, "price": str(quote.price or ""),
+               "ts": quote.ts.isoformat() if quote.ts else None, "reason": quote.reason, "detail": quote.detail},
+    )  # fmt: skip
+    return quote
+
+
+# --- the official close by quorum -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CloseResolution:
+    symbol: str
+    day: date
+    price: Decimal | None
+    source: str  # the OfficialClose source ("manual", "quorum", ...) when known
+    reason: str  # why there is no price ("" when there is)
+    checked: bool  # the sources were asked (a CloseCheck with evidence was recorded)
+
+
+def official_close_resolve(*, symbol: str, day: date, now: datetime | None = None) -> CloseResolution:
+    """Make sure the official close of `symbol` on `day` is known, if it can be.
+
+    The table first (an operator's close, or one a quorum accepted before, is final). Else the
+    oracle's sources are asked (outside any transaction: no lock is held while they answer), the
+    answers judged by quorum (marketdata.quorum) and recorded as a CloseCheck with one CloseQuote
+    per source; an accepted price becomes the OfficialClose (source "quorum"), audited.
+    """
+    now = now or timezone.now()
+    symbol = symbol_parse(symbol)
+    existing = OfficialClose.objects.filter(symbol=symbol, date=day).first()
+    if existing is not None:
+        return CloseResolution(symbol, day, existing.price, existing.source, "", False)
+    close_at = market_close_at(day=day)
+    if close_at is None:
+        return CloseResolution(symbol, day, None, "", f"the market was closed on {day}", False)
+    if now < close_at:
+        return CloseResolution(symbol, day, None, "", f"the close of {day} has not happened yet", False)
+    quotes = price_oracle().close_quotes(symbol=symbol, day=day)
+    if quotes is None:
+        return CloseResolution(symbol, day, None, "", "no close entered (the oracle asks no price source)", False)
+    decision = quorum_decide(
+        quotes,
+        close_at=close_at,
+        now=now,
+        quorum=settings.ORACLE_QUORUM,
+        max_deviation_bps=settings.ORACLE_MAX_DEVIATION_BPS,
+        allowance=timedelta(seconds=settings.ORACLE_CLOSE_ALLOWANCE_SECONDS),
+    )
+    source_health_record(quotes=[(v.quote, v.reason) for v in decision.verdicts], now=now)
+    with transaction.atomic():
+        check = CloseCheck.objects.create(
+            symbol=symbol,
+            date=day,
+            outcome=CloseCheck.Outcome.ACCEPTED if decision.accepted else CloseCheck.Outcome.NO_QUORUM,
+            price=decision.price,
+            reason=decision.reason,
+            quorum=settings.ORACLE_QUORUM,
+            max_deviation_bps=settings.ORACLE_MAX_DEVIATION_BPS,
+            checked_at=now,
+        )
+        CloseQuote.objects.bulk_create(
+            CloseQuote(
+                close_check=check,
+                source=v.quote.source,
+                price=v.quote.price,
+                quote_ts=v.effective_ts,
+                payload_sha256=v.quote.payload_sha256,
+                accepted=v.accepted,
+                reason=v.reason,
+                detail=v.detail[:500],
+                latency_ms=v.quote.latency_ms,
+            )
+            for v in decision.verdicts
+        )
+        if decision.price is None:
+            return CloseResolution(symbol, day, None, "", decision.reason, True)
+        accepted = [v.quote.source for v in decision.verdicts if v.accepted]
+        try:
+            with transaction.atomic():
+                OfficialClose.objects.create(symbol=symbol, date=day, price=decision.price, source="quorum")
+        except IntegrityError:  # an operator (or a twin tick) entered it meanwhile: theirs stands
+            row = OfficialClose.objects.get(symbol=symbol, date=day)
+            return CloseResolution(symbol, day, row.price, row.source, "", True)
+        audit_record(
+            action=AuditAction.MARKETDATA_CLOSE_QUORUM,
+            source="oracle",
+            object_type="official_close",
+            object_id=f"{symbol}:{day.isoformat()}",
+            reason=f"{len(accepted)} of {len(quotes)} sources agree within {settings.ORACLE_MAX_DEVIATION_BPS} bps",
+            after={"price": str(decision.price), "source": "quorum", "accepted": accepted, "check": check.pk},
+        )
+    return CloseResolution(symbol, day, decision.price, "quorum", "", True)

@@ -14,9 +14,10 @@ from django.conf import settings
 
 from betting.selectors import bet_stakes_top, bets_count
 from ledger.selectors import house_totals_u, ledger_audit
+from marketdata.selectors import close_failures
 from ops.models import OpsSwitch
 from ops.selectors import event_count_total, heartbeat_age_seconds, switch_reason_if_active
-from rounds.selectors import rounds_open_pools_u, rounds_overdue
+from rounds.selectors import rounds_awaiting_close, rounds_open_pools_u, rounds_overdue
 from withdrawals.selectors import withdrawals_failed_count, withdrawals_finished_counts, withdrawals_waiting_count
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,27 @@ def alert_auto_no_close(now: datetime) -> list[Finding]:
         for row in rounds_overdue(now=now)
         if row.marked
     ]
+
+
+def oracle_no_quorum_finding(*, code: str, reason: str) -> Finding:
+    """Also raised by round_settle the moment AUTO finds no quorum (rounds.services)."""
+    return Finding(
+        f"oracle_no_quorum:{code}",
+        "P1",
+        f"Round {code} stays LOCKED: the price sources gave no quorum ({reason}). "
+        "Verify the close and enter it with set_close, or settle by hand with a reason.",
+    )
+
+
+def alert_oracle_no_quorum(now: datetime) -> list[Finding]:
+    """A LOCKED round past settle_at whose latest quorum check of a close it needs found no quorum."""
+    findings = []
+    for code, symbol, day, previous in rounds_awaiting_close(now=now):
+        failures = close_failures(keys=[(symbol, day), (symbol, previous)])
+        if failures:
+            reason = "; ".join(f"{key[1]:%Y-%m-%d}: {why}" for key, why in failures.items())
+            findings.append(oracle_no_quorum_finding(code=code, reason=reason))
+    return findings
 
 
 def alert_ledger_imbalance(now: datetime) -> list[Finding]:
@@ -127,6 +149,7 @@ def alert_beat_stale(now: datetime) -> list[Finding]:
 ALERT_RULES: list[Callable[[datetime], list[Finding]]] = [
     alert_settlement_overdue,
     alert_auto_no_close,
+    alert_oracle_no_quorum,
     alert_ledger_imbalance,
     alert_emergency_stop,
     alert_breaker_open,

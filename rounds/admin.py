@@ -13,8 +13,9 @@ from django.db.models import Count
 
 from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call
 from common.errors import ApplicationError
+from marketdata.display import evidence_html
 from rounds.models import Round, RoundSettlement
-from rounds.selectors import round_settlement_preview, round_transition_refusal
+from rounds.selectors import round_oracle_evidence, round_settlement_preview, round_transition_refusal
 from rounds.services import round_lock, round_settle
 
 
@@ -52,6 +53,7 @@ class RoundAdmin(ReadOnlyAdmin):
     search_fields = ["code", "commit_hash", "settlement_digest"]
     ordering = ["-code"]
     inlines = [RoundSettlementInline]
+    readonly_fields = ["close_evidence", "reference_evidence"]
     actions = ["lock_rounds", "settle_up", "settle_down", "settle_auto", "void_rounds"]
 
     def get_queryset(self, request):
@@ -60,6 +62,14 @@ class RoundAdmin(ReadOnlyAdmin):
     @admin.display(description="bets", ordering="bet_count")
     def bet_count(self, obj) -> int:
         return obj.bet_count
+
+    @admin.display(description="oracle evidence: close")
+    def close_evidence(self, obj):
+        return evidence_html(round_oracle_evidence(round_=obj)["close"])
+
+    @admin.display(description="oracle evidence: previous close")
+    def reference_evidence(self, obj):
+        return evidence_html(round_oracle_evidence(round_=obj)["reference"])
 
     def has_lock_round_permission(self, request) -> bool:
         return request.user.has_perm("rounds.lock_round")

@@ -10,7 +10,7 @@ from django.db.models import Max, Q, QuerySet
 
 from betting.selectors import bet_payout_preview, bet_payouts_iter, bet_round_totals
 from marketdata.oracle import ClosePrice
-from marketdata.selectors import official_close_get, reference_close_get, trading_day_previous
+from marketdata.selectors import close_evidence_get, official_close_get, reference_close_get, trading_day_previous
 from rounds.exceptions import (
     InvalidResult,
     InvalidRoundCode,
@@ -379,4 +379,23 @@ def rounds_last_writes() -> dict[str, datetime | None]:
         f"{rounds}.locked_at": latest["locked"],
         f"{rounds}.settled_at": latest["settled"],
         f"{rounds}.overdue_since": latest["overdue"],
+    }
+
+
+def rounds_awaiting_close(*, now: datetime) -> list[tuple[str, str, date, date]]:
+    """(code, symbol, day, previous trading day) of every LOCKED round past settle_at: the closes AUTO waits for."""
+    rows = Round.objects.filter(status=Round.Status.LOCKED, settle_at__lte=now).order_by("code")
+    result = []
+    for code, symbol in rows.values_list("code", "symbol"):
+        day = round_code_parse(code=code)
+        result.append((code, symbol, day, trading_day_previous(day=day)))
+    return result
+
+
+def round_oracle_evidence(*, round_: Round) -> dict:
+    """{"close": ..., "reference": ...}: marketdata's latest quorum evidence for the round's two closes (or None)."""
+    day = round_code_parse(code=round_.code)
+    return {
+        "close": close_evidence_get(symbol=round_.symbol, day=day),
+        "reference": close_evidence_get(symbol=round_.symbol, day=trading_day_previous(day=day)),
     }
