@@ -67,7 +67,10 @@ class QuorumOracle(OfficialCloseTableOracle):
     """The table first; else every enabled HTTP/CSV source, asked at once (each with its own timeout)."""
 
     def close_quotes(self, *, symbol: str, day: date) -> list[Quote] | None:
-        return quotes_fetch_all(source_specs(), symbol=symbol, day=day, retries=settings.PRICE_FETCH_RETRIES)
+        specs = source_specs()
+        if not specs:
+            return None  # no source enabled: operators only, as before there were sources
+        return quotes_fetch_all(specs, symbol=symbol, day=day, retries=settings.PRICE_FETCH_RETRIES)
 
 
 def price_oracle() -> PriceOracle:
