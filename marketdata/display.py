@@ -1,5 +1,7 @@
 """HTML for the admin pages that show close evidence (marketdata's own and the rounds')."""
 
+from datetime import datetime
+
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
@@ -9,8 +11,6 @@ from marketdata.selectors import market_timezone
 def _ny(iso: str | None) -> str:
     if not iso:
         return "-"
-    from datetime import datetime
-
     return datetime.fromisoformat(iso).astimezone(market_timezone()).strftime("%Y-%m-%d %H:%M:%S ET (America/New_York)")
 
 
@@ -30,7 +30,8 @@ def evidence_html(evidence: dict | None) -> SafeString:
     )
     rows = format_html_join(
         "",
-        '<tr><td>{}</td><td>{}</td><td>{}</td><td style="color:{}">{}</td><td>{}</td><td><code>{}</code></td><td>{}</td></tr>',
+        '<tr><td>{}</td><td>{}</td><td>{}</td><td style="color:{}">{}</td><td>{}</td>'
+        "<td><code>{}</code></td><td>{}</td></tr>",
         (
             (
                 q["source"],

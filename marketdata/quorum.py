@@ -114,9 +114,11 @@ def quorum_decide(
     elif not fresh:
         reason = "no usable quote: " + "; ".join(f"{v.quote.source} {v.reason} ({v.detail})" for v in verdicts.values())
     elif len(fresh) < quorum:
-        reason = f"too few usable quotes: {len(fresh)} of {quorum} needed (" + ", ".join(
-            f"{v.quote.source} {v.reason or v.quote.price}" for v in verdicts.values()
-        ) + ")"
+        reason = (
+            f"too few usable quotes: {len(fresh)} of {quorum} needed ("
+            + ", ".join(f"{v.quote.source} {v.reason or v.quote.price}" for v in verdicts.values())
+            + ")"
+        )
     else:
         reason = f"sources disagree by more than {max_deviation_bps} bps: " + ", ".join(
             f"{q.source} {q.price}" for q, _ in fresh

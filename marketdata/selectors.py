@@ -3,13 +3,15 @@
 import functools
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import holidays
 from django.conf import settings
 from django.db.models import Max
+from django.utils import timezone
 
-from marketdata.models import CalendarOverride, CloseCheck, OfficialClose
+from marketdata.models import CalendarOverride, CloseCheck, OfficialClose, PriceSource, PriceTick
 from marketdata.oracle import ClosePrice, price_oracle
 
 REGULAR_CLOSE = time(16, 0)
@@ -114,7 +116,7 @@ def marketdata_last_writes() -> dict[str, datetime | None]:
 # --- evidence of official closes --------------------------------------------------------------
 
 
-def close_evidence_get(*, symbol: str, day: date) -> dict | None:
+def close_evidence_get(*, symbol: str, day: date) -> dict[str, Any] | None:
     """The latest quorum check of `symbol`'s close on `day` with every source's answer, or None.
 
     What the round API and admin show: {"date", "outcome", "price", "reason", "quorum",
@@ -164,3 +166,125 @@ def close_failures(*, keys: list[tuple[str, date]]) -> dict[tuple[str, date], st
 
 def close_check_last_at(*, symbol: str, day: date) -> datetime | None:
     return CloseCheck.objects.filter(symbol=symbol, date=day).aggregate(at=Max("checked_at"))["at"]
+
+
+# --- the feed: freshness of ticks, health of sources (one set of thresholds) --------------------
+
+MARKET_OPEN = time(9, 30)
+
+
+@dataclass(frozen=True)
+class FeedThresholds:
+    """The one definition of a healthy feed: the alert rules, the breaker, /metrics and the dashboard read it."""
+
+    tick_stale_seconds: int  # newest tick of a symbol older than this in market hours: stale
+    source_down_failures: int  # this many failures in a row: the source is down
+    success_rate_amber: float  # below this share of the recent polls: amber
+
+
+def feed_thresholds() -> FeedThresholds:
+    return FeedThresholds(
+        tick_stale_seconds=settings.PRICE_TICK_STALE_SECONDS,
+        source_down_failures=settings.PRICE_SOURCE_DOWN_FAILURES,
+        success_rate_amber=0.9,
+    )
+
+
+@dataclass(frozen=True)
+class SymbolFeed:
+    symbol: str
+    newest_tick_at: datetime | None
+    age_seconds: float | None  # None: no tick ever
+    target_seconds: int
+    stale: bool  # in market hours and older than the target (or none at all)
+
+
+@dataclass(frozen=True)
+class SourceFeed:
+    name: str
+    kind: str
+    enabled: bool
+    up: bool
+    colour: str  # green / amber / red, grey when disabled
+    success_rate: float | None  # share of the recent polls that succeeded (None: never polled)
+    polls: int  # how many polls the rate is over (at most the window)
+    consecutive_failures: int
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    last_error: str
+    last_latency_ms: int | None
+    rejected: dict[str, int]
+
+
+@dataclass(frozen=True)
+class FeedStatus:
+    now: datetime
+    market_open: bool
+    thresholds: FeedThresholds
+    symbols: list[SymbolFeed]
+    sources: list[SourceFeed]
+
+    @property
+    def fetched_sources_enabled(self) -> list[SourceFeed]:
+        return [s for s in self.sources if s.enabled and s.kind != PriceSource.Kind.MANUAL]
+
+
+def market_open_at(*, now: datetime) -> bool:
+    """Regular session: a trading day, 09:30 ET to its close (13:00 on an early close)."""
+    local = now.astimezone(market_timezone())
+    close_at = market_close_at(day=local.date())
+    if close_at is None:
+        return False
+    return datetime.combine(local.date(), MARKET_OPEN, tzinfo=market_timezone()) <= local < close_at
+
+
+def source_feed(source: PriceSource, thresholds: FeedThresholds) -> SourceFeed:
+    polls = len(source.recent)
+    rate = source.recent.count("1") / polls if polls else None
+    up = (
+        source.enabled
+        and source.last_success_at is not None
+        and source.consecutive_failures < thresholds.source_down_failures
+    )
+    if not source.enabled:
+        colour = "grey"
+    elif not up:
+        colour = "red"
+    elif source.consecutive_failures or (rate is not None and rate < thresholds.success_rate_amber):
+        colour = "amber"
+    else:
+        colour = "green"
+    return SourceFeed(
+        name=source.name,
+        kind=source.kind,
+        enabled=source.enabled,
+        up=up,
+        colour=colour,
+        success_rate=rate,
+        polls=polls,
+        consecutive_failures=source.consecutive_failures,
+        last_success_at=source.last_success_at,
+        last_failure_at=source.last_failure_at,
+        last_error=source.last_error,
+        last_latency_ms=source.last_latency_ms,
+        rejected={str(k): int(v) for k, v in (source.rejected or {}).items()},
+    )
+
+
+def feed_status(*, now: datetime | None = None) -> FeedStatus:
+    """Per symbol (settings.PRICE_SYMBOLS and any with ticks) the newest tick's age against the target;
+    per source up/down, colour, success rate over the recent polls, last error. Read-only, a few queries."""
+    now = now or timezone.now()
+    thresholds = feed_thresholds()
+    market_open = market_open_at(now=now)
+    newest = dict(PriceTick.objects.values("symbol").annotate(at=Max("ts")).values_list("symbol", "at"))
+    symbols = []
+    for symbol in sorted(set(settings.PRICE_SYMBOLS) | set(newest)):
+        at = newest.get(symbol)
+        age = None if at is None else max(0.0, (now - at).total_seconds())
+        stale = market_open and (age is None or age > thresholds.tick_stale_seconds)
+        symbols.append(SymbolFeed(symbol, at, age, thresholds.tick_stale_seconds, stale))
+    sources = [
+        source_feed(s, thresholds) for s in PriceSource.objects.exclude(kind=PriceSource.Kind.MANUAL).order_by("name")
+    ]
+    return FeedStatus(now=now, market_open=market_open, thresholds=thresholds, symbols=symbols, sources=sources)

@@ -5,13 +5,14 @@ caller without a Django user (the shell without --actor, a price source) is not 
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from audit.events import AuditAction
@@ -19,10 +20,10 @@ from audit.services import audit_record
 from common.errors import ReasonRequired, permission_require
 from common.types import User
 from marketdata.exceptions import CloseNotYet, InvalidDate, InvalidPrice, InvalidSymbol, MarketDataError
-from marketdata.models import CalendarOverride, CloseCheck, CloseQuote, OfficialClose, PriceSource
-from marketdata.oracle import price_oracle, source_specs
+from marketdata.models import CalendarOverride, CloseCheck, CloseQuote, OfficialClose, PriceSource, PriceTick
+from marketdata.oracle import FETCHED_KINDS, price_oracle, source_specs
 from marketdata.quorum import quorum_decide
-from marketdata.selectors import market_close_at, market_timezone
+from marketdata.selectors import market_close_at, market_open_at, market_timezone
 from marketdata.sources import Quote, quotes_fetch_all
 
 _SYMBOL = re.compile(r"^[A-Z0-9.^]{1,16}$")
@@ -72,7 +73,9 @@ def close_not_yet_refuse(*, day: date, now: datetime | None = None) -> None:
     today = now.astimezone(market_timezone()).date()
     close_at = market_close_at(day=day)
     if day > today or (close_at is not None and now < close_at):
-        when = f"at {close_at.astimezone(market_timezone()):%H:%M} ET" if close_at else "(the market is closed that day)"
+        when = (
+            f"at {close_at.astimezone(market_timezone()):%H:%M} ET" if close_at else "(the market is closed that day)"
+        )
         raise CloseNotYet(
             f"The close of {day:%Y-%m-%d} has not happened yet {when}; it is "
             f"{now.astimezone(market_timezone()):%Y-%m-%d %H:%M} ET now."
@@ -220,7 +223,9 @@ def price_source_update(
 ) -> PriceSource:
     """Enable, disable or reconfigure a source (weight, timeout, config). Audited with the old values."""
     if acting_user is not None:
-        permission_require(acting_user, "marketdata.change_pricesource", detail="Changing a price source needs that permission.")
+        permission_require(
+            acting_user, "marketdata.change_pricesource", detail="Changing a price source needs that permission."
+        )
     unknown = set(changes) - set(_SOURCE_FIELDS)
     if unknown:
         raise MarketDataError(f"Cannot change {', '.join(sorted(unknown))} of a price source.", code="invalid_field")
@@ -256,7 +261,9 @@ def price_source_test(
 ) -> Quote:
     """Ask one source now (enabled or not) and say what it answered; health is updated, nothing else."""
     if acting_user is not None:
-        permission_require(acting_user, "marketdata.change_pricesource", detail="Testing a price source needs that permission.")
+        permission_require(
+            acting_user, "marketdata.change_pricesource", detail="Testing a price source needs that permission."
+        )
     symbol = symbol_parse(symbol)
     specs = source_specs(enabled_only=False, kinds=tuple(PriceSource.Kind.values))
     spec = next((s for s in specs if s.name == name), None)
@@ -364,3 +371,86 @@ def official_close_resolve(*, symbol: str, day: date, now: datetime | None = Non
             after={"price": str(decision.price), "source": "quorum", "accepted": accepted, "check": check.pk},
         )
     return CloseResolution(symbol, day, decision.price, "quorum", "", True)
+
+
+# --- ingestion of live ticks -------------------------------------------------------------------
+
+_BACKOFF_MAX_SECONDS = 900
+
+
+@dataclass
+class IngestReport:
+    ticks: int = 0
+    outcomes: dict[str, str] = field(default_factory=dict)  # "source symbol" -> "tick 123.45" / reason / "backoff"
+
+
+def _in_backoff(source: PriceSource, now: datetime) -> bool:
+    """After n failures in a row a source is asked again only after INGEST * 2^(n-1) s (at most 15 min)."""
+    if not source.consecutive_failures or source.last_failure_at is None:
+        return False
+    wait = min(settings.PRICE_INGEST_SECONDS * 2 ** (source.consecutive_failures - 1), _BACKOFF_MAX_SECONDS)
+    return (now - source.last_failure_at).total_seconds() < wait
+
+
+def _tick_verdict(quote: Quote, *, now: datetime, newest: datetime | None, market_open: bool) -> tuple[str, str]:
+    """("", "") to keep the tick, ("duplicate", "") for a price already stored, else a rejection."""
+    if not quote.ok:
+        return quote.reason, quote.detail
+    assert quote.ts is not None
+    if quote.date_only:
+        return "stale", f"dated {quote.ts.date()}, not today"
+    if quote.ts > now + timedelta(seconds=60):
+        return "future_timestamp", f"stamped {quote.ts.isoformat()}, in the future"
+    if newest is not None and quote.ts <= newest:
+        return "duplicate", ""  # nothing new since the last poll (after hours, a weekend): not a failure
+    if market_open and (now - quote.ts).total_seconds() > settings.PRICE_TICK_STALE_SECONDS:
+        return "stale", f"stamped {quote.ts.isoformat()}, older than {settings.PRICE_TICK_STALE_SECONDS} s"
+    return "", ""
+
+
+def prices_ingest(*, now: datetime | None = None, symbols: list[str] | None = None) -> IngestReport:
+    """Poll every enabled source for a live quote of each symbol and store the new ticks.
+
+    All sources of a symbol are asked at once, each with its own timeout and retries
+    (marketdata.sources.quotes_fetch_all): a failing or hanging source costs only its own
+    budget and never stops the others. A source that keeps failing is backed off.
+    """
+    now = now or timezone.now()
+    report = IngestReport()
+    market_open = market_open_at(now=now)
+    rows = {s.name: s for s in PriceSource.objects.filter(enabled=True, kind__in=FETCHED_KINDS)}
+    specs = []
+    for spec in source_specs():
+        if not spec.config.get("quote_url"):
+            continue
+        if _in_backoff(rows[spec.name], now):
+            report.outcomes.update({f"{spec.name} {s}": "backoff" for s in symbols or settings.PRICE_SYMBOLS})
+            continue
+        specs.append(spec)
+    for symbol in [symbol_parse(s) for s in symbols or settings.PRICE_SYMBOLS]:
+        quotes = quotes_fetch_all(specs, symbol=symbol, retries=settings.PRICE_FETCH_RETRIES)
+        newest = dict(
+            PriceTick.objects.filter(symbol=symbol).values("source").annotate(at=Max("ts")).values_list("source", "at")
+        )
+        ticks, health = [], []
+        for quote in quotes:
+            if quote.ok and quote.date_only and quote.ts is not None:
+                # a vendor giving only the trading day of its last price: today's means now
+                today = now.astimezone(market_timezone()).date()
+                quote = replace(quote, ts=now, date_only=False) if quote.ts.date() == today else quote
+            reason, detail = _tick_verdict(quote, now=now, newest=newest.get(quote.source), market_open=market_open)
+            if reason == "duplicate":
+                health.append((quote, ""))
+                report.outcomes[f"{quote.source} {symbol}"] = f"unchanged {quote.price}"
+                continue
+            health.append((replace(quote, detail=detail) if reason else quote, reason))
+            if reason:
+                report.outcomes[f"{quote.source} {symbol}"] = f"rejected {reason}: {detail}"
+                continue
+            assert quote.price is not None and quote.ts is not None
+            ticks.append(PriceTick(symbol=symbol, price=quote.price, source=quote.source, ts=quote.ts, received_at=now))
+            report.outcomes[f"{quote.source} {symbol}"] = f"tick {quote.price}"
+        PriceTick.objects.bulk_create(ticks)
+        report.ticks += len(ticks)
+        source_health_record(quotes=health, now=now)
+    return report

@@ -14,7 +14,7 @@ from django.conf import settings
 
 from betting.selectors import bet_stakes_top, bets_count
 from ledger.selectors import house_totals_u, ledger_audit
-from marketdata.selectors import close_failures
+from marketdata.selectors import close_failures, feed_status
 from ops.models import OpsSwitch
 from ops.selectors import event_count_total, heartbeat_age_seconds, switch_reason_if_active
 from rounds.selectors import rounds_awaiting_close, rounds_open_pools_u, rounds_overdue
@@ -146,6 +146,38 @@ def alert_beat_stale(now: datetime) -> list[Finding]:
     return [Finding("beat_stale", "P1", f"Scheduler (beat) looks down: {text}.")]
 
 
+def alert_price_feed_stale(now: datetime) -> list[Finding]:
+    """In market hours, a symbol whose newest tick is older than the feed's target (marketdata.selectors)."""
+    feed = feed_status(now=now)
+    if not feed.fetched_sources_enabled:
+        return []  # no feed configured: closes are entered by hand, there is nothing to go stale
+    return [
+        Finding(
+            f"price_feed_stale:{s.symbol}",
+            "P2",
+            f"Price feed for {s.symbol} is stale: "
+            + ("no tick yet" if s.age_seconds is None else f"newest tick {int(s.age_seconds)} s old")
+            + f" (target {s.target_seconds} s).",
+        )
+        for s in feed.symbols
+        if s.stale
+    ]
+
+
+def alert_price_source_down(now: datetime) -> list[Finding]:
+    feed = feed_status(now=now)
+    return [
+        Finding(
+            f"price_source_down:{s.name}",
+            "P2",
+            f"Price source {s.name} is down: {s.consecutive_failures} failure(s) in a row, last error: "
+            f"{s.last_error or 'never answered'}.",
+        )
+        for s in feed.fetched_sources_enabled
+        if not s.up
+    ]
+
+
 ALERT_RULES: list[Callable[[datetime], list[Finding]]] = [
     alert_settlement_overdue,
     alert_auto_no_close,
@@ -157,6 +189,8 @@ ALERT_RULES: list[Callable[[datetime], list[Finding]]] = [
     alert_withdrawal_backlog,
     alert_withdrawal_failure_burst,
     alert_beat_stale,
+    alert_price_feed_stale,
+    alert_price_source_down,
 ]
 
 
@@ -243,6 +277,15 @@ def breaker_unusual_betting(now: datetime) -> Trip | None:
     return None
 
 
+def breaker_no_price_source(now: datetime) -> Trip | None:
+    """In market hours with a feed configured, not one enabled source healthy: prices cannot be trusted."""
+    feed = feed_status(now=now)
+    enabled = feed.fetched_sources_enabled
+    if not feed.market_open or not enabled or any(s.up for s in enabled):
+        return None
+    return Trip("no_price_source", f"none of the {len(enabled)} enabled price source(s) is healthy in market hours")
+
+
 BREAKER_RULES: list[Callable[[datetime], Trip | None]] = [
     breaker_ledger_audit,
     breaker_settlement_overdue,
@@ -250,6 +293,7 @@ BREAKER_RULES: list[Callable[[datetime], Trip | None]] = [
     breaker_withdrawal_failures,
     breaker_bet_rejections,
     breaker_unusual_betting,
+    breaker_no_price_source,
 ]
 
 

@@ -3,7 +3,7 @@
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db.models import Max, Q, QuerySet
@@ -392,7 +392,7 @@ def rounds_awaiting_close(*, now: datetime) -> list[tuple[str, str, date, date]]
     return result
 
 
-def round_oracle_evidence(*, round_: Round) -> dict:
+def round_oracle_evidence(*, round_: Round) -> dict[str, dict[str, Any] | None]:
     """{"close": ..., "reference": ...}: marketdata's latest quorum evidence for the round's two closes (or None)."""
     day = round_code_parse(code=round_.code)
     return {

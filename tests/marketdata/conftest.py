@@ -1,8 +1,7 @@
 import pytest
 
-from tests.rounds.conftest import users  # noqa: F401 (the fixture, for the round tests here)
-
 from tests.marketdata.stub_vendors import StubVendors, point_presets_at
+from tests.rounds.conftest import users  # noqa: F401 (the fixture, for the round tests here)
 
 
 @pytest.fixture

@@ -112,9 +112,7 @@ def test_deviation_is_measured_in_basis_points_and_the_price_is_the_weighted_med
         _quote("c", "10005.01", ts),  # 5.01 bps above a, but within 5 bps of b
         _quote("d", "10011.00", ts),  # 6 bps above b: out
     ]
-    decision = quorum_decide(
-        quotes, close_at=ts, now=ts, quorum=3, max_deviation_bps=5, allowance=timedelta(hours=6)
-    )
+    decision = quorum_decide(quotes, close_at=ts, now=ts, quorum=3, max_deviation_bps=5, allowance=timedelta(hours=6))
     assert decision.price == Decimal("10005.00")
     assert [(v.quote.source, v.reason) for v in decision.verdicts] == [
         ("a", ""), ("b", ""), ("c", ""), ("d", "deviation"),

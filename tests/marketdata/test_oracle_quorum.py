@@ -11,8 +11,8 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.contrib.auth.models import Permission
 import time_machine
+from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
 
 from marketdata.models import CloseCheck, OfficialClose, PriceSource
@@ -21,6 +21,7 @@ from ops.alerts import alerts_evaluate
 from ops.models import Alert
 from rounds.models import Round
 from rounds.services import round_lock, round_open
+from tests.factories import UserFactory
 from tests.marketdata.stub_vendors import (
     AV_QUERY,
     STOOQ_CLOSE,
@@ -29,7 +30,6 @@ from tests.marketdata.stub_vendors import (
     stooq_daily,
     twelvedata_series,
 )
-from tests.factories import UserFactory
 from tests.rounds.conftest import place_bet
 
 pytestmark = pytest.mark.django_db
