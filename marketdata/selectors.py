@@ -2,16 +2,19 @@
 
 import functools
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from datetime import timezone as dt_timezone
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import holidays
 from django.conf import settings
+from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
 
-from marketdata.models import CalendarOverride, CloseCheck, OfficialClose, PriceSource, PriceTick
+from marketdata.models import CalendarOverride, CloseCheck, OfficialClose, PriceSource, PriceTick, TickDaily
 from marketdata.oracle import ClosePrice, price_oracle
 
 REGULAR_CLOSE = time(16, 0)
@@ -288,3 +291,108 @@ def feed_status(*, now: datetime | None = None) -> FeedStatus:
         source_feed(s, thresholds) for s in PriceSource.objects.exclude(kind=PriceSource.Kind.MANUAL).order_by("name")
     ]
     return FeedStatus(now=now, market_open=market_open, thresholds=thresholds, symbols=symbols, sources=sources)
+
+
+# --- candles ------------------------------------------------------------------------------------
+
+CANDLE_INTERVALS = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}
+CANDLE_MAX_LIMIT = 1000
+# Buckets are counted from the epoch in fixed UTC-05:00, so a 1d candle is midnight to midnight ET in
+# winter (01:00 to 01:00 in summer): a whole session, pre- and after-hours included, is one 1d candle.
+_BUCKET_OFFSET_SECONDS = -5 * 3600
+_FIXED_EST = dt_timezone(timedelta(seconds=_BUCKET_OFFSET_SECONDS))
+
+
+@dataclass(frozen=True)
+class Candle:
+    start: datetime
+    end: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    ticks: int
+
+
+def candle_symbol_known(*, symbol: str) -> bool:
+    symbol = symbol.upper()
+    return (
+        symbol in {s.upper() for s in settings.PRICE_SYMBOLS}
+        or PriceTick.objects.filter(symbol=symbol).exists()
+        or TickDaily.objects.filter(symbol=symbol).exists()
+    )
+
+
+def _epoch_sql() -> str:
+    if connection.vendor == "postgresql":
+        return "CAST(EXTRACT(EPOCH FROM ts) AS BIGINT)"
+    return "CAST(strftime('%%s', ts) AS INTEGER)"
+
+
+def _decimal(value: Any) -> Decimal:
+    # PostgreSQL answers numeric as Decimal; SQLite as float or int (6 places survive the round trip)
+    return Decimal(str(value)).quantize(Decimal("0.000001"))
+
+
+def _bucket_start(bucket: int, seconds: int) -> datetime:
+    return datetime.fromtimestamp(bucket * seconds - _BUCKET_OFFSET_SECONDS, tz=UTC)
+
+
+def candles_get(*, symbol: str, interval: str, limit: int) -> list[Candle]:
+    """The last `limit` intervals of OHLC candles up to the newest tick, oldest first, aggregated in SQL.
+
+    An interval without a tick has no candle. 1d also reads the daily summaries archive_ticks keeps
+    for days whose ticks are gone.
+    """
+    seconds = CANDLE_INTERVALS[interval]
+    symbol = symbol.upper()
+    newest = PriceTick.objects.filter(symbol=symbol).aggregate(at=Max("ts"))["at"]
+    candles: list[Candle] = []
+    if newest is not None:
+        newest_bucket = (int(newest.timestamp()) + _BUCKET_OFFSET_SECONDS) // seconds
+        since = _bucket_start(newest_bucket - limit + 1, seconds)
+        bucket = f"(({_epoch_sql()} + {_BUCKET_OFFSET_SECONDS}) / {seconds})"
+        sql = f"""
+            SELECT bucket, MAX(open_price), MAX(price), MIN(price), MAX(close_price), COUNT(*)
+            FROM (
+                SELECT bucket, price,
+                       FIRST_VALUE(price) OVER (PARTITION BY bucket ORDER BY ts, id) AS open_price,
+                       FIRST_VALUE(price) OVER (PARTITION BY bucket ORDER BY ts DESC, id DESC) AS close_price
+                FROM (SELECT {bucket} AS bucket, price, ts, id FROM price_ticks WHERE symbol = %s AND ts >= %s) t
+            ) w
+            GROUP BY bucket ORDER BY bucket
+        """  # noqa: S608 - only integers and fixed SQL are formatted in
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [symbol, connection.ops.adapt_datetimefield_value(since)])
+            rows = cursor.fetchall()
+        candles = [
+            Candle(
+                start=_bucket_start(int(b), seconds),
+                end=_bucket_start(int(b) + 1, seconds),
+                open=_decimal(o),
+                high=_decimal(h),
+                low=_decimal(lo),
+                close=_decimal(c),
+                ticks=int(n),
+            )
+            for b, o, h, lo, c, n in rows
+        ]
+    if interval == "1d" and len(candles) < limit:
+        first = candles[0].start if candles else None
+        older = TickDaily.objects.filter(symbol=symbol)
+        if first is not None:
+            older = older.filter(first_ts__lt=first)
+        summaries = [
+            Candle(
+                start=datetime.combine(d.date, datetime.min.time(), tzinfo=_FIXED_EST),
+                end=datetime.combine(d.date, datetime.min.time(), tzinfo=_FIXED_EST) + timedelta(days=1),
+                open=d.open,
+                high=d.high,
+                low=d.low,
+                close=d.close,
+                ticks=d.tick_count,
+            )
+            for d in older.order_by("-date")[: limit - len(candles)]
+        ]
+        candles = [*reversed(summaries), *candles]
+    return candles[-limit:]

@@ -32,7 +32,7 @@ from tests.marketdata.stub_vendors import (
 )
 from tests.rounds.conftest import place_bet
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.money]  # settlement pays out: both databases
 NY = ZoneInfo("America/New_York")
 MON, FRI = date(2025, 9, 8), date(2025, 9, 5)  # the round's day and the previous trading day
 
