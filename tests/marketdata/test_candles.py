@@ -66,9 +66,11 @@ def test_minute_five_minute_and_daily_candles_and_ties(client):
     assert [(c["open"], c["high"], c["low"], c["close"], c["ticks"]) for c in five] == [
         ("100.000001", "1000.000010", "1.000000", "1.000000", 11)
     ]
-    TickDaily.objects.create(symbol="IXIC", date=datetime(2025, 9, 5).date(), open=Decimal("90"), high=Decimal("95"),
-                             low=Decimal("89"), close=Decimal("94"), tick_count=390,
-                             first_ts=START - timedelta(days=3), last_ts=START - timedelta(days=3, hours=-6))  # fmt: skip
+    friday = START - timedelta(days=3)
+    TickDaily.objects.create(
+        symbol="IXIC", date=friday.date(), open=Decimal("90"), high=Decimal("95"), low=Decimal("89"),
+        close=Decimal("94"), tick_count=390, first_ts=friday, last_ts=friday + timedelta(hours=6),
+    )  # fmt: skip
     daily = client.get("/api/v1/candles/IXIC?interval=1d&limit=5").json()["candles"]
     assert [(c["start"], c["open"], c["close"], c["ticks"]) for c in daily] == [
         ("2025-09-05T05:00:00Z", "90.000000", "94.000000", 390),  # from the daily summary
