@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -325,7 +325,7 @@ def candle_symbol_known(*, symbol: str) -> bool:
 
 def _epoch_sql() -> str:
     if connection.vendor == "postgresql":
-        return "CAST(EXTRACT(EPOCH FROM ts) AS BIGINT)"
+        return "CAST(floor(date_part('epoch', ts)) AS BIGINT)"  # floor: a cast rounds 59.6 s up into the next bucket
     return "CAST(strftime('%%s', ts) AS INTEGER)"
 
 
@@ -352,19 +352,28 @@ def candles_get(*, symbol: str, interval: str, limit: int) -> list[Candle]:
         newest_bucket = (int(newest.timestamp()) + _BUCKET_OFFSET_SECONDS) // seconds
         since = _bucket_start(newest_bucket - limit + 1, seconds)
         bucket = f"(({_epoch_sql()} + {_BUCKET_OFFSET_SECONDS}) / {seconds})"
+        # One pass aggregates each bucket; its open and close are then two index look-ups (symbol, ts) per
+        # bucket, the first and the last tick (the row inserted last wins a tie), not a sort of every tick.
         sql = f"""
-            SELECT bucket, MAX(open_price), MAX(price), MIN(price), MAX(close_price), COUNT(*)
+            SELECT g.bucket,
+                   (SELECT p.price FROM price_ticks p WHERE p.symbol = %s AND p.ts = g.first_ts ORDER BY p.id LIMIT 1),
+                   g.high, g.low,
+                   (SELECT p.price FROM price_ticks p WHERE p.symbol = %s AND p.ts = g.last_ts
+                    ORDER BY p.id DESC LIMIT 1),
+                   g.ticks
             FROM (
-                SELECT bucket, price,
-                       FIRST_VALUE(price) OVER (PARTITION BY bucket ORDER BY ts, id) AS open_price,
-                       FIRST_VALUE(price) OVER (PARTITION BY bucket ORDER BY ts DESC, id DESC) AS close_price
-                FROM (SELECT {bucket} AS bucket, price, ts, id FROM price_ticks WHERE symbol = %s AND ts >= %s) t
-            ) w
-            GROUP BY bucket ORDER BY bucket
+                SELECT bucket, MIN(ts) AS first_ts, MAX(ts) AS last_ts, MAX(price) AS high, MIN(price) AS low,
+                       COUNT(*) AS ticks
+                FROM (SELECT {bucket} AS bucket, price, ts FROM price_ticks WHERE symbol = %s AND ts >= %s) t
+                GROUP BY bucket
+            ) g
         """  # noqa: S608 - only integers and fixed SQL are formatted in
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [symbol, connection.ops.adapt_datetimefield_value(since)])
-            rows = cursor.fetchall()
+        with transaction.atomic(), connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                # JIT compiling this short query costs more than the query (about 0.9 s of 1.2 s, measured)
+                cursor.execute("SET LOCAL jit = off")
+            cursor.execute(sql, [symbol, symbol, symbol, connection.ops.adapt_datetimefield_value(since)])
+            rows = sorted(cursor.fetchall())  # at most `limit` rows; sorting here lets PostgreSQL hash-aggregate
         candles = [
             Candle(
                 start=_bucket_start(int(b), seconds),

@@ -56,15 +56,22 @@ def test_minute_five_minute_and_daily_candles_and_ties(client):
     PriceTick.objects.create(
         symbol="IXIC", price=Decimal("1"), source="b", ts=START + timedelta(seconds=270), received_at=START
     )  # fmt: skip  (same second as the last: the later row closes)
+    PriceTick.objects.create(
+        symbol="IXIC",
+        price=Decimal("2"),
+        source="c",
+        received_at=START,
+        ts=START + timedelta(seconds=179, microseconds=900_000),
+    )  # fmt: skip  (09:02:59.9)
     one = client.get("/api/v1/candles/IXIC?interval=1m&limit=3").json()["candles"]
     assert [(c["start"][11:19], c["open"], c["close"], c["ticks"]) for c in one] == [
-        ("09:02:00", "500.000005", "600.000006", 2),
+        ("09:02:00", "500.000005", "2.000000", 3),  # 09:02:59.9 is still 09:02
         ("09:03:00", "700.000007", "800.000008", 2),
         ("09:04:00", "900.000009", "1.000000", 3),
     ]
     five = client.get("/api/v1/candles/IXIC?interval=5m").json()["candles"]
     assert [(c["open"], c["high"], c["low"], c["close"], c["ticks"]) for c in five] == [
-        ("100.000001", "1000.000010", "1.000000", "1.000000", 11)
+        ("100.000001", "1000.000010", "1.000000", "1.000000", 12)
     ]
     friday = START - timedelta(days=3)
     TickDaily.objects.create(
@@ -74,7 +81,7 @@ def test_minute_five_minute_and_daily_candles_and_ties(client):
     daily = client.get("/api/v1/candles/IXIC?interval=1d&limit=5").json()["candles"]
     assert [(c["start"], c["open"], c["close"], c["ticks"]) for c in daily] == [
         ("2025-09-05T05:00:00Z", "90.000000", "94.000000", 390),  # from the daily summary
-        ("2025-09-08T05:00:00Z", "100.000001", "1.000000", 11),  # midnight in fixed UTC-05:00
+        ("2025-09-08T05:00:00Z", "100.000001", "1.000000", 12),  # midnight in fixed UTC-05:00
     ]
 
 
