@@ -13,6 +13,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from marketdata.models import CalendarOverride, CloseCheck, OfficialClose, PriceSource, PriceTick, TickDaily
 from marketdata.oracle import ClosePrice, price_oracle
@@ -300,7 +301,7 @@ CANDLE_MAX_LIMIT = 1000
 # Buckets are counted from the epoch in fixed UTC-05:00, so a 1d candle is midnight to midnight ET in
 # winter (01:00 to 01:00 in summer): a whole session, pre- and after-hours included, is one 1d candle.
 _BUCKET_OFFSET_SECONDS = -5 * 3600
-_FIXED_EST = dt_timezone(timedelta(seconds=_BUCKET_OFFSET_SECONDS))
+FIXED_EST = dt_timezone(timedelta(seconds=_BUCKET_OFFSET_SECONDS))
 
 
 @dataclass(frozen=True)
@@ -338,6 +339,66 @@ def _bucket_start(bucket: int, seconds: int) -> datetime:
     return datetime.fromtimestamp(bucket * seconds - _BUCKET_OFFSET_SECONDS, tz=UTC)
 
 
+@dataclass(frozen=True)
+class TickBucket:
+    candle: Candle
+    first_ts: datetime
+    last_ts: datetime
+
+
+def _aware(value: Any) -> datetime:
+    # PostgreSQL answers timestamptz as an aware datetime; SQLite as the stored UTC text
+    parsed = value if isinstance(value, datetime) else parse_datetime(str(value))
+    assert parsed is not None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def tick_buckets(*, symbol: str, seconds: int, where: str, params: list[Any]) -> list[TickBucket]:
+    """OHLC of the ticks of `symbol` matching `where` (SQL over ts and id), per bucket of `seconds`, oldest first.
+
+    One pass aggregates each bucket; its open and close are then two index look-ups (symbol, ts) per
+    bucket, the first and the last tick (the row inserted last wins a tie), not a sort of every tick.
+    """
+    bucket = f"(({_epoch_sql()} + {_BUCKET_OFFSET_SECONDS}) / {seconds})"
+    sql = f"""
+        SELECT g.bucket,
+               (SELECT p.price FROM price_ticks p WHERE p.symbol = %s AND p.ts = g.first_ts AND ({where})
+                ORDER BY p.id LIMIT 1),
+               g.high, g.low,
+               (SELECT p.price FROM price_ticks p WHERE p.symbol = %s AND p.ts = g.last_ts AND ({where})
+                ORDER BY p.id DESC LIMIT 1),
+               g.ticks, g.first_ts, g.last_ts
+        FROM (
+            SELECT bucket, MIN(ts) AS first_ts, MAX(ts) AS last_ts, MAX(price) AS high, MIN(price) AS low,
+                   COUNT(*) AS ticks
+            FROM (SELECT {bucket} AS bucket, price, ts FROM price_ticks p WHERE symbol = %s AND ({where})) t
+            GROUP BY bucket
+        ) g
+    """  # noqa: S608 - only integers and fixed SQL are formatted in
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # JIT compiling this short query costs more than the query (about 0.9 s of 1.2 s, measured)
+            cursor.execute("SET LOCAL jit = off")
+        cursor.execute(sql, [symbol, *params, symbol, *params, symbol, *params])
+        rows = sorted(cursor.fetchall())  # one row a bucket; sorting here lets PostgreSQL hash-aggregate
+    return [
+        TickBucket(
+            candle=Candle(
+                start=_bucket_start(int(b), seconds),
+                end=_bucket_start(int(b) + 1, seconds),
+                open=_decimal(o),
+                high=_decimal(h),
+                low=_decimal(lo),
+                close=_decimal(c),
+                ticks=int(n),
+            ),
+            first_ts=_aware(first),
+            last_ts=_aware(last),
+        )
+        for b, o, h, lo, c, n, first, last in rows
+    ]
+
+
 def candles_get(*, symbol: str, interval: str, limit: int) -> list[Candle]:
     """The last `limit` intervals of OHLC candles up to the newest tick, oldest first, aggregated in SQL.
 
@@ -351,50 +412,22 @@ def candles_get(*, symbol: str, interval: str, limit: int) -> list[Candle]:
     if newest is not None:
         newest_bucket = (int(newest.timestamp()) + _BUCKET_OFFSET_SECONDS) // seconds
         since = _bucket_start(newest_bucket - limit + 1, seconds)
-        bucket = f"(({_epoch_sql()} + {_BUCKET_OFFSET_SECONDS}) / {seconds})"
-        # One pass aggregates each bucket; its open and close are then two index look-ups (symbol, ts) per
-        # bucket, the first and the last tick (the row inserted last wins a tie), not a sort of every tick.
-        sql = f"""
-            SELECT g.bucket,
-                   (SELECT p.price FROM price_ticks p WHERE p.symbol = %s AND p.ts = g.first_ts ORDER BY p.id LIMIT 1),
-                   g.high, g.low,
-                   (SELECT p.price FROM price_ticks p WHERE p.symbol = %s AND p.ts = g.last_ts
-                    ORDER BY p.id DESC LIMIT 1),
-                   g.ticks
-            FROM (
-                SELECT bucket, MIN(ts) AS first_ts, MAX(ts) AS last_ts, MAX(price) AS high, MIN(price) AS low,
-                       COUNT(*) AS ticks
-                FROM (SELECT {bucket} AS bucket, price, ts FROM price_ticks WHERE symbol = %s AND ts >= %s) t
-                GROUP BY bucket
-            ) g
-        """  # noqa: S608 - only integers and fixed SQL are formatted in
-        with transaction.atomic(), connection.cursor() as cursor:
-            if connection.vendor == "postgresql":
-                # JIT compiling this short query costs more than the query (about 0.9 s of 1.2 s, measured)
-                cursor.execute("SET LOCAL jit = off")
-            cursor.execute(sql, [symbol, symbol, symbol, connection.ops.adapt_datetimefield_value(since)])
-            rows = sorted(cursor.fetchall())  # at most `limit` rows; sorting here lets PostgreSQL hash-aggregate
-        candles = [
-            Candle(
-                start=_bucket_start(int(b), seconds),
-                end=_bucket_start(int(b) + 1, seconds),
-                open=_decimal(o),
-                high=_decimal(h),
-                low=_decimal(lo),
-                close=_decimal(c),
-                ticks=int(n),
-            )
-            for b, o, h, lo, c, n in rows
-        ]
+        buckets = tick_buckets(
+            symbol=symbol, seconds=seconds, where="p.ts >= %s", params=[connection.ops.adapt_datetimefield_value(since)]
+        )
+        candles = [b.candle for b in buckets]
     if interval == "1d" and len(candles) < limit:
-        first = candles[0].start if candles else None
+        # the days archive_ticks summarised, in the same window: the last `limit` days up to the newest data
         older = TickDaily.objects.filter(symbol=symbol)
-        if first is not None:
-            older = older.filter(first_ts__lt=first)
+        if candles:
+            older = older.filter(date__lt=candles[0].start.astimezone(FIXED_EST).date())
+        newest_day = newest.astimezone(FIXED_EST).date() if newest else older.aggregate(d=Max("date"))["d"]
+        if newest_day is not None:
+            older = older.filter(date__gt=newest_day - timedelta(days=limit))
         summaries = [
             Candle(
-                start=datetime.combine(d.date, datetime.min.time(), tzinfo=_FIXED_EST),
-                end=datetime.combine(d.date, datetime.min.time(), tzinfo=_FIXED_EST) + timedelta(days=1),
+                start=datetime.combine(d.date, datetime.min.time(), tzinfo=FIXED_EST),
+                end=datetime.combine(d.date, datetime.min.time(), tzinfo=FIXED_EST) + timedelta(days=1),
                 open=d.open,
                 high=d.high,
                 low=d.low,

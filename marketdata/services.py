@@ -5,14 +5,15 @@ caller without a Django user (the shell without --actor, a price source) is not 
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Max, Q
 from django.utils import timezone
 
 from audit.events import AuditAction
@@ -20,10 +21,10 @@ from audit.services import audit_record
 from common.errors import ReasonRequired, permission_require
 from common.types import User
 from marketdata.exceptions import CloseNotYet, InvalidDate, InvalidPrice, InvalidSymbol, MarketDataError
-from marketdata.models import CalendarOverride, CloseCheck, CloseQuote, OfficialClose, PriceSource, PriceTick
+from marketdata.models import CalendarOverride, CloseCheck, CloseQuote, OfficialClose, PriceSource, PriceTick, TickDaily
 from marketdata.oracle import FETCHED_KINDS, price_oracle, source_specs
 from marketdata.quorum import quorum_decide
-from marketdata.selectors import market_close_at, market_open_at, market_timezone
+from marketdata.selectors import FIXED_EST, TickBucket, market_close_at, market_open_at, market_timezone, tick_buckets
 from marketdata.sources import Quote, quotes_fetch_all
 
 _SYMBOL = re.compile(r"^[A-Z0-9.^]{1,16}$")
@@ -453,4 +454,93 @@ def prices_ingest(*, now: datetime | None = None, symbols: list[str] | None = No
         PriceTick.objects.bulk_create(ticks)
         report.ticks += len(ticks)
         source_health_record(quotes=health, now=now)
+    return report
+
+
+# --- retention: archive_ticks -------------------------------------------------------------------
+
+
+@dataclass
+class ArchiveReport:
+    cutoff: datetime
+    deleted: int = 0
+    days: int = 0  # (symbol, day) summaries written or extended
+
+
+def _daily_merge(*, symbol: str, bucket: TickBucket) -> bool:
+    """Fold one day's batch into its price_tick_daily row (each tick is summarised exactly once). True if new."""
+    day = bucket.candle.start.astimezone(FIXED_EST).date()
+    candle = bucket.candle
+    row = TickDaily.objects.select_for_update().filter(symbol=symbol, date=day).first()
+    if row is None:
+        TickDaily.objects.create(
+            symbol=symbol, date=day, open=candle.open, high=candle.high, low=candle.low, close=candle.close,
+            tick_count=candle.ticks, first_ts=bucket.first_ts, last_ts=bucket.last_ts,
+        )  # fmt: skip
+        return True
+    row.high, row.low, row.tick_count = (
+        max(row.high, candle.high),
+        min(row.low, candle.low),
+        row.tick_count + candle.ticks,
+    )
+    if bucket.first_ts < row.first_ts:
+        row.open, row.first_ts = candle.open, bucket.first_ts
+    if bucket.last_ts >= row.last_ts:
+        row.close, row.last_ts = candle.close, bucket.last_ts
+    row.save()
+    return False
+
+
+def ticks_archive(
+    *,
+    older_than: timedelta,
+    batch_size: int = 50_000,
+    now: datetime | None = None,
+    progress: Callable[[str], None] | None = None,
+    source: str = "cli",
+) -> ArchiveReport:
+    """Delete ticks older than `older_than` (whole days, in fixed UTC-05:00 like the 1d candles), batch by batch.
+
+    Each batch is one transaction: its ticks are summarised into price_tick_daily (what 1d candles of
+    older periods read) and deleted together, so an interrupted run loses nothing and counts nothing
+    twice; running it again carries on. Prints a progress line per batch through `progress`.
+    """
+    now = now or timezone.now()
+    day = (now - older_than).astimezone(FIXED_EST).date()
+    cutoff = datetime.combine(day, datetime.min.time(), tzinfo=FIXED_EST)
+    report = ArchiveReport(cutoff=cutoff)
+    adapt = connection.ops.adapt_datetimefield_value
+    for symbol in PriceTick.objects.filter(ts__lt=cutoff).values_list("symbol", flat=True).distinct().order_by():
+        total = PriceTick.objects.filter(symbol=symbol, ts__lt=cutoff).count()
+        done = 0
+        while True:
+            with transaction.atomic():
+                old = PriceTick.objects.filter(symbol=symbol, ts__lt=cutoff).order_by("ts", "id")
+                edge = (
+                    old.values_list("ts", "id")[batch_size - 1 : batch_size].first()
+                    or old.values_list("ts", "id").last()
+                )
+                if edge is None:
+                    break
+                edge_ts, edge_id = edge
+                where = "(p.ts < %s OR (p.ts = %s AND p.id <= %s))"
+                params = [adapt(edge_ts), adapt(edge_ts), edge_id]
+                for bucket in tick_buckets(symbol=symbol, seconds=86400, where=where, params=params):
+                    report.days += int(_daily_merge(symbol=symbol, bucket=bucket))
+                batch = PriceTick.objects.filter(symbol=symbol).filter(
+                    Q(ts__lt=edge_ts) | Q(ts=edge_ts, id__lte=edge_id)
+                )
+                deleted, _ = batch.delete()
+            done += deleted
+            report.deleted += deleted
+            if progress:
+                progress(f"{symbol}: archived {done} of {total} ticks (up to {edge_ts:%Y-%m-%d %H:%M:%S} UTC)")
+    audit_record(
+        action=AuditAction.MARKETDATA_TICKS_ARCHIVE,
+        source=source,
+        object_type="price_ticks",
+        object_id=cutoff.date().isoformat(),
+        reason=f"ticks older than {older_than.days} days",
+        after={"deleted": report.deleted, "new_days": report.days, "cutoff": cutoff.isoformat()},
+    )
     return report
