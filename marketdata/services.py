@@ -544,3 +544,48 @@ def ticks_archive(
         after={"deleted": report.deleted, "new_days": report.days, "cutoff": cutoff.isoformat()},
     )
     return report
+
+
+def price_source_create(
+    *,
+    name: str,
+    kind: str,
+    enabled: bool = False,
+    weight: int = 1,
+    timeout_ms: int = 5000,
+    config: dict[str, Any] | None = None,
+    acting_user: User | None = None,
+    channel: str = "admin",
+) -> PriceSource:
+    """A new source (an operator adds one as data, no code). Audited."""
+    if acting_user is not None:
+        permission_require(
+            acting_user, "marketdata.add_pricesource", detail="Adding a price source needs that permission."
+        )
+    name = str(name or "").strip()
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,63}", name):
+        raise MarketDataError(
+            f"A source name is 1-64 lowercase letters, digits, - or _, got {name!r}.", code="invalid_name"
+        )
+    if kind not in PriceSource.Kind.values:
+        raise MarketDataError(f"Kind must be one of {', '.join(PriceSource.Kind.values)}.", code="invalid_kind")
+    with transaction.atomic():
+        if PriceSource.objects.filter(name=name).exists():
+            raise MarketDataError(f"A price source {name!r} exists already.", code="source_exists")
+        PriceSource.objects.create(name=name, kind=kind, config=config or {})
+        audit_record(
+            action=AuditAction.MARKETDATA_SOURCE_CHANGE,
+            source=channel,
+            actor=acting_user,
+            object_type="price_source",
+            object_id=name,
+            reason="added",
+            after={"kind": kind},
+        )
+    return price_source_update(
+        name=name,
+        changes={"enabled": enabled, "weight": weight, "timeout_ms": timeout_ms},
+        acting_user=acting_user,
+        channel=channel,
+        reason="added",
+    )
