@@ -1,6 +1,6 @@
 """The market data admin: sources with health at a glance, enable/disable, test now, ticks, closes with evidence."""
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -63,7 +63,7 @@ def test_enable_needs_the_permission_and_a_reason_and_is_audited(client):
 
 def test_test_now_shows_the_parsed_quotes(client, vendors):
     vendors.set(STOOQ_QUOTE, (200, "text/csv", b"Symbol,Date,Time,Close\r\n^NDX,2025-09-08,11:30:00,23123.45\r\n", 0.0))
-    vendors.set(STOOQ_CLOSE, stooq_daily({datetime(2025, 9, 5).date(): "23000.00"}))
+    vendors.set(STOOQ_CLOSE, stooq_daily({date(2025, 9, 5): "23000.00"}))
     stooq = PriceSource.objects.get(name="stooq")
     client.force_login(staff_with("change_pricesource"))
     with time_machine.travel(datetime(2025, 9, 8, 11, 31, tzinfo=NY), tick=False):
@@ -128,6 +128,6 @@ def test_round_and_close_pages_show_the_evidence(client, vendors, users):
     assert "Oracle evidence: close" in round_page
     assert '<td style="color:#c62828">rejected: deviation</td>' in round_page
     assert round_page.count('<td style="color:#2e7d32">accepted</td>') == 5  # 2 for the close, 3 for the previous
-    close = OfficialClose.objects.get(date=datetime(2025, 9, 8).date())
+    close = OfficialClose.objects.get(date=date(2025, 9, 8))
     close_page = client.get(reverse("admin:marketdata_officialclose_change", args=[close.pk])).content.decode()
     assert "ACCEPTED — 23100.500000 (quorum 2, max deviation 5 bps" in close_page
