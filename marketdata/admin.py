@@ -91,10 +91,7 @@ def _ny(value) -> str:
 class PriceSourceAdmin(admin.ModelAdmin):
     """Sources with their health at a glance; enable/disable and "test now" as confirmed, audited actions."""
 
-    list_display = [
-        "name", "kind", "enabled", "health", "success_rate", "consecutive_failures", "last_success", "last_error",
-        "last_latency_ms", "weight", "timeout_ms",
-    ]  # fmt: skip
+    list_display = ["name", "kind", "enabled", "health", "consecutive_failures", "last_success", "error"]
     list_filter = ["enabled", "kind"]
     search_fields = ["name"]
     fields = ["name", "kind", "enabled", "weight", "timeout_ms", "config", "notes", "health_detail"]
@@ -108,13 +105,19 @@ class PriceSourceAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.display(description="health")
+    @admin.display(description="health (recent polls)")
     def health(self, obj):
+        if obj.kind == PriceSource.Kind.MANUAL:
+            return "entered by operators (not polled)"
         feed = source_feed(obj, feed_thresholds())
         return format_html(
-            '<span style="color:{}" title="{}">&#9679; {}</span>',
-            HEALTH_COLOURS[feed.colour], "up" if feed.up else "down", feed.colour,
+            '<span style="color:{}" title="{}">&#9679; {}</span> {}',
+            HEALTH_COLOURS[feed.colour], "up" if feed.up else "down", feed.colour, self.success_rate(obj),
         )  # fmt: skip
+
+    @admin.display(description="last error")
+    def error(self, obj) -> str:
+        return (obj.last_error[:80] + "…") if len(obj.last_error) > 80 else (obj.last_error or "-")
 
     @admin.display(description="success (recent polls)")
     def success_rate(self, obj) -> str:
@@ -131,8 +134,8 @@ class PriceSourceAdmin(admin.ModelAdmin):
             return "-"
         rejected = ", ".join(f"{k}: {v}" for k, v in sorted((obj.rejected or {}).items())) or "none"
         return format_html(
-            "{} {} · last success {} · last failure {} · recent polls <code>{}</code> · rejected: {}",
-            self.health(obj), self.success_rate(obj), _ny(obj.last_success_at), _ny(obj.last_failure_at),
+            "{} · last success {} · last failure {} · recent polls <code>{}</code> · rejected: {}",
+            self.health(obj), _ny(obj.last_success_at), _ny(obj.last_failure_at),
             obj.recent or "-", rejected,
         )  # fmt: skip
 

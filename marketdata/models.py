@@ -138,6 +138,8 @@ class TickDaily(models.Model):
 
     class Meta:
         db_table = "price_tick_daily"
+        verbose_name = "daily tick summary"
+        verbose_name_plural = "daily tick summaries"
         ordering = ["-date", "symbol"]
         constraints = [models.UniqueConstraint(fields=["symbol", "date"], name="price_tick_daily_unique")]
 

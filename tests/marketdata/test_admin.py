@@ -42,6 +42,7 @@ def test_sources_show_health_colours(client):
     assert '<span style="color:#2e7d32" title="up">&#9679; green</span>' in body
     assert '<span style="color:#c62828" title="down">&#9679; red</span>' in body
     assert "100% of 4" in body
+    assert "entered by operators (not polled)" in body
 
 
 def test_enable_needs_the_permission_and_a_reason_and_is_audited(client):
