@@ -272,17 +272,18 @@ def price_source_test(
         raise MarketDataError(f"No price source {name!r}.", code="unknown_source")
     quote = quotes_fetch_all([spec], symbol=symbol, day=day)[0]
     now = timezone.now()
-    if spec.kind != PriceSource.Kind.MANUAL:
-        source_health_record(quotes=[(quote, quote.reason)], now=now)
-    audit_record(
-        action=AuditAction.MARKETDATA_SOURCE_TEST,
-        source=channel,
-        actor=acting_user,
-        object_type="price_source",
-        object_id=name,
-        after={"symbol": symbol, "day": day.isoformat() if day else None, "price": str(quote.price or ""),
-               "ts": quote.ts.isoformat() if quote.ts else None, "reason": quote.reason, "detail": quote.detail},
-    )  # fmt: skip
+    with transaction.atomic():
+        if spec.kind != PriceSource.Kind.MANUAL:
+            source_health_record(quotes=[(quote, quote.reason)], now=now)
+        audit_record(
+            action=AuditAction.MARKETDATA_SOURCE_TEST,
+            source=channel,
+            actor=acting_user,
+            object_type="price_source",
+            object_id=name,
+            after={"symbol": symbol, "day": day.isoformat() if day else None, "price": str(quote.price or ""),
+                   "ts": quote.ts.isoformat() if quote.ts else None, "reason": quote.reason, "detail": quote.detail},
+        )  # fmt: skip
     return quote
 
 
@@ -535,14 +536,15 @@ def ticks_archive(
             report.deleted += deleted
             if progress:
                 progress(f"{symbol}: archived {done} of {total} ticks (up to {edge_ts:%Y-%m-%d %H:%M:%S} UTC)")
-    audit_record(
-        action=AuditAction.MARKETDATA_TICKS_ARCHIVE,
-        source=source,
-        object_type="price_ticks",
-        object_id=cutoff.date().isoformat(),
-        reason=f"ticks older than {older_than.days} days",
-        after={"deleted": report.deleted, "new_days": report.days, "cutoff": cutoff.isoformat()},
-    )
+    with transaction.atomic():
+        audit_record(
+            action=AuditAction.MARKETDATA_TICKS_ARCHIVE,
+            source=source,
+            object_type="price_ticks",
+            object_id=cutoff.date().isoformat(),
+            reason=f"ticks older than {older_than.days} days",
+            after={"deleted": report.deleted, "new_days": report.days, "cutoff": cutoff.isoformat()},
+        )
     return report
 
 

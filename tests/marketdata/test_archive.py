@@ -67,3 +67,12 @@ def test_a_second_run_finds_nothing():
 def test_bad_ages_are_refused(value):
     with pytest.raises(CommandError, match=r"\[invalid_age\]"):
         call_command("archive_ticks", f"--older-than={value}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_runs_outside_any_transaction_as_the_beat_does(capsys):
+    make_ticks(date(2025, 9, 8), 2)
+    with time_machine.travel(NOW, tick=False):
+        call_command("archive_ticks", "--older-than", "30d")
+    assert capsys.readouterr().out.splitlines()[-1].startswith("Archived 2 tick(s)")
+    assert AuditEvent.objects.filter(action="marketdata.ticks_archive").count() == 1

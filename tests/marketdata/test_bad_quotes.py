@@ -8,13 +8,21 @@ import pytest
 import time_machine
 from django.core.management import CommandError, call_command
 
+from audit.models import AuditEvent
 from marketdata.models import OfficialClose, PriceSource
 from marketdata.oracle import source_specs
 from marketdata.quorum import quorum_decide
 from marketdata.selectors import market_close_at
 from marketdata.services import official_close_resolve, price_source_test
 from marketdata.sources import Quote, quotes_fetch_all
-from tests.marketdata.stub_vendors import AV_QUERY, STOOQ_CLOSE, TD_SERIES, alphavantage_daily, stooq_daily
+from tests.marketdata.stub_vendors import (
+    AV_QUERY,
+    STOOQ_CLOSE,
+    TD_SERIES,
+    alphavantage_daily,
+    point_presets_at,
+    stooq_daily,
+)
 
 pytestmark = pytest.mark.django_db
 NY = ZoneInfo("America/New_York")
@@ -140,3 +148,12 @@ def test_test_now_shows_the_parsed_quote_of_a_disabled_source(vendors):
     quote = price_source_test(name="stooq", symbol="ndx", day=MON)
     assert (quote.price, quote.ts, quote.reason) == (Decimal("23100.500000"), datetime(2025, 9, 8, tzinfo=NY), "")
     assert vendors.requests[-1][1] == {"s": "^ndx", "i": "d", "d1": "20250908", "d2": "20250908"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_test_now_outside_a_transaction_is_audited(stub):
+    point_presets_at(stub)
+    stub.set(STOOQ_CLOSE, stooq_daily({MON: "23100.50"}))
+    quote = price_source_test(name="stooq", symbol="NDX", day=MON)
+    assert (quote.price, quote.reason) == (Decimal("23100.500000"), "")
+    assert AuditEvent.objects.filter(action="marketdata.source_test", object_id="stooq").count() == 1
