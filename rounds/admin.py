@@ -16,7 +16,7 @@ from common.errors import ApplicationError
 from marketdata.display import evidence_html
 from rounds.models import Round, RoundSettlement
 from rounds.selectors import round_oracle_evidence, round_settlement_preview, round_transition_refusal
-from rounds.services import round_lock, round_settle
+from rounds.services import round_auto_closes_resolve, round_lock, round_settle
 
 
 @dataclass
@@ -142,6 +142,8 @@ class RoundAdmin(ReadOnlyAdmin):
                 row.error = f"{refusal.detail} [{refusal.code}]"
             elif result is not None:
                 try:
+                    if result == "AUTO":  # ask the price sources now, so the preview shows what AUTO will use
+                        round_auto_closes_resolve(round_.code)
                     row.preview = round_settlement_preview(code=round_.code, result=result)
                 except ApplicationError as exc:
                     row.error = f"{exc.detail} [{exc.code}]"

@@ -253,7 +253,7 @@ def round_settle(
     if source in ("admin", "api") and not (reason or "").strip():
         raise ReasonRequired("A manual settlement needs a reason.")
     if requested == "AUTO":
-        _auto_closes_resolve(code)
+        round_auto_closes_resolve(code)
     started = time.monotonic()
     try:
         with transaction.atomic():
@@ -267,7 +267,7 @@ def round_settle(
         raise
 
 
-def _auto_closes_resolve(code: str) -> None:
+def round_auto_closes_resolve(code: str) -> None:
     """Before AUTO's transaction: have marketdata make sure the round's two closes are known.
 
     The sources are asked with no lock held. When they were asked and found no quorum, the round

@@ -132,3 +132,21 @@ def test_round_and_close_pages_show_the_evidence(client, vendors, users):
     close = OfficialClose.objects.get(date=date(2025, 9, 8))
     close_page = client.get(reverse("admin:marketdata_officialclose_change", args=[close.pk])).content.decode()
     assert "ACCEPTED — 23100.500000 (quorum 2, max deviation 5 bps" in close_page
+
+
+def test_the_settle_auto_preview_asks_the_sources_first(client, vendors, users):
+    serve(vendors, stooq="23100.50", alphavantage="23100.50", twelvedata="23500.00")
+    up, down = users(2)
+    with time_machine.travel(datetime(2025, 9, 8, 9, 0, tzinfo=NY), tick=False):
+        round_, _ = round_open(code="20250908")
+        place_bet(round_, up, "UP", 1_000_000)
+        place_bet(round_, down, "DOWN", 1_000_000)
+        round_lock(code="20250908")
+    user = staff_with("settle_round")
+    client.force_login(user)
+    with time_machine.travel(datetime(2025, 9, 8, 16, 5, tzinfo=NY), tick=False):
+        page = client.post(
+            reverse("admin:rounds_round_changelist"), {"action": "settle_auto", "_selected_action": [round_.pk]}
+        ).content.decode()
+    assert "close 23100.500000 (quorum)" in page and "previous 23000.000000 (quorum)" in page
+    assert "will be refused" not in page
