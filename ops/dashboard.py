@@ -99,6 +99,16 @@ def price_feed_metrics():
         if source.enabled:
             up.add_metric([source.name], int(source.up))
     yield up
+    polled = GaugeMetricFamily(
+        "betting_price_source_success_age_seconds",
+        "Seconds since an enabled price source last answered a usable quote (-1: never)",
+        labels=["source"],
+    )
+    for source in feed.sources:
+        if source.enabled:
+            age_s = None if source.last_success_at is None else (feed.now - source.last_success_at).total_seconds()
+            polled.add_metric([source.name], -1 if age_s is None else max(0.0, age_s))
+    yield polled
     rejected = CounterMetricFamily(
         "betting_price_quotes_rejected", "Quotes of price sources rejected, by reason", labels=["reason"]
     )

@@ -14,7 +14,7 @@ from marketdata.oracle import source_specs
 from marketdata.quorum import quorum_decide
 from marketdata.selectors import market_close_at
 from marketdata.services import official_close_resolve, price_source_test
-from marketdata.sources import Quote, quotes_fetch_all
+from marketdata.sources import Quote, SourceSpec, quotes_fetch_all
 from tests.marketdata.stub_vendors import (
     AV_QUERY,
     STOOQ_CLOSE,
@@ -157,3 +157,13 @@ def test_test_now_outside_a_transaction_is_audited(stub):
     quote = price_source_test(name="stooq", symbol="NDX", day=MON)
     assert (quote.price, quote.reason) == (Decimal("23100.500000"), "")
     assert AuditEvent.objects.filter(action="marketdata.source_test", object_id="stooq").count() == 1
+
+
+def test_a_csv_file_source(tmp_path):
+    path = tmp_path / "closes.csv"
+    path.write_text("Date,Close\n20250905,23000.00\n20250908,23100.5\n")
+    spec = SourceSpec(name="file", kind="csv", timeout_ms=1000, config={"close_url": f"file://{path}"})
+    quote = quotes_fetch_all([spec], symbol="NDX", day=MON)[0]
+    assert (quote.price, quote.ts, quote.date_only) == (Decimal("23100.500000"), datetime(2025, 9, 8, tzinfo=NY), True)
+    missing = SourceSpec(name="file", kind="csv", timeout_ms=1000, config={"close_url": f"file://{tmp_path}/nope"})
+    assert quotes_fetch_all([missing], symbol="NDX", day=MON)[0].reason == "unreachable"

@@ -108,6 +108,8 @@ def test_feed_status_gauges_rules_and_breaker_share_one_threshold(vendors, setti
     assert 'betting_price_tick_age_seconds{symbol="NDX"} 200.0' in text
     assert 'betting_price_source_up{source="alphavantage"} 0.0' in text
     assert 'betting_price_source_up{source="twelvedata"} 1.0' in text
+    assert 'betting_price_source_success_age_seconds{source="stooq"} 0.0' in text
+    assert 'betting_price_source_success_age_seconds{source="alphavantage"} -1.0' in text
     assert 'betting_price_quotes_rejected_total{reason="deviation"} 2.0' in text
     assert 'betting_price_quotes_rejected_total{reason="timeout"} 0.0' in text
 

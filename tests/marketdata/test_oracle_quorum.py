@@ -20,7 +20,7 @@ from marketdata.services import official_close_resolve, official_close_set
 from ops.alerts import alerts_evaluate
 from ops.models import Alert
 from rounds.models import Round
-from rounds.services import round_lock, round_open
+from rounds.services import round_lifecycle_tick, round_lock, round_open
 from tests.factories import UserFactory
 from tests.marketdata.stub_vendors import (
     AV_QUERY,
@@ -148,3 +148,27 @@ def test_no_enabled_source_keeps_todays_message(locked_round):
         call_command("settle_round", "--code", "20250908", "--result", "AUTO")
     assert "The oracle has no the official close (2025-09-08)" in str(refused.value)
     assert CloseCheck.objects.count() == 0
+
+
+def test_the_beat_retries_through_the_grace_and_then_an_overdue_round_until_it_settles(vendors, locked_round, settings):
+    settings.ROUND_SETTLE_GRACE_SECONDS = 300
+    settings.ORACLE_OVERDUE_RETRY_SECONDS = 300
+    serve(vendors, stooq="23100.50", alphavantage="23500.00", twelvedata="23900.00")  # nobody agrees
+    with time_machine.travel(at(2025, 9, 8, 16, 5), tick=False) as clock:
+        assert round_lifecycle_tick().waiting_for_close == ["20250908"]
+        clock.move_to(at(2025, 9, 8, 16, 7, 30))
+        assert round_lifecycle_tick().waiting_for_close == ["20250908"]
+        clock.move_to(at(2025, 9, 8, 16, 10))
+        assert round_lifecycle_tick().overdue == ["20250908"]
+        checks = CloseCheck.objects.filter(date=MON).count()
+        clock.move_to(at(2025, 9, 8, 16, 12))
+        quiet = round_lifecycle_tick()  # overdue: the sources are asked at most every 300 s
+        assert (quiet.still_overdue, CloseCheck.objects.filter(date=MON).count()) == ([], checks)
+        clock.move_to(at(2025, 9, 8, 16, 15))
+        assert round_lifecycle_tick().still_overdue == ["20250908"]
+        serve(vendors, stooq="23100.50", alphavantage="23100.50", twelvedata="23900.00")  # a vendor corrects itself
+        clock.move_to(at(2025, 9, 8, 16, 20))
+        assert round_lifecycle_tick().settled == ["20250908"]
+    round_ = Round.objects.get(code="20250908")
+    assert (round_.status, round_.result, round_.close_price) == ("SETTLED", "UP", Decimal("23100.500000"))
+    assert CloseCheck.objects.filter(date=MON).count() == checks + 2
