@@ -310,15 +310,17 @@ def official_close_resolve(*, symbol: str, day: date, now: datetime | None = Non
     """
     now = now or timezone.now()
     symbol = symbol_parse(symbol)
-    existing = OfficialClose.objects.filter(symbol=symbol, date=day).first()
-    if existing is not None:
-        return CloseResolution(symbol, day, existing.price, existing.source, "", False)
+    oracle = price_oracle()
+    known = oracle.official_close(symbol=symbol, day=day)
+    if known is not None:
+        return CloseResolution(symbol, day, known.price, known.source, "", False)
     close_at = market_close_at(day=day)
     if close_at is None:
         return CloseResolution(symbol, day, None, "", f"the market was closed on {day}", False)
     if now < close_at:
         return CloseResolution(symbol, day, None, "", f"the close of {day} has not happened yet", False)
-    quotes = price_oracle().close_quotes(symbol=symbol, day=day)
+    ask = getattr(oracle, "close_quotes", None)  # an oracle of before the sources has only official_close
+    quotes = ask(symbol=symbol, day=day) if ask is not None else None
     if quotes is None:
         return CloseResolution(symbol, day, None, "", "no close entered (the oracle asks no price source)", False)
     decision = quorum_decide(
