@@ -188,7 +188,7 @@ def _json_path(document: Any, path: list, day: date | None) -> Any:
     for step in path:
         key = day.isoformat() if step == "{date}" and day is not None else step
         try:
-            node = node[key] if isinstance(node, dict) or isinstance(key, int) else node[str(key)]
+            node = node[key]  # a str key into an object, an int index into a list; anything else is missing
         except (KeyError, IndexError, TypeError):
             raise _Rejected("missing", f"no {'/'.join(str(s) for s in path)} in the answer") from None
     return node
