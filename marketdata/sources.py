@@ -6,7 +6,8 @@ never an exception: a bad quote is evidence, not a crash.
 
 Config keys (PriceSource.config):
 - `close_url`, `quote_url`: templates with `{symbol}` (after `symbol_map`), `{date}` (YYYY-MM-DD),
-  `{yyyymmdd}` and `{key}` (the environment variable named by `key_env`); `file://` reads a file.
+  `{yyyymmdd}` and `{key}` (the environment variable named by `key_env`); `file://` reads a file inside
+  PRICE_FILE_DIR (nowhere else: a source's config must not read the server's files).
 - http_json: `price_path` / `ts_path` (close), `quote_price_path` / `quote_ts_path` (live), each a
   list of keys and list indexes; `"{date}"` in a path is the requested day. No `ts_path`: the quote
   is stamped with the requested day (end-of-day vendors that key their series by date).
@@ -33,6 +34,7 @@ from urllib.parse import quote as url_quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import requests
+from django.conf import settings
 
 MAX_BODY_BYTES = 1_000_000
 _SIX_PLACES = Decimal("0.000001")
@@ -126,8 +128,12 @@ def _headers(config: dict) -> dict[str, str]:
 
 def _body_get(url: str, *, timeout_s: float, headers: dict[str, str]) -> bytes:
     if url.startswith("file://"):
+        folder = Path(settings.PRICE_FILE_DIR).resolve()
+        path = Path(url.removeprefix("file://")).resolve()
+        if not path.is_relative_to(folder):
+            raise _Rejected("config", f"a file source must be in PRICE_FILE_DIR ({folder})")
         try:
-            with Path(url.removeprefix("file://")).open("rb") as handle:
+            with path.open("rb") as handle:
                 return handle.read(MAX_BODY_BYTES + 1)[:MAX_BODY_BYTES]
         except OSError as exc:
             raise _Rejected("unreachable", f"cannot read {url}: {exc.strerror or exc}") from None

@@ -159,7 +159,8 @@ def test_test_now_outside_a_transaction_is_audited(stub):
     assert AuditEvent.objects.filter(action="marketdata.source_test", object_id="stooq").count() == 1
 
 
-def test_a_csv_file_source(tmp_path):
+def test_a_csv_file_source_inside_the_price_file_folder_only(tmp_path, settings):
+    settings.PRICE_FILE_DIR = str(tmp_path)
     path = tmp_path / "closes.csv"
     path.write_text("Date,Close\n20250905,23000.00\n20250908,23100.5\n")
     spec = SourceSpec(name="file", kind="csv", timeout_ms=1000, config={"close_url": f"file://{path}"})
@@ -167,3 +168,8 @@ def test_a_csv_file_source(tmp_path):
     assert (quote.price, quote.ts, quote.date_only) == (Decimal("23100.500000"), datetime(2025, 9, 8, tzinfo=NY), True)
     missing = SourceSpec(name="file", kind="csv", timeout_ms=1000, config={"close_url": f"file://{tmp_path}/nope"})
     assert quotes_fetch_all([missing], symbol="NDX", day=MON)[0].reason == "unreachable"
+    elsewhere = SourceSpec(name="file", kind="csv", timeout_ms=1000, config={"close_url": "file:///etc/passwd"})
+    refused = quotes_fetch_all([elsewhere], symbol="NDX", day=MON)[0]
+    assert (refused.reason, refused.detail) == ("config", f"a file source must be in PRICE_FILE_DIR ({tmp_path})")
+    sneaky = SourceSpec(name="file", kind="csv", timeout_ms=1000, config={"close_url": f"file://{tmp_path}/../x"})
+    assert quotes_fetch_all([sneaky], symbol="NDX", day=MON)[0].reason == "config"
