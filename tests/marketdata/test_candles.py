@@ -7,9 +7,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
-from marketdata.models import PriceTick, TickDaily
+from marketdata.models import PriceSource, PriceTick, TickDaily
 from marketdata.services import prices_ingest
-from tests.marketdata.stub_vendors import STOOQ_QUOTE
+from tests.marketdata.stub_vendors import STOOQ_QUOTE, TD_QUOTE, twelvedata_quote
 
 pytestmark = [pytest.mark.django_db, pytest.mark.money]
 NY = ZoneInfo("America/New_York")
@@ -123,3 +123,19 @@ def test_a_known_symbol_without_ticks_has_no_candles(client):
 def test_bad_requests_are_refused_with_a_code(client, url, status, code):
     response = client.get(url)
     assert (response.status_code, response.json()["code"]) == (status, code)
+
+
+def test_curl_ixic_1h_24_returns_24_candles_from_ingested_ticks(vendors, client):
+    PriceSource.objects.exclude(name="twelvedata").update(enabled=False)
+    for step in range(2 * 25):  # every 30 minutes for 25 hours, from 09:00 UTC
+        at = START + timedelta(minutes=30 * step)
+        vendors.set(TD_QUOTE, twelvedata_quote(f"{18000 + step}.25", int(at.timestamp()) - 5))
+        with time_machine.travel(at, tick=False):
+            assert prices_ingest(symbols=["IXIC"]).ticks == 1
+    candles = client.get("/api/v1/candles/IXIC?interval=1h&limit=24").json()["candles"]
+    assert len(candles) == 24
+    assert [(c["open"], c["close"], c["ticks"]) for c in candles[:2]] == [
+        ("18003.250000", "18004.250000", 2),  # 10:29:55 and 10:59:55 (each tick stamped 5 s before its poll)
+        ("18005.250000", "18006.250000", 2),
+    ]
+    assert candles[-1]["start"] == "2025-09-09T09:00:00Z"
