@@ -299,7 +299,7 @@ ORACLE_OVERDUE_RETRY_SECONDS = env.int("ORACLE_OVERDUE_RETRY_SECONDS", default=3
 # PRICE_TICK_STALE_SECONDS during market hours is a stale feed; a source is down after this many failures.
 PRICE_SYMBOLS = env.list("PRICE_SYMBOLS", default=["NDX"])
 PRICE_INGEST_SECONDS = env.int("PRICE_INGEST_SECONDS", default=60)
-PRICE_TICK_STALE_SECONDS = env.int("PRICE_TICK_STALE_SECONDS", default=180)
+PRICE_TICK_STALE_SECONDS = env.int("PRICE_TICK_STALE_SECONDS", default=300)  # the runbook's price-update lag
 PRICE_SOURCE_DOWN_FAILURES = env.int("PRICE_SOURCE_DOWN_FAILURES", default=3)
 PRICE_FETCH_RETRIES = env.int("PRICE_FETCH_RETRIES", default=1)
 # A CSV source may read a file (file://...) only inside this folder.

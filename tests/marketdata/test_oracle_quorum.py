@@ -172,3 +172,23 @@ def test_the_beat_retries_through_the_grace_and_then_an_overdue_round_until_it_s
     round_ = Round.objects.get(code="20250908")
     assert (round_.status, round_.result, round_.close_price) == ("SETTLED", "UP", Decimal("23100.500000"))
     assert CloseCheck.objects.filter(date=MON).count() == checks + 2
+
+
+def test_oracle_status_shows_the_sources_and_the_evidence(vendors, locked_round, capsys):
+    serve(vendors, stooq="23100.50", alphavantage="23100.50", twelvedata="23500.00")
+    with time_machine.travel(at(2025, 9, 8, 16, 5), tick=False):
+        call_command("settle_round", "--code", "20250908", "--result", "AUTO")
+        capsys.readouterr()
+        call_command("oracle_status")
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == (
+        "Now 2025-09-08 16:05:00 ET (America/New_York), market closed; stale after 300 s, down after 3 failures in a row."
+    )
+    assert "  source twelvedata     enabled  amber  up   success 50% of 2" in out[3]
+    assert out[-4] == "Close NDX 2025-09-08: ACCEPTED 23100.500000 (1 check(s), latest 2025-09-08 16:05:00 ET)"
+    assert (
+        out[-1]
+        == "  twelvedata     23500.000000     rejected deviation: 23500.000000 is more than 5 bps from 23100.500000"
+    )
+    with pytest.raises(CommandError, match=r"\[invalid_date\]"):
+        call_command("oracle_status", "--date", "2025-13-01")
