@@ -182,7 +182,8 @@ def test_oracle_status_shows_the_sources_and_the_evidence(vendors, locked_round,
         call_command("oracle_status")
     out = capsys.readouterr().out.splitlines()
     assert out[0] == (
-        "Now 2025-09-08 16:05:00 ET (America/New_York), market closed; stale after 300 s, down after 3 failures in a row."
+        "Now 2025-09-08 16:05:00 ET (America/New_York), market closed; "
+        "stale after 300 s, down after 3 failures in a row."
     )
     assert "  source twelvedata     enabled  amber  up   success 50% of 2" in out[3]
     assert out[-4] == "Close NDX 2025-09-08: ACCEPTED 23100.500000 (1 check(s), latest 2025-09-08 16:05:00 ET)"
