@@ -22,6 +22,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         ("rounds", "settle_round"),
         ("rounds", "void_round"),
         ("ops", "change_opsswitch"),
+        ("marketdata", "change_pricesource"),  # enable / disable / test a price source
         ("betting", "place_bet_on_behalf"),
         ("risk", "change_limits"),
         ("risk", "add_selfexclusion"),

@@ -19,10 +19,11 @@ from django.conf import settings
 
 from betting.selectors import bets_count
 from ledger.selectors import house_totals_u, ledger_audit
+from marketdata.selectors import close_failures, feed_status
 from ops.models import OpsSwitch
 from ops.selectors import event_count_total, heartbeat_age_seconds, switch_reason_if_active
 from risk.exposure import exposure_concerns
-from rounds.selectors import rounds_overdue
+from rounds.selectors import rounds_awaiting_close, rounds_overdue
 from withdrawals.selectors import withdrawals_failed_count, withdrawals_finished_counts, withdrawals_waiting_count
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,27 @@ def alert_auto_no_close(now: datetime) -> list[Finding]:
         for row in rounds_overdue(now=now)
         if row.marked
     ]
+
+
+def oracle_no_quorum_finding(*, code: str, reason: str) -> Finding:
+    """Also raised by round_settle the moment AUTO finds no quorum (rounds.services)."""
+    return Finding(
+        f"oracle_no_quorum:{code}",
+        "P1",
+        f"Round {code} stays LOCKED: the price sources gave no quorum ({reason}). "
+        "Verify the close and enter it with set_close, or settle by hand with a reason.",
+    )
+
+
+def alert_oracle_no_quorum(now: datetime) -> list[Finding]:
+    """A LOCKED round past settle_at whose latest quorum check of a close it needs found no quorum."""
+    findings = []
+    for code, symbol, day, previous in rounds_awaiting_close(now=now):
+        failures = close_failures(keys=[(symbol, day), (symbol, previous)])
+        if failures:
+            reason = "; ".join(f"{key[1]:%Y-%m-%d}: {why}" for key, why in failures.items())
+            findings.append(oracle_no_quorum_finding(code=code, reason=reason))
+    return findings
 
 
 def alert_ledger_imbalance(now: datetime) -> list[Finding]:
@@ -191,9 +213,38 @@ def alert_exposure(now: datetime) -> list[Finding]:
     ]
 
 
+def alert_price_feed_stale(now: datetime) -> list[Finding]:
+    """In market hours, a symbol whose newest tick is older than the feed's target (marketdata.selectors)."""
+    return [
+        Finding(
+            f"price_feed_stale:{s.symbol}",
+            "P2",
+            f"Price feed for {s.symbol} is stale: "
+            + ("no tick yet" if s.age_seconds is None else f"newest tick {int(s.age_seconds)} s old")
+            + f" (target {s.target_seconds} s).",
+        )
+        for s in feed_status(now=now).stale_symbols
+    ]
+
+
+def alert_price_source_down(now: datetime) -> list[Finding]:
+    feed = feed_status(now=now)
+    return [
+        Finding(
+            f"price_source_down:{s.name}",
+            "P2",
+            f"Price source {s.name} is down: {s.consecutive_failures} failure(s) in a row, last error: "
+            f"{s.last_error or 'never answered'}.",
+        )
+        for s in feed.fetched_sources_enabled
+        if not s.up
+    ]
+
+
 ALERT_RULES: list[Callable[[datetime], list[Finding]]] = [
     alert_settlement_overdue,
     alert_auto_no_close,
+    alert_oracle_no_quorum,
     alert_ledger_imbalance,
     alert_emergency_stop,
     alert_breaker_open,
@@ -202,6 +253,8 @@ ALERT_RULES: list[Callable[[datetime], list[Finding]]] = [
     alert_withdrawal_failure_burst,
     alert_beat_stale,
     alert_exposure,
+    alert_price_feed_stale,
+    alert_price_source_down,
 ]
 
 
@@ -280,6 +333,15 @@ def breaker_unusual_betting(now: datetime) -> Trip | None:
     return None
 
 
+def breaker_no_price_source(now: datetime) -> Trip | None:
+    """In market hours with a feed configured, not one enabled source healthy: prices cannot be trusted."""
+    feed = feed_status(now=now)
+    enabled = feed.fetched_sources_enabled
+    if not feed.market_open or not enabled or any(s.up for s in enabled):
+        return None
+    return Trip("no_price_source", f"none of the {len(enabled)} enabled price source(s) is healthy in market hours")
+
+
 BREAKER_RULES: list[Callable[[datetime], Trip | None]] = [
     breaker_ledger_audit,
     breaker_settlement_overdue,
@@ -287,6 +349,7 @@ BREAKER_RULES: list[Callable[[datetime], Trip | None]] = [
     breaker_withdrawal_failures,
     breaker_bet_rejections,
     breaker_unusual_betting,
+    breaker_no_price_source,
 ]
 
 

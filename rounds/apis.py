@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from common.api import ErrorSerializer, paginated_response
 from rounds.exceptions import NoCurrentRound
 from rounds.models import Round
-from rounds.selectors import round_current, round_get
+from rounds.selectors import round_current, round_get, round_oracle_evidence
 
 
 class RoundOutputSerializer(serializers.Serializer):
@@ -86,9 +86,16 @@ class RoundDetailApi(_PublicApi):
         settlement_digest = serializers.CharField()
         locked_at = serializers.DateTimeField(allow_null=True)
         settled_at = serializers.DateTimeField(allow_null=True)
+        oracle_evidence = serializers.SerializerMethodField(
+            help_text="Per close (close, reference): the latest quorum check and each source's quote, "
+            "accepted or rejected with its reason (null: no source was asked)."
+        )
 
         def get_pool_u(self, round_: Round) -> int:
             return round_.up_pool_u + round_.down_pool_u
+
+        def get_oracle_evidence(self, round_: Round) -> dict:
+            return round_oracle_evidence(round_=round_)
 
     @extend_schema(
         responses={

@@ -3,7 +3,7 @@
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db.models import BooleanField, ExpressionWrapper, Max, Q, QuerySet
@@ -16,7 +16,7 @@ from betting.selectors import (
     bet_round_totals,
 )
 from marketdata.oracle import ClosePrice
-from marketdata.selectors import official_close_get, reference_close_get, trading_day_previous
+from marketdata.selectors import close_evidence_get, official_close_get, reference_close_get, trading_day_previous
 from rounds.exceptions import (
     InvalidResult,
     InvalidRoundCode,
@@ -481,3 +481,22 @@ def round_holders(*, round_id: int) -> RoundConcentration:
     cost grows with the round's bets (not with the table); bench/dashboard_bench.py measures it.
     """
     return bet_round_concentration(round_id=round_id)
+
+
+def rounds_awaiting_close(*, now: datetime) -> list[tuple[str, str, date, date]]:
+    """(code, symbol, day, previous trading day) of every LOCKED round past settle_at: the closes AUTO waits for."""
+    rows = Round.objects.filter(status=Round.Status.LOCKED, settle_at__lte=now).order_by("code")
+    result = []
+    for code, symbol in rows.values_list("code", "symbol"):
+        day = round_code_parse(code=code)
+        result.append((code, symbol, day, trading_day_previous(day=day)))
+    return result
+
+
+def round_oracle_evidence(*, round_: Round) -> dict[str, dict[str, Any] | None]:
+    """{"close": ..., "reference": ...}: marketdata's latest quorum evidence for the round's two closes (or None)."""
+    day = round_code_parse(code=round_.code)
+    return {
+        "close": close_evidence_get(symbol=round_.symbol, day=day),
+        "reference": close_evidence_get(symbol=round_.symbol, day=trading_day_previous(day=day)),
+    }

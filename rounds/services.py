@@ -17,8 +17,18 @@ from common.errors import ApplicationError, permission_require
 from common.types import User
 from ledger.selectors import HOUSE_ACCOUNT, account_balance_u, account_code_round_pool
 from ledger.services import Line, account_ensure_round_pool, ledger_post_from_sql
-from marketdata.selectors import market_close_at, market_timezone, market_today, trading_day_get
+from marketdata.selectors import (
+    close_check_last_at,
+    market_close_at,
+    market_timezone,
+    market_today,
+    trading_day_get,
+    trading_day_previous,
+)
+from marketdata.services import official_close_resolve
+from ops.alerts import alert_raise
 from ops.metrics import settlement_observed
+from ops.rules import oracle_no_quorum_finding
 from rounds.exceptions import (
     BettingClosed,
     InvalidTransition,
@@ -244,6 +254,8 @@ def round_settle(
         _permission_require(acting_user, "rounds.settle_round", "settle a round")
     if source in ("admin", "api") and not (reason or "").strip():
         raise ReasonRequired("A manual settlement needs a reason.")
+    if requested == "AUTO":
+        round_auto_closes_resolve(code)
     started = time.monotonic()
     try:
         with transaction.atomic():
@@ -255,6 +267,31 @@ def round_settle(
         if RoundSettlement.objects.filter(round__code=str(code).strip()).exists():
             raise RoundAlreadySettled(f"Round {code} is already settled; nothing was changed.") from exc
         raise
+
+
+def round_auto_closes_resolve(code: str) -> None:
+    """Before AUTO's transaction: have marketdata make sure the round's two closes are known.
+
+    The sources are asked with no lock held. When they were asked and found no quorum, the round
+    stays LOCKED, a P1 alert names the reason (ops' alert service), and NoOfficialClose says it;
+    the manual path (set_close, or UP/DOWN/VOID with a reason) is unchanged.
+    """
+    round_ = round_get(code=code)
+    if round_.status != Round.Status.LOCKED:
+        return  # _settle refuses it with the precise reason
+    day = round_code_parse(code=round_.code)
+    failures = []
+    for day_ in (day, trading_day_previous(day=day)):
+        resolution = official_close_resolve(symbol=round_.symbol, day=day_)
+        if resolution.price is None and resolution.checked:
+            failures.append(f"{day_:%Y-%m-%d}: {resolution.reason}")
+    if failures:
+        reason = "; ".join(failures)
+        alert_raise(finding=oracle_no_quorum_finding(code=round_.code, reason=reason))
+        raise NoOfficialClose(
+            f"The price sources gave no accepted close ({reason}). Round {round_.code} stays LOCKED: enter the close "
+            "with set_close (or the admin) and settle AUTO, or settle UP/DOWN/VOID by hand with a reason."
+        )
 
 
 def _settle(code: str, requested: str, reason: str, acting_user: User | None, source: str) -> RoundSettlement:
@@ -411,6 +448,13 @@ def round_mark_overdue(*, code: str, now: datetime | None = None, source: str = 
     return round_
 
 
+def _overdue_retry_due(*, code: str, symbol: str, now: datetime) -> bool:
+    """An overdue round is retried too, until someone settles it, but its sources are asked at most
+    every ORACLE_OVERDUE_RETRY_SECONDS (vendors ration their answers)."""
+    last = close_check_last_at(symbol=symbol, day=round_code_parse(code=code))
+    return last is None or (now - last).total_seconds() >= settings.ORACLE_OVERDUE_RETRY_SECONDS
+
+
 @dataclass
 class TickReport:
     opened: list[str] = field(default_factory=list)
@@ -418,6 +462,7 @@ class TickReport:
     settled: list[str] = field(default_factory=list)
     waiting_for_close: list[str] = field(default_factory=list)
     overdue: list[str] = field(default_factory=list)
+    still_overdue: list[str] = field(default_factory=list)  # marked before, retried, still no close
     errors: list[str] = field(default_factory=list)
 
 
@@ -451,15 +496,19 @@ def round_lifecycle_tick(*, now: datetime | None = None) -> TickReport:
         except InvalidTransition:
             pass  # someone (an operator, a twin tick) locked it first
     overdue = {row.code for row in rounds_overdue(now=now)}  # the one definition (settle_at + grace)
-    due = Round.objects.filter(status=Round.Status.LOCKED, settle_at__lte=now, overdue_since__isnull=True)
-    for code in due.order_by("code").values_list("code", flat=True):
+    due = Round.objects.filter(status=Round.Status.LOCKED, settle_at__lte=now)
+    for code, symbol, marked in due.order_by("code").values_list("code", "symbol", "overdue_since"):
+        if marked is not None and not _overdue_retry_due(code=code, symbol=symbol, now=now):
+            continue
         try:
             round_settle(code=code, result="AUTO", source="beat", reason="automatic settlement from the official close")
             report.settled.append(code)
         except InvalidTransition:
             pass  # settled by a twin tick or an operator meanwhile
         except NoOfficialClose:
-            if code in overdue:
+            if marked is not None:
+                report.still_overdue.append(code)
+            elif code in overdue:
                 round_mark_overdue(code=code, now=now)
                 report.overdue.append(code)
             else:

@@ -46,6 +46,7 @@ def _system_rows_after_test_flush(sender, using="default", **kwargs) -> None:
         return
     importlib.import_module("ledger.migrations.0004_system_accounts").system_accounts_create(apps, None)
     importlib.import_module("ops.migrations.0006_switch_rows").switch_rows_create(apps, None)
+    importlib.import_module("marketdata.migrations.0003_source_presets").presets_create(apps, None)
 
 
 post_migrate.connect(_system_rows_after_test_flush, dispatch_uid="tests_system_rows_after_flush")

@@ -293,7 +293,27 @@ PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 # report it.
 ROUND_SETTLE_GRACE_SECONDS = env.int("ROUND_SETTLE_GRACE_SECONDS", default=300)
 # The price oracle AUTO settlement asks (marketdata.oracle.PriceOracle).
-PRICE_ORACLE = env.str("PRICE_ORACLE", default="marketdata.oracle.OfficialCloseTableOracle")
+PRICE_ORACLE = env.str("PRICE_ORACLE", default="marketdata.oracle.QuorumOracle")
+# Quorum (marketdata.quorum): a close is accepted when this many fresh quotes of enabled sources agree
+# within ORACLE_MAX_DEVIATION_BPS of each other. Fresh: stamped at or after that day's close (13:00 ET on
+# an early close), at most ORACLE_CLOSE_ALLOWANCE_SECONDS after it, and not in the future.
+ORACLE_QUORUM = env.int("ORACLE_QUORUM", default=2)
+ORACLE_MAX_DEVIATION_BPS = env.int("ORACLE_MAX_DEVIATION_BPS", default=5)
+ORACLE_CLOSE_ALLOWANCE_SECONDS = env.int("ORACLE_CLOSE_ALLOWANCE_SECONDS", default=6 * 3600)
+# The beat retries AUTO for a round already marked overdue, asking its sources at most this often.
+ORACLE_OVERDUE_RETRY_SECONDS = env.int("ORACLE_OVERDUE_RETRY_SECONDS", default=300)
+# Ingestion (ingest_prices, beat every 60 s in config/schedule.py): symbols polled; a failing source waits
+# PRICE_INGEST_SECONDS * 2^(failures-1) (at most 15 min) before it is asked again; a tick older than
+# PRICE_TICK_STALE_SECONDS during market hours is a stale feed; a source is down after this many failures.
+PRICE_SYMBOLS = env.list("PRICE_SYMBOLS", default=["NDX"])
+PRICE_INGEST_SECONDS = env.int("PRICE_INGEST_SECONDS", default=60)
+PRICE_TICK_STALE_SECONDS = env.int("PRICE_TICK_STALE_SECONDS", default=300)  # the runbook's price-update lag
+PRICE_SOURCE_DOWN_FAILURES = env.int("PRICE_SOURCE_DOWN_FAILURES", default=3)
+PRICE_FETCH_RETRIES = env.int("PRICE_FETCH_RETRIES", default=1)
+# A CSV source may read a file (file://...) only inside this folder.
+PRICE_FILE_DIR = env.str("PRICE_FILE_DIR", default=str(VAR_DIR / "prices"))
+# Retention (archive_ticks, nightly): ticks older than this go, their days kept in price_tick_daily.
+PRICE_TICK_RETENTION_DAYS = env.int("PRICE_TICK_RETENTION_DAYS", default=30)
 
 LOGGING = {
     "version": 1,
