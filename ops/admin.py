@@ -1,12 +1,15 @@
 from collections.abc import Callable
+from functools import partial
 
 from django.contrib import admin
 from django.http import HttpRequest
 
+from approvals.models import ApprovalRequest
 from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call
+from ops.approvals import approval_approve
 from ops.models import Alert, Heartbeat, OpsSwitch
 from ops.reports import switch_changed_by
-from ops.services import circuit_breaker_reset, ops_emergency_stop, ops_maintenance
+from ops.services import circuit_breaker_reset_request, ops_emergency_stop, ops_maintenance
 
 
 @admin.register(OpsSwitch)
@@ -71,9 +74,9 @@ for _name, _description, _title, _call in [
     ),
     (
         "circuit_breaker_reset",
-        "Reset the circuit breaker…",
-        "Reset the circuit breaker",
-        lambda request, reason: circuit_breaker_reset(reason=reason, actor=request.user, source="admin"),
+        "Request a circuit breaker reset (another operator approves)…",
+        "Request a circuit breaker reset",
+        lambda request, reason: circuit_breaker_reset_request(reason=reason, actor=request.user, source="admin"),
     ),
     (
         "maintenance_on",
@@ -102,3 +105,43 @@ class AlertAdmin(ReadOnlyAdmin):
 @admin.register(Heartbeat)
 class HeartbeatAdmin(ReadOnlyAdmin):
     list_display = ["name", "beat_at"]
+
+
+@admin.register(ApprovalRequest)
+class ApprovalRequestAdmin(ReadOnlyAdmin):
+    """Four-eyes requests: read-only rows; "Approve" sends each to its room's approve service."""
+
+    list_display = ["id", "kind", "target", "payload", "status", "requested_label", "reason", "expires_at"]
+    list_filter = ["status", "kind"]
+    search_fields = ["=id", "target", "reason", "requested_label"]
+    actions = ["approve"]
+
+    @admin.action(description="Approve (four eyes: never your own request)…")
+    def approve(self, request, queryset):
+        rows = list(queryset.order_by("id"))
+        form = action_form(request)
+        if form.is_bound and form.is_valid():
+            reason = form.cleaned_data["reason"]
+            for row in rows:
+                admin_call(
+                    request,
+                    partial(
+                        approval_approve,
+                        request=row,
+                        actor=request.user,
+                        source="admin",
+                        reason=reason,
+                    ),
+                    success=f"Request {row.pk} ({row.kind} {row.target}) approved by {request.user.email}.",
+                )
+            return None
+        return action_confirmation(
+            self,
+            request,
+            queryset,
+            action="approve",
+            form=form,
+            title="Approve four-eyes requests",
+            explanation="The approved act is done at once, in the same transaction. "
+            "You cannot approve a request you made or one that moves your own money.",
+        )

@@ -17,7 +17,13 @@ from ops.migration_state import PENDING_CODE
 from ops.models import OpsSwitch
 from ops.reports import switch_changed_by
 from ops.selectors import maintenance_get, switch_get
-from ops.services import circuit_breaker_reset, ops_emergency_stop, ops_maintenance
+from ops.services import (
+    circuit_breaker_reset,
+    circuit_breaker_reset_approve,
+    circuit_breaker_reset_request,
+    ops_emergency_stop,
+    ops_maintenance,
+)
 
 
 @never_cache
@@ -160,10 +166,12 @@ class EmergencyStopApi(OpsApiView):
 
 
 class CircuitBreakerApi(OpsApiView):
-    """GET the breaker; POST {"reason"} resets it (an operator or the ops token, a reason always)."""
+    """GET the breaker; POST {"reason"} resets it (the ops token), or, from an operator's token, asks to
+    (202 with the four-eyes `approval_request`); POST {"approve": REQUEST_ID} from another operator lifts it."""
 
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
+        approve = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
 
     @extend_schema(responses={200: SwitchOutputSerializer})
     def get(self, request):
@@ -173,9 +181,21 @@ class CircuitBreakerApi(OpsApiView):
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        switch, _ = circuit_breaker_reset(
-            reason=data.validated_data["reason"], actor=acting_user(request), source=self.audit_source(request)
-        )
+        actor, source = acting_user(request), self.audit_source(request)
+        if "approve" in data.validated_data:
+            switch, _ = circuit_breaker_reset_approve(
+                request_id=data.validated_data["approve"], actor=actor, source=source
+            )
+        elif actor is not None:
+            approval, _ = circuit_breaker_reset_request(
+                reason=data.validated_data["reason"], actor=actor, source=source
+            )
+            return Response(
+                {"approval_request": approval.pk, "status": approval.status, "expires_at": approval.expires_at},
+                status=202,
+            )
+        else:
+            switch, _ = circuit_breaker_reset(reason=data.validated_data["reason"], actor=actor, source=source)
         return Response(SwitchOutputSerializer(_switch_out(switch)).data)
 
 

@@ -16,7 +16,7 @@ from betting.selectors import bet_stakes_top, bets_count
 from ledger.selectors import house_totals_u, ledger_audit
 from ops.models import OpsSwitch
 from ops.selectors import event_count_total, heartbeat_age_seconds, switch_reason_if_active
-from rounds.selectors import rounds_open_pools_u, rounds_overdue
+from rounds.selectors import rounds_open_pools_u, rounds_overdue, rounds_voided_by_hand
 from withdrawals.selectors import withdrawals_failed_count, withdrawals_finished_counts, withdrawals_waiting_count
 
 logger = logging.getLogger(__name__)
@@ -124,6 +124,19 @@ def alert_beat_stale(now: datetime) -> list[Finding]:
     return [Finding("beat_stale", "P1", f"Scheduler (beat) looks down: {text}.")]
 
 
+def alert_emergency_void(now: datetime) -> list[Finding]:
+    """A round voided by one person (four eyes waived: a VOID refunds stakes only) is raised for a day."""
+    return [
+        Finding(
+            f"emergency_void:{row.round.code}",
+            "P1",
+            f"Round {row.round.code} was VOIDED by hand by {row.settled_by.email if row.settled_by else row.source}"
+            f" (emergency refund of {row.paid_out_u} u): {row.reason}",
+        )
+        for row in rounds_voided_by_hand(since=now - timedelta(hours=24))
+    ]
+
+
 ALERT_RULES: list[Callable[[datetime], list[Finding]]] = [
     alert_settlement_overdue,
     alert_auto_no_close,
@@ -134,6 +147,7 @@ ALERT_RULES: list[Callable[[datetime], list[Finding]]] = [
     alert_withdrawal_backlog,
     alert_withdrawal_failure_burst,
     alert_beat_stale,
+    alert_emergency_void,
 ]
 
 

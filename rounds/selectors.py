@@ -362,6 +362,17 @@ def round_settlements_since(*, since: datetime) -> list[RoundSettlement]:
     return list(RoundSettlement.objects.filter(created_at__gte=since).select_related("round").order_by("id"))
 
 
+def rounds_voided_by_hand(*, since: datetime) -> list[RoundSettlement]:
+    """Emergency voids: a person asked for VOID (admin, API, command), not AUTO finding no result."""
+    return list(
+        RoundSettlement.objects.filter(
+            created_at__gte=since, requested_result="VOID", source__in=("admin", "api", "cli")
+        )
+        .select_related("round", "settled_by")
+        .order_by("id")
+    )
+
+
 def rounds_tables() -> dict[str, str]:
     """The tables rounds owns, by role: for whole-database tools (backup provenance, restore loss)."""
     return {"rounds": Round._meta.db_table, "settlements": RoundSettlement._meta.db_table}

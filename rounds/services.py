@@ -1,14 +1,19 @@
 """Round lifecycle: open -> lock -> settle. The only writers of rounds and settlements."""
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from celery import signature
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from approvals.exceptions import FourEyesRequired
+from approvals.models import ApprovalRequest
+from approvals.services import approval_grant, approval_reason, approval_request
 from audit.events import AuditAction
 from audit.services import audit_record
 from betting.selectors import bet_payouts_by_user_sql, bet_payouts_iter
@@ -21,6 +26,7 @@ from marketdata.selectors import market_close_at, market_timezone, market_today,
 from ops.metrics import settlement_observed
 from rounds.exceptions import (
     BettingClosed,
+    InvalidResult,
     InvalidTransition,
     MarketClosed,
     NoCurrentRound,
@@ -224,6 +230,11 @@ def _pool_refusal(*, round_code: str | None, now: datetime) -> ApplicationError:
     return BettingClosed(f"Betting on round {round_.code} closed at {round_.lock_at.isoformat()} (lock time).")
 
 
+MANUAL_RESULTS = ("UP", "DOWN")
+# A VOID asked from these is a person's emergency refund (ops.rules.alert_emergency_void raises a P1).
+EMERGENCY_SOURCES = ("admin", "api", "cli")
+
+
 def round_settle(
     *, code: str, result: str, reason: str = "", acting_user: User | None = None, source: str = "system"
 ) -> RoundSettlement:
@@ -234,25 +245,101 @@ def round_settle(
     write (bets, ledger batch, settlement, round, audit) is in one transaction, so a
     crash leaves the round LOCKED with nothing paid. AUTO without an official close
     raises NoOfficialClose and changes nothing.
+
+    Four eyes: a person may settle AUTO (the oracle decides) or VOID (the emergency refund, which
+    pays nobody more than they staked: one operator, audited and raised as a P1 alert), but a
+    result chosen by hand (UP / DOWN) is a request another person approves
+    (`round_result_request`, `round_result_approve`): refused here with `four_eyes_required`.
+    Without a person (the beat, code acting as the system) nothing is asked.
     """
     requested = result_validate(result=result)
     if requested == "VOID":
         _permission_require(acting_user, "rounds.void_round", "void a round")
     else:
         _permission_require(acting_user, "rounds.settle_round", "settle a round")
+    if requested in MANUAL_RESULTS and getattr(acting_user, "pk", None):
+        raise FourEyesRequired(
+            f"A manual {requested} result needs a second person: request it (settle_round --result {requested}, "
+            "or the admin action), then another operator approves it (settle_round --approve REQUEST_ID)."
+        )
     if source in ("admin", "api") and not (reason or "").strip():
         raise ReasonRequired("A manual settlement needs a reason.")
+    return _settle_observed(code, requested, reason or "", acting_user, source)
+
+
+def _settle_observed(code: str, requested: str, reason: str, acting_user: User | None, source: str) -> RoundSettlement:
+    """Settle in one transaction, time it, and have an emergency (manual) void alerted once it commits."""
     started = time.monotonic()
     try:
         with transaction.atomic():
-            settlement = _settle(code, requested, reason or "", acting_user, source)
+            settlement = _settle(code, requested, reason, acting_user, source)
             transaction.on_commit(lambda: settlement_observed(time.monotonic() - started))
+            if requested == "VOID" and source in EMERGENCY_SOURCES:
+                transaction.on_commit(_alerts_soon)  # ops.rules.alert_emergency_void raises the P1
             return settlement
     except IntegrityError as exc:
         # Only reachable if something bypassed the row lock: the unique settlement refused the twin.
         if RoundSettlement.objects.filter(round__code=str(code).strip()).exists():
             raise RoundAlreadySettled(f"Round {code} is already settled; nothing was changed.") from exc
         raise
+
+
+def _alerts_soon() -> None:
+    # By task name: rounds must not import ops.tasks (ops reads rounds). A broker hiccup must not undo
+    # the settlement; the beat's alert evaluation catches up.
+    with contextlib.suppress(Exception):
+        signature("ops.evaluate_alerts").delay()
+
+
+def round_result_request(
+    *, code: str, result: str, reason: str, acting_user: User | None, source: str
+) -> tuple[ApprovalRequest, bool]:
+    """Ask for a manual UP / DOWN result of a LOCKED round: a four-eyes request, nothing settled yet.
+
+    The same request again answers the first; another result for a round that waits already is
+    refused (`approval_pending`). Another operator approves it with `round_result_approve`.
+    """
+    _permission_require(acting_user, "rounds.settle_round", "settle a round")
+    requested = result_validate(result=result)
+    if requested not in MANUAL_RESULTS:
+        raise InvalidResult(
+            f"Only a manual UP or DOWN result waits for a second person; {requested} is settled at once."
+        )
+    round_ = round_get(code=code)
+    refusal = round_transition_refusal(round_=round_, action="settle")
+    if refusal is not None:
+        raise refusal
+    return approval_request(
+        kind=ApprovalRequest.Kind.ROUND_RESULT,
+        target=round_.code,
+        payload={"result": requested},
+        reason=reason,
+        actor=acting_user,
+        source=source,
+    )
+
+
+def round_result_approve(
+    *, request_id: int | str, acting_user: User | None, source: str, reason: str = ""
+) -> RoundSettlement | None:
+    """A second operator approves a manual result: the round settles in the same transaction.
+
+    Returns the settlement, or None while the request still needs more approvals. A refused
+    settlement (the round is no longer LOCKED, a pool mismatch) undoes the approval too.
+    """
+    with transaction.atomic():
+        request = approval_grant(
+            request_id=request_id,
+            kind=ApprovalRequest.Kind.ROUND_RESULT,
+            permission="rounds.settle_round",
+            actor=acting_user,
+            source=source,
+            reason=reason,
+        )
+        if request.status != ApprovalRequest.Status.APPROVED:
+            return None
+        why = approval_reason(request, acting_user)
+        return _settle_observed(request.target, request.payload["result"], why, acting_user, source)
 
 
 def _settle(code: str, requested: str, reason: str, acting_user: User | None, source: str) -> RoundSettlement:

@@ -10,7 +10,7 @@ import ast
 import sys
 from pathlib import Path
 
-PACKAGES = ["audit", "betting", "ledger", "rounds", "withdrawals", "marketdata", "ops", "common", "config"]
+PACKAGES = ["audit", "approvals", "betting", "ledger", "rounds", "withdrawals", "marketdata", "ops", "common", "config"]
 
 
 def modules(root: Path) -> dict[str, Path]:

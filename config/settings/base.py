@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "axes",
     "audit",
+    "approvals",
     "betting",
     "ledger",
     "rounds",
@@ -228,6 +229,12 @@ WITHDRAWAL_MAX_PER_DAY_U = env.int("WITHDRAWAL_MAX_PER_DAY_U", default=100_000_0
 # Four-eyes: above this a withdrawal waits for staff approval (1 or 2 approvers, never the requester).
 WITHDRAWAL_APPROVAL_THRESHOLD_U = env.int("WITHDRAWAL_APPROVAL_THRESHOLD_U", default=10_000_000_000)
 WITHDRAWAL_APPROVALS_REQUIRED = env.int("WITHDRAWAL_APPROVALS_REQUIRED", default=1)
+# Four eyes (approvals): a request for a second person's approval expires after this (a held
+# withdrawal's after WITHDRAWAL_APPROVAL_EXPIRY_SECONDS; the bettor may cancel it meanwhile).
+APPROVAL_EXPIRY_SECONDS = env.int("APPROVAL_EXPIRY_SECONDS", default=24 * 3600)
+WITHDRAWAL_APPROVAL_EXPIRY_SECONDS = env.int("WITHDRAWAL_APPROVAL_EXPIRY_SECONDS", default=7 * 24 * 3600)
+# A manual ledger credit or debit above this needs a second person (runbook: discrepancies > $1000 -> management).
+FOUR_EYES_THRESHOLD_U = env.int("FOUR_EYES_THRESHOLD_U", default=1_000_000_000)
 # A newly registered payout address receives a staff-requested withdrawal without approval only after this.
 PAYOUT_ADDRESS_COOLING_OFF_HOURS = env.int("PAYOUT_ADDRESS_COOLING_OFF_HOURS", default=24)
 WITHDRAWAL_BATCH_SIZE = env.int("WITHDRAWAL_BATCH_SIZE", default=50)
