@@ -16,7 +16,7 @@ from common.errors import ApplicationError
 from common.parsers import StrictJSONParser
 from ledger.selectors import user_balance_u, user_statement
 from ops.metrics import bet_accepted, bet_rejected
-from rounds.selectors import round_code_parse
+from rounds.selectors import bet_receipt_get, round_code_parse
 
 
 class AuthTokenApi(APIView):
@@ -232,6 +232,26 @@ class BetsApi(APIView):
             source="api",
             acting_user=acting_user,
         )
+
+
+class BetReceiptApi(APIView):
+    """The caller's receipt of one of their settled bets: the leaf, its Merkle path, the published settlement.
+
+    Save the body as receipt.json and run `python -m rounds.verify_receipt receipt.json` (standard
+    library only): it checks the path against the root of `/api/v1/rounds/<code>/settlement` and
+    recomputes the payout from the published pools and fee.
+    """
+
+    @extend_schema(
+        responses={
+            200: OpenApiResponse(description="The receipt (see the README, Receipts)."),
+            401: OpenApiResponse(ErrorSerializer, description="Missing or invalid token."),
+            404: OpenApiResponse(ErrorSerializer, description="`unknown_bet`."),
+            409: OpenApiResponse(ErrorSerializer, description="`round_not_settled` or `no_receipts`."),
+        },
+    )
+    def get(self, request, bet_id: int):
+        return Response(bet_receipt_get(user=request.user, bet_id=bet_id))
 
 
 class BetDetailApi(APIView):

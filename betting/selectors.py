@@ -101,6 +101,21 @@ def bet_payouts_iter(*, round_id: int) -> Iterator[tuple[int, int]]:
         last_id = page[-1][0]
 
 
+def bet_receipt_rows_iter(*, round_id: int) -> Iterator[tuple[int, Any, str, int, int]]:
+    """(bet id, user id, side, stake_u, payout_u) of every bet of the round in id order, paged: the receipts' leaves."""
+    last_id = 0
+    while True:
+        page = list(
+            Bet.objects.filter(round_id=round_id, id__gt=last_id)
+            .order_by("id")
+            .values_list("id", "user_id", "side", "stake_u", "payout_u")[:BET_PAGE]
+        )
+        yield from page
+        if len(page) < BET_PAGE:
+            return
+        last_id = page[-1][0]
+
+
 def bet_payouts_by_user_sql(*, round_id: int) -> tuple[str, list[Any]]:
     """A SELECT of (user_id, amount_u): what each user's settled bets pay, for ledger_post_from_sql."""
     return "SELECT user_id, payout_u AS amount_u FROM bets WHERE round_id = %s AND payout_u > 0", [round_id]

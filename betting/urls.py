@@ -1,6 +1,6 @@
 from django.urls import path
 
-from betting.apis import AuthTokenApi, BetDetailApi, BetsApi, MeApi, MeStatementApi
+from betting.apis import AuthTokenApi, BetDetailApi, BetReceiptApi, BetsApi, MeApi, MeStatementApi
 
 urlpatterns = [
     path("auth/token", AuthTokenApi.as_view(), name="auth-token"),
@@ -8,5 +8,6 @@ urlpatterns = [
     path("me/statement", MeStatementApi.as_view(), name="me-statement"),
     path("bets", BetsApi.as_view(), name="bets"),
     path("bets/<int:bet_id>", BetDetailApi.as_view(), name="bet-detail"),
+    path("bets/<int:bet_id>/receipt", BetReceiptApi.as_view(), name="bet-receipt"),
 ]
 runbook_urlpatterns: list = []

@@ -5,6 +5,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from celery import signature
 from django.conf import settings
@@ -16,7 +17,7 @@ from approvals.models import ApprovalRequest
 from approvals.services import approval_grant, approval_reason, approval_request
 from audit.events import AuditAction
 from audit.services import audit_record
-from betting.selectors import bet_payouts_by_user_sql, bet_payouts_iter
+from betting.selectors import bet_payouts_by_user_sql, bet_payouts_iter, bet_receipt_rows_iter
 from betting.settlement import bets_settle
 from common.errors import ApplicationError, permission_require
 from common.types import User
@@ -38,6 +39,7 @@ from rounds.exceptions import (
     UnknownRound,
 )
 from rounds.hashing import commit_hash_compute, settlement_digest_compute
+from rounds.merkle import MerkleRoot, payouts_into_tree
 from rounds.models import Round, RoundSettlement
 from rounds.selectors import (
     result_validate,
@@ -52,7 +54,7 @@ from rounds.selectors import (
 
 logger = logging.getLogger(__name__)
 
-RULE_VERSION = 1
+RULE_VERSION = 2  # 2: receipts (Merkle root in the digest, previous digest in the chain)
 LOCK_BEFORE_CLOSE = timedelta(seconds=1)
 SETTLE_AFTER_CLOSE = timedelta(minutes=5)
 
@@ -96,8 +98,9 @@ def round_open(
         existing = Round.objects.filter(code=code).first()
         if existing is not None:
             return existing, False
-        tail = Round.objects.order_by("-id").only("commit_hash").first()
+        tail = Round.objects.order_by("-id").only("commit_hash", "settlement_digest").first()
         prev_commit_hash = tail.commit_hash if tail is not None else ""
+        prev_settlement_digest = tail.settlement_digest if tail is not None else ""
         round_ = Round(
             code=code,
             symbol=settings.MARKET_SYMBOL,
@@ -106,6 +109,7 @@ def round_open(
             fee_bps=settings.FEE_BPS,
             rule_version=RULE_VERSION,
             prev_commit_hash=prev_commit_hash,
+            prev_settlement_digest=prev_settlement_digest,
         )
         round_.commit_hash = round_commit_hash(round_=round_)
         round_.save()
@@ -139,6 +143,7 @@ def round_commit_hash(*, round_: Round) -> str:
         fee_bps=round_.fee_bps,
         rule_version=round_.rule_version,
         prev_commit_hash=round_.prev_commit_hash,
+        prev_settlement_digest=round_.prev_settlement_digest,
     )
 
 
@@ -409,6 +414,7 @@ def _settle(code: str, requested: str, reason: str, acting_user: User | None, so
     round_.close_source = close.source if close else ""
     round_.reference_price = reference.price if reference else None
     round_.reference_source = reference.source if reference else ""
+    receipts = MerkleRoot()
     digest = settlement_digest_compute(
         commit_hash=round_.commit_hash,
         result=plan.result,
@@ -419,11 +425,18 @@ def _settle(code: str, requested: str, reason: str, acting_user: User | None, so
         up_pool_u=plan.up_pool_u,
         down_pool_u=plan.down_pool_u,
         fee_u=plan.fee_u,
-        payouts=bet_payouts_iter(round_id=round_.pk),
+        # One pass over the bets feeds the digest and the receipts' tree (from rule_version 2).
+        **_digest_payouts(round_=round_, receipts=receipts),
     )
+    merkle_root = receipts.root if round_.rule_version >= 2 else ""
     winners_count = paid_count if plan.result != Round.Result.VOID else 0
     RoundSettlement.objects.filter(pk=settlement.pk).update(
-        dust_u=dust_u, paid_out_u=paid_out_u, winners_count=winners_count, ledger_batch_id=batch_id, digest=digest
+        dust_u=dust_u,
+        paid_out_u=paid_out_u,
+        winners_count=winners_count,
+        ledger_batch_id=batch_id,
+        digest=digest,
+        merkle_root=merkle_root,
     )
     round_.status = Round.Status.SETTLED
     round_.result = plan.result
@@ -467,6 +480,7 @@ def _settle(code: str, requested: str, reason: str, acting_user: User | None, so
             "bets_count": plan.bets_count,
             "ledger_batch": batch_id,
             "settlement_digest": digest,
+            "merkle_root": merkle_root,
         },
     )
     settlement.refresh_from_db()
@@ -474,6 +488,18 @@ def _settle(code: str, requested: str, reason: str, acting_user: User | None, so
         "settled round %s %s: paid %s u, fee %s u, dust %s u", round_.code, plan.result, paid_out_u, plan.fee_u, dust_u
     )
     return settlement
+
+
+def _digest_payouts(*, round_: Round, receipts: MerkleRoot) -> dict[str, Any]:
+    """The digest's `payouts` (and, from rule_version 2, `merkle_root`) from one streamed pass over the bets."""
+    if round_.rule_version < 2:
+        return {"payouts": bet_payouts_iter(round_id=round_.pk)}
+
+    rows = bet_receipt_rows_iter(round_id=round_.pk)
+    return {
+        "payouts": payouts_into_tree(receipts, round_code=round_.code, rows=rows),
+        "merkle_root": lambda: receipts.root,
+    }
 
 
 def round_mark_overdue(*, code: str, now: datetime | None = None, source: str = "beat") -> Round:

@@ -234,6 +234,9 @@ WITHDRAWAL_APPROVALS_REQUIRED = env.int("WITHDRAWAL_APPROVALS_REQUIRED", default
 APPROVAL_EXPIRY_SECONDS = env.int("APPROVAL_EXPIRY_SECONDS", default=24 * 3600)
 WITHDRAWAL_APPROVAL_EXPIRY_SECONDS = env.int("WITHDRAWAL_APPROVAL_EXPIRY_SECONDS", default=7 * 24 * 3600)
 # A manual ledger credit or debit above this needs a second person (runbook: discrepancies > $1000 -> management).
+# Receipts: a bettor's pseudonym in a round's Merkle leaves is HMAC(this, "<round>:<user id>"). Keep it
+# secret and never change it (published roots would no longer match re-derived leaves).
+RECEIPT_PSEUDONYM_SECRET = env.str("RECEIPT_PSEUDONYM_SECRET", default=f"receipts:{SECRET_KEY}")
 FOUR_EYES_THRESHOLD_U = env.int("FOUR_EYES_THRESHOLD_U", default=1_000_000_000)
 # A newly registered payout address receives a staff-requested withdrawal without approval only after this.
 PAYOUT_ADDRESS_COOLING_OFF_HOURS = env.int("PAYOUT_ADDRESS_COOLING_OFF_HOURS", default=24)
