@@ -14,7 +14,7 @@ from common.api import AmountField, ErrorSerializer, paginated_response
 from common.auth import LOCKOUT_MESSAGE, ClientScopedRateThrottle
 from common.errors import ApplicationError
 from common.parsers import StrictJSONParser
-from ledger.selectors import user_balance_u, user_statement
+from ledger.selectors import user_balance_u
 from ops.metrics import bet_accepted, bet_rejected
 from rounds.selectors import bet_receipt_get, round_code_parse
 
@@ -71,27 +71,6 @@ class MeApi(APIView):
         user = request.user
         body = {"id": user.pk, "email": user.email, "balance_u": user_balance_u(user_id=user.pk)}
         return Response(self.OutputSerializer(body).data)
-
-
-class MeStatementApi(APIView):
-    """The caller's own cash ledger lines, newest first."""
-
-    class OutputSerializer(serializers.Serializer):
-        id = serializers.IntegerField()
-        amount_u = serializers.IntegerField()
-        ref_type = serializers.CharField()
-        ref_id = serializers.CharField()
-        batch = serializers.IntegerField(source="batch_id")
-        ts = serializers.DateTimeField()
-
-    @extend_schema(responses={200: OutputSerializer(many=True)})
-    def get(self, request):
-        return paginated_response(
-            queryset=user_statement(user_id=request.user.pk),
-            serializer_class=self.OutputSerializer,
-            request=request,
-            view=self,
-        )
 
 
 # --- Bets ---------------------------------------------------------------------------------

@@ -140,6 +140,13 @@ def bet_get(*, user: User, bet_id: Any) -> Bet:
     return bet
 
 
+def bets_round_and_side(*, bet_ids: list[Any]) -> dict[str, tuple[str, str]]:
+    """{str(bet id): (round code, side)} for statement lines (ledger ref_ids are strings)."""
+    ids = [int(i) for i in bet_ids if str(i).isdigit()]
+    rows = Bet.objects.filter(pk__in=ids).values_list("pk", "round__code", "side")
+    return {str(pk): (code, side) for pk, code, side in rows}
+
+
 def bet_by_idempotency_key(*, user_id: Any, idempotency_key: str) -> Bet | None:
     return _bets().filter(user_id=user_id, idempotency_key=idempotency_key).first()
 

@@ -390,6 +390,11 @@ def round_settlements_since(*, since: datetime) -> list[RoundSettlement]:
     return list(RoundSettlement.objects.filter(created_at__gte=since).select_related("round").order_by("id"))
 
 
+def round_results(*, codes: list[str]) -> dict[str, str | None]:
+    """{round code: result (None while unsettled)} for statement lines."""
+    return dict(Round.objects.filter(code__in=codes).values_list("code", "result"))
+
+
 def rounds_voided_by_hand(*, since: datetime) -> list[RoundSettlement]:
     """Emergency voids: a person asked for VOID (admin, API, command), not AUTO finding no result."""
     return list(
