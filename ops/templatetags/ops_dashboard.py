@@ -9,6 +9,7 @@ from common.money import usdc
 from ops.charts import bar_chart
 from ops.dashboard import dashboard_numbers
 from ops.reports import house_pnl_by_day, tvl_by_day
+from ops.rules import kpi_readings
 from ops.selectors import alerts_open, switch_get
 
 register = template.Library()
@@ -41,6 +42,7 @@ def ops_dashboard(context):
         for req in approvals_pending()[:20]
     ]
     return {
+        "kpis": kpi_readings(now),
         "approvals": approvals,
         "show": True,
         "round": current,
