@@ -121,10 +121,18 @@ class HeartbeatAdmin(ReadOnlyAdmin):
 class ApprovalRequestAdmin(ReadOnlyAdmin):
     """Four-eyes requests: read-only rows; "Approve" sends each to its room's approve service."""
 
-    list_display = ["id", "kind", "target", "payload", "status", "requested_label", "reason", "expires_at"]
+    list_display = ["id", "kind", "target", "payload", "status", "requested_by_name", "reason", "expires"]
     list_filter = ["status", "kind"]
     search_fields = ["=id", "target", "reason", "requested_label"]
     actions = ["approve"]
+
+    @admin.display(description="requested by")
+    def requested_by_name(self, row: ApprovalRequest) -> str:
+        return row.requested_label or "-"
+
+    @admin.display(description="expires", ordering="expires_at")  # the value names its zone (EST / EDT)
+    def expires(self, row: ApprovalRequest) -> str:
+        return timezone.localtime(row.expires_at, NEW_YORK).strftime("%Y-%m-%d %H:%M %Z")
 
     @admin.action(description="Approve (four eyes: never your own request)…")
     def approve(self, request, queryset):

@@ -326,7 +326,9 @@ def _restore_four_eyes(
     *, path: Path, backup_sha: str, loss: Loss, reason: str, actor: User, source: str, approve: str
 ) -> str:
     """Ask (raises FourEyesRequired naming the request) or approve; returns the reason the audit row keeps."""
-    payload = {"file": path.name, "backup_sha256": backup_sha, "loss_sha256": loss.sha256}
+    # The file, not the loss: the request itself is written after the backup, so the loss list the second
+    # operator confirms (--confirm-loss) is read again at their run.
+    payload = {"file": path.name, "backup_sha256": backup_sha}
     if not approve:
         request, _ = approval_request(
             kind=ApprovalRequest.Kind.RESTORE,
@@ -338,7 +340,8 @@ def _restore_four_eyes(
         )
         raise FourEyesRequired(
             f"A restore needs a second operator: request {request.pk} recorded. Another operator runs "
-            f"`restore {path} --confirm-loss {loss.sha256} --approve {request.pk} --actor EMAIL`. Nothing changed."
+            f"`restore {path} --confirm-loss SHA --reason ... --approve {request.pk} --actor EMAIL` (the loss list "
+            "is read again then). Nothing changed."
         )
     with transaction.atomic():
         request = approval_grant(
@@ -350,7 +353,7 @@ def _restore_four_eyes(
         )
         if request.payload != payload:
             raise RestoreRefused(
-                f"Request {request.pk} approved another file or another loss ({request.payload}); nothing changed.",
+                f"Request {request.pk} is for another backup ({request.payload['file']}); nothing changed.",
                 code="approval_mismatch",
             )
         if request.status != ApprovalRequest.Status.APPROVED:
@@ -370,6 +373,9 @@ def _after_restore(
 ) -> None:
     """Into the restored database, so they survive: the audit row and the P0 alert."""
     now = timezone.now()
+    if actor is not None and not type(actor).objects.filter(pk=actor.pk).exists():
+        # A staff account made after the backup is not in the restored database: name it in the reason.
+        reason, actor = f"{reason} (restored by {actor.email}, not in this backup)", None
     with transaction.atomic():
         audit_record(
             action=AuditAction.RESTORE,

@@ -16,6 +16,7 @@ from audit.models import AuditEvent
 from common.errors import PermissionDenied
 from ledger.selectors import user_balance_u
 from ledger.services import ledger_manual_adjust, ledger_manual_adjust_approve, ledger_manual_adjust_request
+from ops.approvals import approval_approve
 from ops.models import Alert, OpsSwitch
 from ops.rules import alert_findings
 from ops.services import (
@@ -28,8 +29,10 @@ from rounds.models import Round
 from rounds.services import round_result_approve, round_result_request, round_settle
 from tests.factories import role_user
 from tests.rounds.conftest import place_bet
+from withdrawals.services import withdrawal_approve, withdrawal_cancel, withdrawal_request, withdrawals_process
 
 pytestmark = pytest.mark.money
+WALLET = "0x" + "cd" * 20
 
 
 def run(*args: str) -> str:
@@ -164,3 +167,31 @@ def test_lifting_the_breaker_needs_a_second_operator(db):
     switch, changed = circuit_breaker_reset_approve(request_id=request.pk, actor=b, source="admin")
     assert changed and not switch.active
     assert switch.reason == "fixed (requested by a@example.com, approved by b@example.com)"
+
+
+@override_settings(WITHDRAWAL_APPROVAL_THRESHOLD_U=10_000_000, WITHDRAWAL_APPROVALS_REQUIRED=2)
+def test_a_held_withdrawal_is_one_of_the_same_requests(users):
+    (bettor,) = users(1)
+    withdrawal, _ = withdrawal_request(user=bettor, amount_u=20_000_000, destination=WALLET, source="api")
+    [request] = approvals_pending()
+    assert (request.kind, request.target, request.approvals_required) == ("withdrawal", str(withdrawal.pk), 2)
+    assert request.payload == {"amount_u": 20_000_000, "destination": WALLET}
+    first, second = role_user("finance"), role_user("operator")
+    approval_approve(request=request, actor=first, source="admin")  # the admin's one "Approve" door
+    with pytest.raises(ApprovalRefused) as twice:
+        withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=first)
+    assert twice.value.code == "same_approver"
+    approved = approval_approve(request=request, actor=second, source="admin")
+    assert (approved.approved_by, approved.second_approved_by) == (first, second)
+    assert ApprovalRequest.objects.get(pk=request.pk).status == ApprovalRequest.Status.APPROVED
+    assert withdrawals_process(source="cli").completed == [withdrawal.pk]
+
+
+@override_settings(WITHDRAWAL_APPROVAL_THRESHOLD_U=10_000_000)
+def test_a_cancelled_withdrawal_leaves_no_pending_request(users):
+    (bettor,) = users(1)
+    withdrawal, _ = withdrawal_request(user=bettor, amount_u=20_000_000, destination=WALLET, source="api")
+    withdrawal_cancel(withdrawal_id=withdrawal.pk, user=bettor)
+    assert list(approvals_pending()) == []
+    assert ApprovalRequest.objects.get().status == ApprovalRequest.Status.CANCELLED
+    assert AuditEvent.objects.filter(action="approval.cancel").count() == 1
