@@ -84,12 +84,15 @@ def period_parse(*, start: str | None = None, end: str | None = None, month: str
     if month:
         try:
             first = date.fromisoformat(f"{str(month).strip()}-01")
-        except ValueError:
+            after = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+        except ValueError:  # not YYYY-MM, or 9999-12 (no month after it)
             raise InvalidInput(f"The month must be YYYY-MM, got {str(month)[:40]!r}.", code="invalid_period") from None
-        after = date(first.year + first.month // 12, first.month % 12 + 1, 1)
         return day_start(first), day_start(after)
     begin = day_start(day(start, "from")) if start else None
-    finish = day_start(day(end, "to") + timedelta(days=1)) if end else timezone.now()
+    try:
+        finish = day_start(day(end, "to") + timedelta(days=1)) if end else timezone.now()
+    except OverflowError:  # to=9999-12-31: no day after it
+        raise InvalidInput("`to` must be before 9999-12-31.", code="invalid_period") from None
     if begin is not None and begin >= finish:
         raise InvalidInput("`from` must be on or before `to`.", code="invalid_period")
     return begin, finish

@@ -119,7 +119,7 @@ def main(argv: list[str]) -> int:
             with open(argv[2], encoding="utf-8") as handle:
                 published = json.load(handle)
         problems = receipt_problems(receipt, published)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, ArithmeticError) as exc:
         print(f"NOT VERIFIED: unreadable receipt ({type(exc).__name__}: {exc})")
         return 1
     bet = receipt["bet"]
