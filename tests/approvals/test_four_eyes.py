@@ -195,3 +195,24 @@ def test_a_cancelled_withdrawal_leaves_no_pending_request(users):
     assert list(approvals_pending()) == []
     assert ApprovalRequest.objects.get().status == ApprovalRequest.Status.CANCELLED
     assert AuditEvent.objects.filter(action="approval.cancel").count() == 1
+
+
+@override_settings(FOUR_EYES_THRESHOLD_U=1_000_000)
+def test_the_approve_command_lists_and_approves_any_kind(users):
+    (bettor,) = users(1)
+    role_user("finance", email="f1@example.com")
+    second = role_user("finance", email="f2@example.com")
+    first = type(second).objects.get(email="f1@example.com")
+    request, _ = ledger_manual_adjust_request(
+        user=bettor, amount_u=2_000_000, direction="credit", reason="lost deposit", acting_user=first, source="admin"
+    )
+    listing = run("approve")
+    assert f"#{request.pk} ledger_adjust" in listing and "lost deposit" in listing and "(0/1," in listing
+    with pytest.raises(CommandError, match=r"\[own_request\]"):
+        run("approve", "--approve", str(request.pk), "--actor", "f1@example.com")
+    for bad in ("abc", "-1", "9" * 40):
+        with pytest.raises(CommandError, match=r"\[approval_not_found\]"):
+            run("approve", "--approve", bad, "--actor", "f2@example.com")
+    assert "Approved request" in run("approve", "--approve", str(request.pk), "--actor", "f2@example.com")
+    assert user_balance_u(user_id=bettor.pk) == 10_000_000_000 + 2_000_000
+    assert run("approve") == ""
