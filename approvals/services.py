@@ -191,3 +191,20 @@ def approval_cancel_pending(
 def approval_reason(request: ApprovalRequest, approver: Any) -> str:
     """The reason the executed act records: the request's, with who asked and who approved."""
     return f"{request.reason} (requested by {request.requested_label}, approved by {getattr(approver, 'email', '')})"
+
+
+def approvals_expire(*, source: str = "beat") -> int:
+    """Mark every pending request past its expiry EXPIRED, audited; the count (the beat, every minute)."""
+    now = timezone.now()
+    with transaction.atomic():
+        stale = list(
+            ApprovalRequest.objects.select_for_update().filter(
+                status=ApprovalRequest.Status.PENDING, expires_at__lte=now
+            )
+        )
+        for request in stale:
+            request.status = ApprovalRequest.Status.EXPIRED
+            request.decided_at = now
+            request.save(update_fields=["status", "decided_at"])
+            _audit(action=AuditAction.APPROVAL_EXPIRE, request=request, actor=None, source=source, reason="expired")
+    return len(stale)

@@ -45,4 +45,4 @@ class AuditAction(models.TextChoices):
     APPROVAL_REQUEST = "approval.request"
     APPROVAL_GRANT = "approval.grant"
     APPROVAL_CANCEL = "approval.cancel"
-    ROUND_EMERGENCY_VOID = "round.emergency_void"
+    APPROVAL_EXPIRE = "approval.expire"

@@ -10,6 +10,8 @@ SCHEDULE: dict[str, tuple[str, int]] = {
     "ops-beat-heartbeat": ("ops.beat_heartbeat", 30),
     "ops-evaluate-circuit-breaker": ("ops.evaluate_circuit_breaker", 60),
     "ops-evaluate-alerts": ("ops.evaluate_alerts", 60),
+    # approvals: a four-eyes request nobody approved in time expires (and leaves the dashboard).
+    "approvals-expire": ("approvals.expire", 60),
     # withdrawals: pay approved queued withdrawals, resume stale PROCESSING ones (status first).
     "withdrawals-process": ("withdrawals.process_batch", 60),
 }
