@@ -25,7 +25,7 @@ class Command(BaseCommand):
                 expires = timezone.localtime(row.expires_at, NEW_YORK).strftime("%Y-%m-%d %H:%M %Z")
                 self.stdout.write(
                     f"#{row.pk} {row.kind} {row.target} {row.payload} by {row.requested_label}: {row.reason} "
-                    f"({row.approvals}/{row.approvals_required}, expires {expires})"
+                    f"({getattr(row, 'approvals', 0)}/{row.approvals_required}, expires {expires})"  # annotated count
                 )
             return
         actor = actor_from_options(options)
