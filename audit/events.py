@@ -49,3 +49,8 @@ class AuditAction(models.TextChoices):
     CIRCUIT_BREAKER_RESET = "ops.circuit_breaker.reset"
     BACKUP = "ops.backup"
     RESTORE = "ops.restore"
+    # four eyes (approvals)
+    APPROVAL_REQUEST = "approval.request"
+    APPROVAL_GRANT = "approval.grant"
+    APPROVAL_CANCEL = "approval.cancel"
+    APPROVAL_EXPIRE = "approval.expire"

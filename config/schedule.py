@@ -14,6 +14,8 @@ SCHEDULE: dict[str, tuple[str, int]] = {
     "marketdata-ingest-prices": ("marketdata.ingest_prices", 60),
     # marketdata: nightly retention (asked hourly, archives in the 02:00 ET hour), PRICE_TICK_RETENTION_DAYS.
     "marketdata-archive-ticks": ("marketdata.archive_ticks", 3600),
+    # approvals: a four-eyes request nobody approved in time expires (and leaves the dashboard).
+    "approvals-expire": ("approvals.expire", 60),
     # withdrawals: pay approved queued withdrawals, resume stale PROCESSING ones (status first).
     "withdrawals-process": ("withdrawals.process_batch", 60),
 }

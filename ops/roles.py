@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Q
 
-APPS = ["audit", "betting", "ledger", "rounds", "withdrawals", "marketdata", "risk", "ops"]
+APPS = ["approvals", "audit", "betting", "ledger", "rounds", "withdrawals", "marketdata", "risk", "ops"]
 
 # (app_label, codename) pairs; "*custom" = every permission of the app that is not add/change/delete/view.
 # Acting on behalf of a user is one named permission per act, held by one role: the operator places

@@ -16,7 +16,7 @@ from common.errors import ApplicationError
 from marketdata.display import evidence_html
 from rounds.models import Round, RoundSettlement
 from rounds.selectors import round_oracle_evidence, round_settlement_preview, round_transition_refusal
-from rounds.services import round_auto_closes_resolve, round_lock, round_settle
+from rounds.services import MANUAL_RESULTS, round_auto_closes_resolve, round_lock, round_result_request, round_settle
 
 
 @dataclass
@@ -112,6 +112,26 @@ class RoundAdmin(ReadOnlyAdmin):
                         partial(round_lock, code=round_.code, acting_user=request.user, reason=reason, source="admin"),
                         success=f"Round {round_.code} locked.",
                     )
+                elif result in MANUAL_RESULTS:
+                    # Four eyes: a result chosen by hand is a request another operator approves.
+                    made = admin_call(
+                        request,
+                        partial(
+                            round_result_request,
+                            code=round_.code,
+                            result=result,
+                            reason=reason,
+                            acting_user=request.user,
+                            source="admin",
+                        ),
+                    )
+                    if made is not None:
+                        self.message_user(
+                            request,
+                            f"Round {round_.code} {result}: request {made[0].pk} waits for another operator's "
+                            "approval (dashboard, pending approvals).",
+                            level=messages.WARNING,
+                        )
                 else:
                     settlement = admin_call(
                         request,

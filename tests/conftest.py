@@ -75,6 +75,18 @@ def _postgres_only(request):
         pytest.skip("needs PostgreSQL: run `make test-postgres` (SQLite cannot show a race)")
 
 
+@pytest.fixture(autouse=True)
+def _kpi_counters_fresh():
+    """Each test starts with no KPI counts (ops.kpi: the shared cache, this process's pending counts)."""
+    from django.core.cache import cache
+
+    from ops import kpi
+
+    cache.clear()
+    kpi._pending.clear()
+    yield
+
+
 @pytest.fixture
 def bettor(db):
     return UserFactory()
