@@ -7,15 +7,19 @@ STAMP := $(VENV)/.installed-stamp
 QUICK_FILTER := $(if $(QUICK), and not slow,)
 PYTEST_ARGS ?=
 
-.PHONY: install run web worker test test-sqlite test-postgres lint bench migrate
+.PHONY: system-deps install run web worker test test-sqlite test-postgres lint bench migrate
 
-$(STAMP): requirements.txt requirements-dev.txt
+# PostgreSQL, Redis, Chromium and wrk (and Python 3.11) when missing: apt-get as root, sudo otherwise.
+system-deps:
+	@bash scripts/system-deps.sh
+
+$(STAMP): requirements.txt requirements-dev.txt | system-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	touch $(STAMP)
 
-install: $(STAMP)
+install: system-deps $(STAMP)
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
