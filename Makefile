@@ -26,7 +26,7 @@ migrate: install
 
 # Embedded mode: SQLite (WAL) + filesystem broker; web + one worker with beat. Ctrl-C stops all.
 run: migrate
-	$(BIN)/python manage.py seed --demo
+	$(BIN)/python manage.py seed --demo --users 0
 	$(BIN)/python manage.py sync_schedule
 	bash scripts/run-all.sh
 

@@ -42,6 +42,16 @@ def test_seed_demo_is_rerunnable():
     assert User.objects.filter(email="admin@example.com", is_superuser=True).count() == 1
 
 
+def test_seed_demo_alone_adds_no_bettor_however_often_it_runs():
+    # `make run` runs `seed --demo` at every start: the same four accounts, the same 100 USDC each
+    run("seed", "--demo")
+    output = run("seed", "--demo")
+    assert "Created 0 bettor(s)." in output
+    assert not User.objects.filter(email__startswith="bettor").exists()
+    assert User.objects.count() == 4
+    assert tvl_get().cash_u == 300_000_000
+
+
 def test_deposit_credits_and_amount_zero_prints_the_balance():
     alice = UserFactory(email="user@example.com")
     output = run("deposit", "--user", "user@example.com", "--amount", "1000000")

@@ -30,7 +30,12 @@ class Command(BaseCommand):
     help = "Create N bettors (emails printed), optionally funded; --demo also creates the demo superuser."
 
     def add_arguments(self, parser):
-        parser.add_argument("--users", type=bounded_int(0, 100_000), default=1, help="how many bettors to create")
+        parser.add_argument(
+            "--users",
+            type=bounded_int(0, 100_000),
+            default=None,
+            help="how many bettors to create (default 1; 0 with --demo, so re-running it adds no one)",
+        )
         parser.add_argument(
             "--fund", type=bounded_int(0, 10**15), default=0, help="micro-USDC to deposit to each new bettor"
         )
@@ -41,7 +46,9 @@ class Command(BaseCommand):
             help="also ensure admin@example.com/admin12345 and demo1..3@example.com/demo12345 with 100 USDC each",
         )
 
-    def handle(self, *args, users: int, fund: int, password: str, demo: bool, **options):
+    def handle(self, *args, users: int | None, fund: int, password: str, demo: bool, **options):
+        if users is None:
+            users = 0 if demo else 1
         if users < 0 or users > 100_000:
             raise CommandError("--users must be between 0 and 100000.")
         if fund < 0:
