@@ -11,6 +11,7 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
 from ops import health
+from ops.env_vars import unknown_env_vars
 from ops.migration_state import PENDING_CODE, migrations_pending
 
 DEV_DEFAULTS = {
@@ -82,6 +83,11 @@ def rule_retired(settings, production: bool) -> list[str]:
         for name, why in RETIRED.items()
         if name in os.environ
     ]
+
+
+def rule_unknown_env(settings, production: bool) -> list[str]:
+    """A variable with our prefixes that no setting reads is a typo or a leftover: it would look honoured."""
+    return [problem for problem in unknown_env_vars(dict(os.environ)) if problem.split(" ", 1)[0] not in RETIRED]
 
 
 def rule_alerts(settings, production: bool) -> list[str]:
@@ -176,6 +182,7 @@ STATIC_RULES: list[Callable] = [
     rule_deployment,
     rule_proxies,
     rule_retired,
+    rule_unknown_env,
 ]
 REACHABILITY_RULES: list[Callable] = [rule_database_reachable, rule_broker_reachable]
 # validate_config also names pending migrations; `check --deploy` does not, because a deploy runs it
