@@ -59,6 +59,15 @@ def round_current() -> Round | None:
     return Round.objects.filter(status=Round.Status.LOCKED).order_by("-code").first()
 
 
+def round_current_or_last_settled() -> Round | None:
+    """What /rounds/current answers: the current round, else (after settlement, before the next opens) the most
+    recently settled one, its status saying SETTLED; None only when there has never been a round."""
+    current = round_current()
+    if current is not None:
+        return current
+    return Round.objects.filter(status=Round.Status.SETTLED).order_by("-code").first()
+
+
 # --- Transitions -------------------------------------------------------------
 # OPEN -> LOCKED -> SETTLED. Stated here once: the services refuse with it, the admin asks it
 # why an action is not offered.
