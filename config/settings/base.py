@@ -253,6 +253,8 @@ MIGRATION_LOCK_TIMEOUT = env.float("MIGRATION_LOCK_TIMEOUT", default=5.0)
 MIGRATION_STATUS_CACHE_SECONDS = env.float("MIGRATION_STATUS_CACHE_SECONDS", default=10.0)
 # Readiness: the beat writes a heartbeat every 30 s; older than this is "stale".
 OPS_HEARTBEAT_STALE_SECONDS = env.int("OPS_HEARTBEAT_STALE_SECONDS", default=180)
+# For this long after the web process starts, a beat that has not beaten since reports "starting", not failed.
+OPS_BEAT_STARTUP_GRACE_SECONDS = env.int("OPS_BEAT_STARTUP_GRACE_SECONDS", default=90)
 # Circuit breaker thresholds (each rule is one function in ops/rules.py).
 OPS_BREAKER_HOUSE_LOSS_U = env.int("OPS_BREAKER_HOUSE_LOSS_U", default=10_000_000_000)  # 24 h house loss
 OPS_BREAKER_WITHDRAWAL_FAILURE_RATE = env.float("OPS_BREAKER_WITHDRAWAL_FAILURE_RATE", default=0.5)
