@@ -70,6 +70,10 @@ class ProjectAdminSite(admin.AdminSite):
     """The default admin site (common.apps.AdminConfig): every ModelAdmin registered on it, ours and
     third-party ones alike (auth groups, celery beat's schedules), gets the selection check."""
 
+    site_header = "Up/Down House — back office"
+    site_title = "Up/Down House"
+    index_title = "Operations and records"
+
     def register(self, model_or_iterable, admin_class=None, **options):
         admin_class = admin_class or admin.ModelAdmin
         if not issubclass(admin_class, SelectionCheckedAdmin):

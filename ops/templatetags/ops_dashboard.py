@@ -1,15 +1,46 @@
+"""The ops dashboard on the admin index: the current round, TVL, switches, alerts and 30-day charts.
+
+The numbers come from ops.dashboard / ops.reports; the charts are drawn in the browser by Chart.js, served
+from the project's own static files (ops/static/ops/vendor/chartjs, no CDN) with ops/static/ops/dashboard.js.
+"""
+
 import datetime as dt
 
 from django import template
 from django.utils import timezone
 
-from common.money import usdc
-from ops.charts import bar_chart
+from common.money import format_usdc
+from common.times import format_market_time, market_zone
 from ops.dashboard import dashboard_numbers
 from ops.reports import house_pnl_by_day, tvl_by_day
 from ops.selectors import alerts_open, switch_get
 
 register = template.Library()
+
+CHARTJS = "ops/vendor/chartjs/chart.umd.min.js"  # Chart.js 4.6.1 (README.md beside it)
+CHART_DAYS = 30
+
+
+def _time_to_lock(lock_at: dt.datetime, now: dt.datetime) -> str:
+    seconds = int((lock_at - now).total_seconds())
+    if seconds <= 0:
+        return "lock time passed"
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"
+
+
+def _charts(*, today: dt.date) -> dict:
+    """The 30-day series, in micro-USDC (the browser divides by 10^6 for the axis; labels are ET days)."""
+    start = today - dt.timedelta(days=CHART_DAYS - 1)
+    pnl = house_pnl_by_day(start=start, end=today)
+    tvl_days = tvl_by_day(start=start, end=today)
+    return {
+        "days": [row.day.isoformat() for row in pnl],
+        "volume_u": [row.volume_u for row in pnl],
+        "fees_u": [row.fees_u for row in pnl],
+        "tvl_days": [day.isoformat() for day, _ in tvl_days],
+        "tvl_u": [value for _, value in tvl_days],
+    }
 
 
 @register.inclusion_tag("ops/dashboard.html", takes_context=True)
@@ -18,33 +49,47 @@ def ops_dashboard(context):
     if request is None or not request.user.is_staff:
         return {"show": False}
     numbers = dashboard_numbers()
-    today = timezone.localdate()
-    start = today - dt.timedelta(days=29)
-    pnl = house_pnl_by_day(start=start, end=today)
-    tvl_days = tvl_by_day(start=start, end=today)
-    current = numbers["round"]
     now = timezone.now()
-    lock_in = None
-    if current is not None and current.status == "OPEN" and current.lock_at > now:
-        seconds = int((current.lock_at - now).total_seconds())
-        lock_in = f"{seconds // 3600} h {seconds % 3600 // 60} min"
+    today = now.astimezone(market_zone()).date()
+    current = numbers["round"]
     tvl = numbers["tvl"]
+    round_info = None
+    if current is not None:
+        round_info = {
+            "code": current.code,
+            "status": current.status,
+            "result": current.result,
+            "lock_at": format_market_time(current.lock_at),
+            "lock_at_iso": current.lock_at.isoformat(),
+            "settle_at": format_market_time(current.settle_at),
+            "time_to_lock": _time_to_lock(current.lock_at, now) if current.status == "OPEN" else None,
+            "up_pool": format_usdc(current.up_pool_u),
+            "down_pool": format_usdc(current.down_pool_u),
+            "pool_total": format_usdc(current.up_pool_u + current.down_pool_u),
+        }
     return {
         "show": True,
-        "round": current,
-        "lock_in": lock_in,
-        "pool_total": usdc(current.up_pool_u + current.down_pool_u) if current else "0.00",
-        "up_pool": usdc(current.up_pool_u) if current else "0.00",
-        "down_pool": usdc(current.down_pool_u) if current else "0.00",
+        "chartjs": CHARTJS,
+        "round": round_info,
         "tvl": {
-            "locked": usdc(tvl.locked_u),
-            "cash": usdc(tvl.cash_u),
-            "pending": usdc(tvl.pending_withdrawals_u),
+            "total": format_usdc(tvl.cash_u + tvl.locked_u + tvl.pending_withdrawals_u),
+            "locked": format_usdc(tvl.locked_u),
+            "cash": format_usdc(tvl.cash_u),
+            "pending": format_usdc(tvl.pending_withdrawals_u),
         },
         "emergency_stop": switch_get(name="emergency_stop"),
         "circuit_breaker": switch_get(name="circuit_breaker"),
+        "maintenance": switch_get(name="maintenance"),
         "alerts": list(alerts_open()[:10]),
-        "volume_chart": bar_chart([(r.day.isoformat(), r.volume_u) for r in pnl], title="Daily volume (30 days)"),
-        "fees_chart": bar_chart([(r.day.isoformat(), r.fees_u) for r in pnl], title="Fees (30 days)"),
-        "tvl_chart": bar_chart([(d.isoformat(), v) for d, v in tvl_days], title="TVL at end of day (30 days)"),
+        "alerts_count": numbers["alerts_open"],
+        # PRICE-FEED FRESHNESS: issue 11 adds marketdata.selectors.feed_status(); the lead wires it here as
+        # "feed": feed_status() (the template's "Price feed" row shows it once it is not None).
+        "feed": None,
+        "now": format_market_time(now),
+        "chart_data": {
+            **_charts(today=today),
+            "round": (
+                {"code": current.code, "up_u": current.up_pool_u, "down_u": current.down_pool_u} if current else None
+            ),
+        },
     }
