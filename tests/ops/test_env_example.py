@@ -41,9 +41,9 @@ def test_env_example_is_the_generated_one():
 
 def test_each_variable_says_its_type_and_defaults_and_every_line_is_commented_out():
     text = ENV_EXAMPLE.read_text()
-    assert "# SECRET_KEY (str; base default \"dev-insecure-secret-key-change-me\"; production: required)" in text
+    assert '# SECRET_KEY (str; base default "dev-insecure-secret-key-change-me"; production: required)' in text
     assert "# SIMULATION_ENABLED (bool; base default False; local default True; production default False)" in text
-    assert "# Readiness: the beat writes a heartbeat every 30 s; older than this is \"stale\"." in text
+    assert '# Readiness: the beat writes a heartbeat every 30 s; older than this is "stale".' in text
     assert all(line == "" or line.startswith("#") for line in text.splitlines())
     assert [var.name for var in settings_env_vars()][:2] == ["VAR_DIR", "SECRET_KEY"]
 

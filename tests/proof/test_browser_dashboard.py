@@ -136,9 +136,7 @@ def test_dashboard_charts_follow_the_dark_theme(live_server, chromium, superuser
 
         # the admin's theme toggle (data-theme on <html>) redraws the charts in the light colours
         page.evaluate("() => document.documentElement.setAttribute('data-theme', 'light')")
-        page.wait_for_function(
-            "fg => window.opsDashboardCharts()[0].options.scales.y.ticks.color !== fg", arg=body_fg
-        )
+        page.wait_for_function("fg => window.opsDashboardCharts()[0].options.scales.y.ticks.color !== fg", arg=body_fg)
         light = page.evaluate(CHARTS_JS)
         assert {chart["tick_colour"] for chart in light} == {page.evaluate(BODY_FG_JS)} != {body_fg}
     finally:
