@@ -25,7 +25,12 @@ class OpsSwitchAdmin(ReadOnlyAdmin):
     def _with_reason(self, request, queryset, *, action: str, title: str, call):
         form = action_form(request)
         if form.is_bound and form.is_valid():
-            admin_call(request, lambda: call(form.cleaned_data["reason"]), success=f"{title}: done.")
+            admin_call(
+                request,
+                lambda: call(form.cleaned_data["reason"]),
+                success=f"{title}: done.",
+                history=[switch for switch in queryset if switch.pk],
+            )
             return None
         return action_confirmation(
             self,

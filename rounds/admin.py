@@ -11,8 +11,10 @@ from functools import partial
 from django.contrib import admin, messages
 from django.db.models import Count
 
-from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call
+from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call, admin_history
 from common.errors import ApplicationError
+from common.money import format_usdc
+from common.text import plural
 from rounds.models import Round, RoundSettlement
 from rounds.selectors import round_settlement_preview, round_transition_refusal
 from rounds.services import round_lock, round_settle
@@ -101,6 +103,7 @@ class RoundAdmin(ReadOnlyAdmin):
                         request,
                         partial(round_lock, code=round_.code, acting_user=request.user, reason=reason, source="admin"),
                         success=f"Round {round_.code} locked.",
+                        history=round_,
                     )
                 else:
                     settlement = admin_call(
@@ -115,13 +118,15 @@ class RoundAdmin(ReadOnlyAdmin):
                         ),
                     )
                     if settlement is not None:
-                        self.message_user(
-                            request,
-                            f"Round {round_.code} settled {settlement.result}: paid {settlement.paid_out_u} u to "
-                            f"{settlement.winners_count} winning bets, fee {settlement.fee_u} u, "
-                            f"dust {settlement.dust_u} u.",
-                            level=messages.SUCCESS,
+                        done = (
+                            f"Round {round_.code} settled {settlement.result}: paid "
+                            f"{format_usdc(settlement.paid_out_u, exact=True)} to "
+                            f"{plural(settlement.winners_count, 'winning bet')}, fee "
+                            f"{format_usdc(settlement.fee_u, exact=True)}, "
+                            f"dust {format_usdc(settlement.dust_u, exact=True)}."
                         )
+                        self.message_user(request, done, level=messages.SUCCESS)
+                        admin_history(request, round_, f"{done} Reason: {reason}")
             return None
         rows = []
         for round_ in rounds:

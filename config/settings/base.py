@@ -78,6 +78,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            "builtins": ["common.template_filters"],  # {{ amount_u|usdc }} and |usdc_exact everywhere
         },
     },
 ]

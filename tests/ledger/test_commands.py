@@ -55,12 +55,12 @@ def test_seed_demo_alone_adds_no_bettor_however_often_it_runs():
 def test_deposit_credits_and_amount_zero_prints_the_balance():
     alice = UserFactory(email="user@example.com")
     output = run("deposit", "--user", "user@example.com", "--amount", "1000000")
-    assert "Credited 1000000 u (1.00 USDC) to user@example.com" in output
+    assert "Credited 1.00 USDC (1,000,000 u) to user@example.com" in output
     assert account_balance_u(code=Account.user_cash_code(alice.pk)) == 1_000_000
     assert account_balance_u(code=Account.EXTERNAL_DEPOSITS) == -1_000_000
     entries_before = LedgerEntry.objects.count()
     output = run("deposit", "--user", "user@example.com", "--amount", "0")
-    assert "Balance of user@example.com: 1000000 u (1.00 USDC)" in output
+    assert "Balance of user@example.com: 1.00 USDC (1,000,000 u)" in output
     assert LedgerEntry.objects.count() == entries_before
     assert AuditEvent.objects.filter(action="deposit.credit", source="cli").count() == 1
     assert_ledger_invariants()
@@ -71,7 +71,7 @@ def test_withdraw_moves_cash_to_pending():
     fund(alice, 1_000_000)
     output = run("withdraw", "--user", "user@example.com", "--amount", "500000")
     # the operator at the shell acts for the user: no registered address, so it waits for an approval
-    assert "QUEUED (needs staff approval): 500000 u (0.50 USDC)" in output
+    assert "QUEUED (needs staff approval): 0.50 USDC (500,000 u)" in output
     assert account_balance_u(code=Account.user_cash_code(alice.pk)) == 500_000
     assert tvl_get().pending_withdrawals_u == 500_000
     assert Withdrawal.objects.get().status == Withdrawal.Status.QUEUED
@@ -108,9 +108,9 @@ def test_tvl_prints_the_manuals_three_lines():
     run_output = run("tvl")
     assert run_output.splitlines() == [
         "📊 TVL Metrics:",
-        "  Locked:             0 micro USDC (0.00 USDC)",
-        "  Total Cash:         3250000 micro USDC (3.25 USDC)",
-        "  Pending Withdrawals: 0 micro USDC (0.00 USDC)",
+        "  Locked:             0.00 USDC (0 u)",
+        "  Total Cash:         3.25 USDC (3,250,000 u)",
+        "  Pending Withdrawals: 0.00 USDC (0 u)",
     ]
 
 

@@ -60,7 +60,13 @@ def test_operator_settles_a_locked_round_through_the_confirmation_page(live_serv
     page.wait_for_selector("text=please confirm")
     table = page.locator("#content table").inner_text()
     page.screenshot(path=f"{SCREENSHOTS}/settle-confirmation.png", full_page=True)
-    for figure in ("4000000", "2000000", "20000", "5980000"):  # UP pool, DOWN pool, fee, paid out
+    # UP pool, DOWN pool, fee, paid out: USDC with the exact u
+    for figure in (
+        "4.00 USDC (4,000,000 u)",
+        "2.00 USDC (2,000,000 u)",
+        "0.02 USDC (20,000 u)",
+        "5.98 USDC (5,980,000 u)",
+    ):
         assert figure in table
     assert Round.objects.get(pk=round_.pk).status == "LOCKED"
 
@@ -70,7 +76,8 @@ def test_operator_settles_a_locked_round_through_the_confirmation_page(live_serv
 
     # then: SETTLED UP, the success message, the exact payouts, the audit entry with the operator
     page.wait_for_selector("ul.messagelist")
-    assert "settled UP: paid 5980000 u to 2 winning bets, fee 20000 u" in page.locator("ul.messagelist").inner_text()
+    message = page.locator("ul.messagelist").inner_text()
+    assert "settled UP: paid 5.98 USDC (5,980,000 u) to 2 winning bets, fee 0.02 USDC (20,000 u)" in message
     assert "Settled" in page.locator("#result_list").inner_text()
     page.screenshot(path=f"{SCREENSHOTS}/settled.png", full_page=True)
     settled = Round.objects.get(pk=round_.pk)
@@ -85,6 +92,13 @@ def test_operator_settles_a_locked_round_through_the_confirmation_page(live_serv
     assert "round.settle" in audit and "close verified on two sources" in audit and "operator@example.com" in audit
     event = AuditEvent.objects.get(action="round.settle")
     assert (event.source, event.object_id, event.actor.email) == ("admin", ROUND_CODE, "operator@example.com")
+
+    # and Django's own history: the round's History page and the index's "Recent actions"
+    page.goto(f"{live_server.url}/admin/rounds/round/{round_.pk}/history/")
+    history = page.locator("#change-history").inner_text()
+    assert "settled UP: paid 5.98 USDC (5,980,000 u)" in history and "close verified on two sources" in history
+    page.goto(f"{live_server.url}/admin/")
+    assert ROUND_CODE in page.locator("#recent-actions-module").inner_text()
 
 
 def test_read_only_auditor_sees_no_settle_action(live_server, page, locked_round_with_bets):

@@ -6,7 +6,7 @@ from betting.models import User
 from betting.services import user_create
 from common.commands import bounded_int, command_errors
 from common.errors import Conflict
-from common.money import usdc
+from common.money import format_usdc
 from withdrawals.services import deposit_credit
 
 
@@ -72,7 +72,7 @@ class Command(BaseCommand):
                     deposit_credit(user=user, amount_u=fund, tx_id=f"seed:{user.pk}", source="cli", reason="seed")
                 created += 1
                 line = f"{user.pk} {email} password {user_password}"
-                self.stdout.write(line + (f" balance {fund} u ({usdc(fund)} USDC)" if fund else ""))
+                self.stdout.write(line + (f" balance {format_usdc(fund, exact=True)}" if fund else ""))
         self.stdout.write(self.style.SUCCESS(f"Created {created} bettor(s)."))
 
     def _ensure_demo(self) -> None:

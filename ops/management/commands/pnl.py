@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
-from common.money import usdc
+from common.money import format_usdc
 from ops.reports import house_pnl_by_day
 
 FIRST_DAY, LAST_DAY = dt.date(1970, 1, 1), dt.date(9998, 12, 31)
@@ -38,7 +38,7 @@ class Command(BaseCommand):
                 f"{row.volume_u:>16}"
             )
         total = sum(row.house_pnl_u for row in rows)
-        self.stdout.write(f"Total house P&L: {total} micro-USDC ({usdc(total)} USDC)")
+        self.stdout.write(f"Total house P&L: {format_usdc(total, exact=True)}")
 
     def _day(self, text: str, option: str) -> dt.date:
         try:

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand
 
 from common.commands import actor_from_options, add_actor_argument, command_errors
 from common.money import format_usdc
+from common.text import plural
 from common.times import format_market_time
 from rounds.exceptions import RoundAlreadySettled
 from rounds.models import Round
@@ -57,16 +58,12 @@ class Command(BaseCommand):
         if settlement.result == "VOID":
             self.stdout.write(
                 f"   Refunded:   {format_usdc(settlement.paid_out_u, exact=True)} to "
-                f"{_count(settlement.bets_count, 'bet')} (no fee)"
+                f"{plural(settlement.bets_count, 'bet')} (no fee)"
             )
         else:
             self.stdout.write(
                 f"   Paid out:   {format_usdc(settlement.paid_out_u, exact=True)} to "
-                f"{_count(settlement.winners_count, 'winning bet')}"
+                f"{plural(settlement.winners_count, 'winning bet')}"
             )
         self.stdout.write(f"   Settled at: {format_market_time(settlement.round.settled_at)}")
         self.stdout.write(f"   Digest:     {settlement.digest}")
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}{'' if number == 1 else 's'}"
