@@ -155,13 +155,13 @@ def settlement_plan_get(*, round_: Round, result: str) -> SettlementPlan:
             missing = " and ".join(
                 f"{what} ({day_:%Y-%m-%d})"
                 for what, price, day_ in (
-                    ("the official close", close, day),
-                    ("the previous close", reference, trading_day_previous(day=day)),
+                    ("official close", close, day),
+                    ("previous close", reference, trading_day_previous(day=day)),
                 )
                 if price is None
             )
             raise NoOfficialClose(
-                f"The oracle has no {missing} for {round_.symbol}: round {round_.code} stays LOCKED. "
+                f"The oracle has no {missing} of {round_.symbol}: round {round_.code} stays LOCKED. "
                 "Enter the close with set_close (or the admin) and settle AUTO, or settle UP/DOWN/VOID by hand."
             )
         if close.price > reference.price:

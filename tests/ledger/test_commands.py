@@ -82,13 +82,14 @@ def test_withdraw_moves_cash_to_pending():
     "args, message",
     [
         (["deposit", "--user", "nobody@example.com", "--amount", "5"], "No user with email"),
-        (["deposit", "--user", "user@example.com", "--amount", "-5"], "whole number"),
-        (["deposit", "--user", "user@example.com", "--amount", "1.5"], "whole number"),
-        (["deposit", "--user", "user@example.com", "--amount", "abc"], "whole number"),
+        (["deposit", "--user", "user@example.com", "--amount", "-5"], r"must be positive .*'-5'\. \[invalid_amount\]$"),
+        (["deposit", "--user", "user@example.com", "--amount", "1.5"], r"whole number.*\[invalid_amount\]$"),
+        (["deposit", "--user", "user@example.com", "--amount", "abc"], r"whole number.*\[invalid_amount\]$"),
         (["deposit", "--user", "user@example.com", "--amount", "10000000000001"], "must not exceed"),
-        (["withdraw", "--user", "user@example.com", "--amount", "0"], "greater than zero"),
+        (["withdraw", "--user", "user@example.com", "--amount", "0"], r"greater than zero\. \[invalid_amount\]$"),
         (["withdraw", "--user", "user@example.com", "--amount", "700001"], "Insufficient funds"),
         (["seed", "--users", "-1"], "between 0 and 100000"),
+        (["audit_log", "--since", "yesterday"], r"--since must look like .*\[invalid_since\]$"),
     ],
 )
 def test_refusals_are_clear_sentences_and_write_nothing(args, message):

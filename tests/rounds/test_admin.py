@@ -37,8 +37,8 @@ def test_changelist_shows_pools_and_bet_count(client, bets_round):
     response = client.get(reverse(CHANGELIST))
     assert response.status_code == 200
     body = response.content.decode()
-    assert "20250908" in body and "<td class=\"field-up_pool_u_usdc\">4.00</td>" in body  # UP pool, in USDC
-    assert "<td class=\"field-down_pool_u_usdc\">2.00</td>" in body
+    assert "20250908" in body and '<td class="field-up_pool_u_usdc">4.00</td>' in body  # UP pool, in USDC
+    assert '<td class="field-down_pool_u_usdc">2.00</td>' in body
     assert "UP pool (USDC)" in body and "4000000" not in body
     assert response.context["cl"].result_list[0].bet_count == 3
 

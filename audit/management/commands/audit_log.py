@@ -17,12 +17,14 @@ def parse_since(text: str) -> dt.datetime:
         try:
             return timezone.now() - dt.timedelta(**{unit: int(match.group(1))})
         except (OverflowError, ValueError) as exc:  # 99999999999d is before year 1
-            raise CommandError(f"--since {text!r} reaches back before any date there is.") from exc
+            raise CommandError(f"--since {text!r} reaches back before any date there is. [invalid_since]") from exc
     when = parse_datetime(text)
     if when is None:
         day = parse_date(text)
         if day is None:
-            raise CommandError(f"--since must look like 24h, 7d, 2025-09-08 or 2025-09-08T14:00, got {text!r}.")
+            raise CommandError(
+                f"--since must look like 24h, 7d, 2025-09-08 or 2025-09-08T14:00, got {text!r}. [invalid_since]"
+            )
         when = dt.datetime.combine(day, dt.time.min)
     return when if timezone.is_aware(when) else timezone.make_aware(when, dt.UTC)
 

@@ -50,9 +50,9 @@ class Command(BaseCommand):
         if users is None:
             users = 0 if demo else 1
         if users < 0 or users > 100_000:
-            raise CommandError("--users must be between 0 and 100000.")
+            raise CommandError("--users must be between 0 and 100000. [invalid_count]")
         if fund < 0:
-            raise CommandError("--fund must not be negative.")
+            raise CommandError("--fund must not be negative. [invalid_amount]")
         with command_errors():
             if demo:
                 self._ensure_demo()

@@ -19,7 +19,7 @@ class Command(BaseCommand):
         except ValueError:
             day = None
         if day is None:
-            raise CommandError(f"--date must be YYYY-MM-DD, got {date!r}.")
+            raise CommandError(f"--date must be YYYY-MM-DD, got {date!r}. [invalid_date]")
         report = daily_report_get(day=day)
         tvl = tvl_get()
 

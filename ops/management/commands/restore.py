@@ -51,5 +51,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.WARNING(f"Restored {restored.path.name}; the list above is gone."))
         self.stdout.write("Maintenance stays ON: check the data, then `python manage.py maintenance off`.")
         if not restored.ledger_ok:
-            raise CommandError("Restored, but the ledger audit FAILED: run `ledger_audit` for the details.")
+            raise CommandError(
+                "Restored, but the ledger audit FAILED: run `ledger_audit` for the details. [ledger_audit_failed]"
+            )
         self.stdout.write(self.style.SUCCESS("Ledger audit passed after restore."))

@@ -22,7 +22,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, limit: int | None, **options):
         if limit is not None and limit < 1:
-            raise CommandError("--limit must be a positive whole number.")
+            raise CommandError("--limit must be a positive whole number. [invalid_limit]")
         with command_errors():
             report = withdrawals_process(limit=limit, source="cli", acting_user=actor_from_options(options))
         self.stdout.write(
