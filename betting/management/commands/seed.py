@@ -7,6 +7,7 @@ from betting.services import user_create
 from common.commands import bounded_int, command_errors
 from common.errors import Conflict
 from common.money import format_usdc
+from common.progress import progress
 from withdrawals.services import deposit_credit
 
 
@@ -57,23 +58,29 @@ class Command(BaseCommand):
             if demo:
                 self._ensure_demo()
             start = User.objects.filter(email__startswith="bettor").count() + 1
-            created = 0
-            index = start
-            while created < users:
-                email = f"bettor{index}@example.com"
-                index += 1
-                if User.objects.filter(email=email).exists():
-                    continue
-                user_password = password or secrets.token_urlsafe(9)
-                user = _user_create_only(email=email, password=user_password)
-                if user is None:  # a seed running beside this one took the address first: use the next
-                    continue
-                if fund:
-                    deposit_credit(user=user, amount_u=fund, tx_id=f"seed:{user.pk}", source="cli", reason="seed")
-                created += 1
-                line = f"{user.pk} {email} password {user_password}"
-                self.stdout.write(line + (f" balance {format_usdc(fund, exact=True)}" if fund else ""))
+            with progress("seed: bettors", users, stream=self.stderr) as advance:
+                created = self._create(users=users, fund=fund, password=password, index=start, advance=advance)
         self.stdout.write(self.style.SUCCESS(f"Created {created} bettor(s)."))
+
+    def _create(self, *, users: int, fund: int, password: str, index: int, advance) -> int:
+        """Create `users` bettors from bettor<index>@example.com on, printing each; returns how many."""
+        created = 0
+        while created < users:
+            email = f"bettor{index}@example.com"
+            index += 1
+            if User.objects.filter(email=email).exists():
+                continue
+            user_password = password or secrets.token_urlsafe(9)
+            user = _user_create_only(email=email, password=user_password)
+            if user is None:  # a seed running beside this one took the address first: use the next
+                continue
+            if fund:
+                deposit_credit(user=user, amount_u=fund, tx_id=f"seed:{user.pk}", source="cli", reason="seed")
+            created += 1
+            advance(1)
+            line = f"{user.pk} {email} password {user_password}"
+            self.stdout.write(line + (f" balance {format_usdc(fund, exact=True)}" if fund else ""))
+        return created
 
     def _ensure_demo(self) -> None:
         """Idempotent: re-running `make run` neither duplicates users nor deposits twice."""

@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from common.commands import actor_from_options, add_actor_argument, command_errors
+from common.progress import step
 from ops.backup import backup_restore
 from ops.exceptions import LossNotConfirmed
 
@@ -35,14 +36,15 @@ class Command(BaseCommand):
         actor = actor_from_options(options)
         with command_errors():
             try:
-                restored = backup_restore(
-                    path=Path(file),
-                    confirm_loss=confirm_loss,
-                    quiet_seconds=quiet_seconds,
-                    actor=actor,
-                    source="cli",
-                    reason=reason,
-                )
+                with step(f"Restoring {Path(file).name}", stream=self.stderr):
+                    restored = backup_restore(
+                        path=Path(file),
+                        confirm_loss=confirm_loss,
+                        quiet_seconds=quiet_seconds,
+                        actor=actor,
+                        source="cli",
+                        reason=reason,
+                    )
             except LossNotConfirmed as exc:
                 self.stdout.write(exc.loss.text)
                 self.stdout.write(f"Loss SHA-256: {exc.loss.sha256}")

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand
 
 from common.commands import actor_from_options, add_actor_argument, command_errors
 from common.money import format_usdc
+from common.progress import step
 from common.text import plural
 from common.times import format_market_time
 from rounds.exceptions import RoundAlreadySettled
@@ -34,13 +35,14 @@ class Command(BaseCommand):
         reason = options["reason"] or f"settle_round --result {options['result']} from the command line"
         with command_errors():
             try:
-                settlement = round_settle(
-                    code=options["code"],
-                    result=options["result"],
-                    reason=reason,
-                    acting_user=actor_from_options(options),
-                    source="cli",
-                )
+                with step(f"Settling round {options['code']} ({options['result']})", stream=self.stderr):
+                    settlement = round_settle(
+                        code=options["code"],
+                        result=options["result"],
+                        reason=reason,
+                        acting_user=actor_from_options(options),
+                        source="cli",
+                    )
             except RoundAlreadySettled:
                 # The manual's step 8 checks completion by asking again: AUTO (or the same result) is answered.
                 round_ = round_get(code=options["code"])
