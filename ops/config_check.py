@@ -90,6 +90,11 @@ def rule_unknown_env(settings, production: bool) -> list[str]:
     return [problem for problem in unknown_env_vars(dict(os.environ)) if problem.split(" ", 1)[0] not in RETIRED]
 
 
+def rule_logging(settings, production: bool) -> list[str]:
+    fmt = getattr(settings, "LOG_FORMAT", "plain")
+    return [] if fmt in ("plain", "json") else [f"LOG_FORMAT must be plain or json, got {fmt!r}."]
+
+
 def rule_alerts(settings, production: bool) -> list[str]:
     problems = []
     for name in ("ALERT_EMAIL_MIN_SEVERITY", "ALERT_WEBHOOK_MIN_SEVERITY"):
@@ -183,6 +188,7 @@ STATIC_RULES: list[Callable] = [
     rule_proxies,
     rule_retired,
     rule_unknown_env,
+    rule_logging,
 ]
 REACHABILITY_RULES: list[Callable] = [rule_database_reachable, rule_broker_reachable]
 # validate_config also names pending migrations; `check --deploy` does not, because a deploy runs it

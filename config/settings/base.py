@@ -48,6 +48,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "common.logging.RequestContextMiddleware",  # a request id (X-Request-ID) and the user on every log line
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before sessions and auth: in maintenance the API answers 503 without touching anything else.
@@ -293,10 +294,29 @@ ROUND_SETTLE_GRACE_SECONDS = env.int("ROUND_SETTLE_GRACE_SECONDS", default=300)
 # The price oracle AUTO settlement asks (marketdata.oracle.PriceOracle).
 PRICE_ORACLE = env.str("PRICE_ORACLE", default="marketdata.oracle.OfficialCloseTableOracle")
 
+# Logs: LOG_FORMAT=plain (default) or json (one JSON object a line: time, level, logger, message, request_id,
+# user, round, bet; python-json-logger). 4xx answers are one access line each (django.server under runserver,
+# gunicorn's access log), not a second WARNING from django.request; 5xx keep their ERROR with the traceback.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "common.logging.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s%(context)s"},
+        "json": {
+            "()": "common.logging.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(user)s %(round)s %(bet)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
 }
