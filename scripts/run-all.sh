@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 BIN=.venv/bin
 ADDRESS="${HOST:-127.0.0.1}:${PORT:-8000}"
 
+# The metrics shared by web, worker and commands (config/settings/local.py) start from zero with each run.
+rm -rf "${VAR_DIR:-var}/prometheus"
+mkdir -p "${VAR_DIR:-var}/prometheus"
+
 set -m
 pids=()
 stop() {
