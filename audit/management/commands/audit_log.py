@@ -7,6 +7,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from audit.selectors import audit_events_list
 from common.commands import bounded_int
+from common.times import format_market_time
 
 
 def parse_since(text: str) -> dt.datetime:
@@ -47,6 +48,6 @@ class Command(BaseCommand):
             target = f"{event.object_type}:{event.object_id}" if event.object_type else event.object_id
             reason = f" reason={event.reason!r}" if event.reason else ""
             self.stdout.write(
-                f"{event.ts:%Y-%m-%d %H:%M:%S} {event.source:<6} {who:<30} {event.action} {target}{reason}"
+                f"{format_market_time(event.ts)} {event.source:<6} {who:<30} {event.action} {target}{reason}"
             )
         self.stdout.write(f"{len(events)} event(s).")
