@@ -21,14 +21,13 @@ def admin_history(request: HttpRequest, objects: Any, message: str) -> None:
     """Django admin's own history (the index's "Recent actions", an object's History page) for an action the
     service already audited: one CHANGE LogEntry per object, next to the audit event."""
     objects = [objects] if isinstance(objects, Model) else list(objects)
-    if objects and getattr(request.user, "pk", None):
-        LogEntry.objects.log_actions(
-            user_id=request.user.pk,
-            queryset=objects,
-            action_flag=CHANGE,
-            change_message=message,
-            single_object=len(objects) == 1,
-        )
+    user_id = getattr(request.user, "pk", None)
+    if not objects or user_id is None:
+        return
+    if len(objects) == 1:
+        LogEntry.objects.log_actions(user_id, objects, CHANGE, message, single_object=True)
+    else:
+        LogEntry.objects.log_actions(user_id, objects, CHANGE, message)
 
 
 def admin_call(

@@ -34,12 +34,13 @@ def _user_label(request: Any) -> str | None:
 
 class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = getattr(record, "request_id", None) or _request_id.get()
-        record.user = getattr(record, "user", None) or _user_label(_request.get())
-        record.round = getattr(record, "round", None)
-        record.bet = getattr(record, "bet", None)
-        context = " ".join(str(value) for value in (record.request_id, record.user) if value)
-        record.context = f" [{context}]" if context else ""
+        fields = record.__dict__
+        fields["request_id"] = fields.get("request_id") or _request_id.get()
+        fields["user"] = fields.get("user") or _user_label(_request.get())
+        fields.setdefault("round", None)
+        fields.setdefault("bet", None)
+        context = " ".join(str(value) for value in (fields["request_id"], fields["user"]) if value)
+        fields["context"] = f" [{context}]" if context else ""
         return True
 
 

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TextIO
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -22,7 +22,7 @@ def _seconds(value: float) -> str:
 
 @contextmanager
 def progress(
-    label: str, total: int, *, stream: TextIO | None = None, every: float = 5.0
+    label: str, total: int, *, stream: Any = None, every: float = 5.0
 ) -> Iterator[Callable[[int], None]]:
     """`with progress("seed", 10_000) as advance: ... advance(1)` — a bar on a terminal, periodic lines otherwise."""
     stream = stream or sys.stderr
@@ -39,7 +39,11 @@ def progress(
             transient=False,
         ) as bar:
             task = bar.add_task(label, total=total)
-            yield lambda count=1: bar.advance(task, count)
+
+            def advance_bar(count: int = 1) -> None:
+                bar.advance(task, count)
+
+            yield advance_bar
         return
     started = last = time.monotonic()
     done = 0
@@ -69,7 +73,7 @@ def progress(
 
 
 @contextmanager
-def step(label: str, *, stream: TextIO | None = None) -> Iterator[None]:
+def step(label: str, *, stream: Any = None) -> Iterator[None]:
     """One long step without a count (a settlement's single transaction, a dump): what runs, then how long it took."""
     stream = stream or sys.stderr
     started = time.monotonic()
