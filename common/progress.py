@@ -21,9 +21,7 @@ def _seconds(value: float) -> str:
 
 
 @contextmanager
-def progress(
-    label: str, total: int, *, stream: Any = None, every: float = 5.0
-) -> Iterator[Callable[[int], None]]:
+def progress(label: str, total: int, *, stream: Any = None, every: float = 5.0) -> Iterator[Callable[[int], None]]:
     """`with progress("seed", 10_000) as advance: ... advance(1)` — a bar on a terminal, periodic lines otherwise."""
     stream = stream or sys.stderr
     if stream.isatty():
