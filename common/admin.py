@@ -31,7 +31,12 @@ def admin_history(request: HttpRequest, objects: Any, message: str) -> None:
 
 
 def admin_call(
-    request: HttpRequest, call: Callable[[], Any], *, success: str | None = None, history: Any = None
+    request: HttpRequest,
+    call: Callable[[], Any],
+    *,
+    success: str | None = None,
+    history: Any = None,
+    history_message: str | None = None,
 ) -> Any:
     """Run a service call for an admin action: its refusal becomes an error message (with the bracketed code),
     its success the `success` message and, for `history` (an object or several), an admin LogEntry."""
@@ -43,7 +48,7 @@ def admin_call(
     if success:
         messages.success(request, success)
     if history is not None:
-        admin_history(request, history, success or "done")
+        admin_history(request, history, history_message or success or "done")
     return result
 
 

@@ -25,11 +25,13 @@ class OpsSwitchAdmin(ReadOnlyAdmin):
     def _with_reason(self, request, queryset, *, action: str, title: str, call):
         form = action_form(request)
         if form.is_bound and form.is_valid():
+            reason = form.cleaned_data["reason"]
             admin_call(
                 request,
-                lambda: call(form.cleaned_data["reason"]),
+                lambda: call(reason),
                 success=f"{title}: done.",
                 history=[switch for switch in queryset if switch.pk],
+                history_message=f"{title}. Reason: {reason}",
             )
             return None
         return action_confirmation(

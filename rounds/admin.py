@@ -104,6 +104,7 @@ class RoundAdmin(ReadOnlyAdmin):
                         partial(round_lock, code=round_.code, acting_user=request.user, reason=reason, source="admin"),
                         success=f"Round {round_.code} locked.",
                         history=round_,
+                        history_message=f"Round {round_.code} locked. Reason: {reason}",
                     )
                 else:
                     settlement = admin_call(
