@@ -1,5 +1,4 @@
 from datetime import date
-
 import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
@@ -40,6 +39,8 @@ def test_changelist_shows_pools_and_bet_count(client, bets_round):
     assert "20250908" in body and '<td class="field-up_pool_u_usdc">4.00</td>' in body  # UP pool, in USDC
     assert '<td class="field-down_pool_u_usdc">2.00</td>' in body
     assert "UP pool (USDC)" in body and "4000000" not in body
+    # the lock time as operators read it: America/New_York, the zone named (TIME_ZONE itself stays UTC)
+    assert '<td class="field-lock_at nowrap">2025-09-08 15:59:59 EDT</td>' in body
     assert response.context["cl"].result_list[0].bet_count == 3
 
 
