@@ -1,4 +1,5 @@
 from datetime import date
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
