@@ -7,22 +7,26 @@ STAMP := $(VENV)/.installed-stamp
 QUICK_FILTER := $(if $(QUICK), and not slow,)
 PYTEST_ARGS ?=
 
-.PHONY: install run demo web worker test test-sqlite test-postgres lint bench migrate
+.PHONY: system-deps install run demo web worker test test-sqlite test-postgres lint bench migrate
 
-$(STAMP): requirements.txt requirements-dev.txt
+# PostgreSQL, Redis, Chromium and wrk (and Python 3.11) when missing: apt-get as root, sudo otherwise.
+system-deps:
+	@bash scripts/system-deps.sh
+
+$(STAMP): requirements.txt requirements-dev.txt | system-deps
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	touch $(STAMP)
 
-install: $(STAMP)
+install: system-deps $(STAMP)
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 # Embedded mode: SQLite (WAL) + filesystem broker; web + one worker with beat. Ctrl-C stops all.
 run: migrate
-	$(BIN)/python manage.py seed --demo
+	$(BIN)/python manage.py seed --demo --users 0
 	$(BIN)/python manage.py sync_schedule
 	bash scripts/run-all.sh
 

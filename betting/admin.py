@@ -20,12 +20,21 @@ class UserAdmin(DjangoUserAdmin):
     add_fieldsets = [(None, {"classes": ["wide"], "fields": ["email", "password1", "password2"]})]
 
 
+class RoundCodeFilter(admin.AllValuesFieldListFilter):
+    """The bets list's round filter, headed "By round" (Django names it after the related field: "By code")."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.title = "round"
+
+
 @admin.register(Bet)
 class BetAdmin(ReadOnlyAdmin):
     """Bets are browsable, never edited: they change only through bet_place and round_settle."""
 
-    list_display = ["id", "round", "user", "side", "stake_u", "status", "payout_u", "created_at"]
-    list_filter = ["status", "side", "round__code"]
+    # The round's code, not its "round 20261201 OPEN" text: the list keeps room for every column.
+    list_display = ["id", "round__code", "user", "side", "stake_u", "status", "payout_u", "created_at"]
+    list_filter = ["status", "side", ("round__code", RoundCodeFilter)]
     search_fields = ["=id", "user__email", "round__code", "idempotency_key"]
     list_select_related = ["round", "user"]
     raw_id_fields = ["round", "user"]

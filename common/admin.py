@@ -6,16 +6,40 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from common.errors import ApplicationError
+from common.money import usdc_number
 
 
-def admin_call(request: HttpRequest, call: Callable[[], Any], *, success: str | None = None) -> Any:
+def admin_history(request: HttpRequest, objects: Any, message: str) -> None:
+    """Django admin's own history (the index's "Recent actions", an object's History page) for an action the
+    service already audited: one CHANGE LogEntry per object, next to the audit event."""
+    objects = [objects] if isinstance(objects, Model) else list(objects)
+    user_id = getattr(request.user, "pk", None)
+    if not objects or user_id is None:
+        return
+    if len(objects) == 1:
+        LogEntry.objects.log_actions(user_id, objects, CHANGE, message, single_object=True)
+    else:
+        LogEntry.objects.log_actions(user_id, objects, CHANGE, message)
+
+
+def admin_call(
+    request: HttpRequest,
+    call: Callable[[], Any],
+    *,
+    success: str | None = None,
+    history: Any = None,
+    history_message: str | None = None,
+) -> Any:
+    """Run a service call for an admin action: its refusal becomes an error message (with the bracketed code),
+    its success the `success` message and, for `history` (an object or several), an admin LogEntry."""
     try:
         result = call()
     except ApplicationError as exc:
@@ -23,6 +47,8 @@ def admin_call(request: HttpRequest, call: Callable[[], Any], *, success: str | 
         return None
     if success:
         messages.success(request, success)
+    if history is not None:
+        admin_history(request, history, history_message or success or "done")
     return result
 
 
@@ -52,8 +78,67 @@ def selection_error(model_admin: admin.ModelAdmin, request: HttpRequest) -> str 
     return None
 
 
-class SelectionCheckedAdmin(admin.ModelAdmin):
-    """Every admin with actions: a bad selection is a red message and a redirect, never a 500."""
+def _usdc_label(model: Any, name: str) -> str:
+    try:
+        label = str(model._meta.get_field(name).verbose_name)
+    except Exception:  # noqa: BLE001 - an annotation, not a model field
+        label = name.replace("_", " ")
+    label = label.removesuffix(" u").removesuffix(" U")
+    label = label[:1].upper() + label[1:]
+    return label.replace("Up ", "UP ").replace("Down ", "DOWN ") + " (USDC)"
+
+
+def usdc_column(model: Any, name: str) -> Callable[[Any], str]:
+    """A list/detail column showing the integer micro-USDC field `name` as USDC with thousands separators,
+    exact ('2.6118'; the heading says "(USDC)"), sortable by the field itself."""
+
+    def show(obj: Any) -> str:
+        value = getattr(obj, name, None)
+        return "-" if value is None else usdc_number(value)
+
+    show.short_description = _usdc_label(model, name)  # type: ignore[attr-defined]
+    show.admin_order_field = name  # type: ignore[attr-defined]
+    show.__name__ = f"{name}_usdc"
+    return show
+
+
+class UsdcFieldsMixin:
+    """Every `*_u` column and read-only field shows USDC (common.money.format_usdc), never raw micro-units."""
+
+    model: Any
+
+    def _usdc(self, names: Any) -> list:
+        columns = self.__dict__.setdefault("_usdc_columns", {})
+        out = []
+        for name in names:
+            if isinstance(name, str) and name.endswith("_u"):
+                name = columns.setdefault(name, usdc_column(self.model, name))
+            out.append(name)
+        return out
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        return self._usdc(super().get_list_display(request))  # type: ignore[misc]
+
+    def _readonly_u_names(self, request: HttpRequest, obj: Any) -> set[str]:
+        names = {n for n in super().get_readonly_fields(request, obj) if isinstance(n, str)}  # type: ignore[misc]
+        if not self.has_change_permission(request, obj):  # type: ignore[attr-defined]
+            names |= {field.name for field in self.model._meta.concrete_fields}  # a view-only page: all read-only
+        return {name for name in names if name.endswith("_u")}
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        declared = list(super().get_readonly_fields(request, obj))  # type: ignore[misc]
+        extra = sorted(self._readonly_u_names(request, obj) - set(declared))
+        return self._usdc(declared + extra)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        readonly = self._readonly_u_names(request, obj)
+        fields = super().get_fields(request, obj)  # type: ignore[misc]
+        return [self._usdc([name])[0] if name in readonly else name for name in fields]
+
+
+class SelectionCheckedAdmin(UsdcFieldsMixin, admin.ModelAdmin):
+    """Every admin with actions: a bad selection is a red message and a redirect, never a 500; every `*_u`
+    column in USDC."""
 
     # *args/**kwargs: Django 6 adds `action_location`; the check is the same wherever the action was chosen.
     def response_action(
@@ -69,6 +154,10 @@ class SelectionCheckedAdmin(admin.ModelAdmin):
 class ProjectAdminSite(admin.AdminSite):
     """The default admin site (common.apps.AdminConfig): every ModelAdmin registered on it, ours and
     third-party ones alike (auth groups, celery beat's schedules), gets the selection check."""
+
+    site_header = "Up/Down House — back office"
+    site_title = "Up/Down House"
+    index_title = "Operations and records"
 
     def register(self, model_or_iterable, admin_class=None, **options):
         admin_class = admin_class or admin.ModelAdmin

@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
 from common.errors import ApplicationError
+from common.money import format_usdc
 from common.types import User
 
 
@@ -24,13 +25,20 @@ def command_errors() -> Iterator[None]:
 def parse_amount_u(value: str, *, allow_zero: bool = False) -> int:
     """Amounts on the command line are whole micro-USDC: digits only."""
     text = str(value).strip()
+    if text.startswith("-") and text[1:].isascii() and text[1:].isdigit():
+        raise CommandError(f"Amount must be positive (micro-USDC, 1000000 = 1 USDC), got {value!r}. [invalid_amount]")
     if not (text.isascii() and text.isdigit()):
-        raise CommandError(f"Amount must be a whole number of micro-USDC, got {value!r}.")
+        raise CommandError(
+            f"Amount must be a whole number of micro-USDC (1000000 = 1 USDC), got {value!r}. [invalid_amount]"
+        )
     if len(text) > 30:  # int() refuses 4300+ digits with a ValueError; no amount is anywhere near this
-        raise CommandError(f"Amount must not exceed {settings.MAX_AMOUNT_U} u, got {len(text)} digits.")
+        raise CommandError(
+            f"Amount must not exceed {format_usdc(settings.MAX_AMOUNT_U, exact=True)}, got {len(text)} digits. "
+            "[invalid_amount]"
+        )
     amount_u = int(text)
     if amount_u == 0 and not allow_zero:
-        raise CommandError("Amount must be greater than zero.")
+        raise CommandError("Amount must be greater than zero. [invalid_amount]")
     return amount_u
 
 

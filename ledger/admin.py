@@ -4,7 +4,8 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 
-from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call
+from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call, admin_history
+from common.money import format_usdc
 from ledger.models import Account, LedgerBatch, LedgerEntry
 from ledger.services import ledger_manual_adjust, ledger_manual_adjust_request
 
@@ -69,10 +70,12 @@ class AccountAdmin(ReadOnlyAdmin):
                 ),
             )
             if posted is not None:
-                self.message_user(
-                    request,
-                    f"Posted batch {posted.batch.pk}: {data['direction']} {data['amount_u']} u to {account.code}.",
+                done = (
+                    f"Posted batch {posted.batch.pk}: {data['direction']} "
+                    f"{format_usdc(data['amount_u'], exact=True)} to {account.code}. Reason: {data['reason']}"
                 )
+                self.message_user(request, done)
+                admin_history(request, account, done)
             return None
         return action_confirmation(
             self,

@@ -12,14 +12,15 @@ from django.utils.html import format_html
 from approvals.models import ApprovalRequest
 from betting.admin import UserAdmin
 from betting.models import User
-from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call
+from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call, admin_history
 from common.errors import ApplicationError
-from common.money import usdc
+from common.money import usdc_number
 from ops.approvals import approval_approve
 from ops.models import Alert, Heartbeat, OpsSwitch
 from ops.reports import switch_changed_by
 from ops.services import circuit_breaker_reset_request, ops_emergency_stop, ops_maintenance
 from ops.statement import NEW_YORK, period_parse, statement_csv, statement_get
+from rounds.display import settlement_sentence
 
 
 @admin.register(OpsSwitch)
@@ -38,7 +39,14 @@ class OpsSwitchAdmin(ReadOnlyAdmin):
     def _with_reason(self, request, queryset, *, action: str, title: str, call):
         form = action_form(request)
         if form.is_bound and form.is_valid():
-            admin_call(request, lambda: call(form.cleaned_data["reason"]), success=f"{title}: done.")
+            reason = form.cleaned_data["reason"]
+            admin_call(
+                request,
+                lambda: call(reason),
+                success=f"{title}: done.",
+                history=[switch for switch in queryset if switch.pk],
+                history_message=f"{title}. Reason: {reason}",
+            )
             return None
         return action_confirmation(
             self,
@@ -141,7 +149,7 @@ class ApprovalRequestAdmin(ReadOnlyAdmin):
         if form.is_bound and form.is_valid():
             reason = form.cleaned_data["reason"]
             for row in rows:
-                admin_call(
+                result = admin_call(
                     request,
                     partial(
                         approval_approve,
@@ -151,7 +159,18 @@ class ApprovalRequestAdmin(ReadOnlyAdmin):
                         reason=reason,
                     ),
                     success=f"Request {row.pk} ({row.kind} {row.target}) approved by {request.user.email}.",
+                    history=row,
+                    history_message=f"approved: {reason}",
                 )
+                if row.kind == ApprovalRequest.Kind.ROUND_RESULT and result is not None:  # the round's History too
+                    done = settlement_sentence(result)
+                    messages.success(request, done)
+                    admin_history(
+                        request,
+                        result.round,
+                        f"{done} Requested by {row.requested_label}: {row.reason}; approved by "
+                        f"{request.user.email}: {reason}",
+                    )
             return None
         return action_confirmation(
             self,
@@ -204,10 +223,14 @@ class UserStatementAdmin(UserAdmin):
             "subject": user,
             "month": month,
             "statement": statement,
-            "opening": usdc(statement.opening_balance_u),
-            "closing": usdc(statement.closing_balance_u),
-            "lines": [(line, usdc(line.amount_u), usdc(line.balance_after_u)) for line in statement.lines],
-            "rounds": [(r, usdc(r.staked_u), usdc(r.returned_u), usdc(r.net_u)) for r in statement.rounds],
+            "opening": usdc_number(statement.opening_balance_u),
+            "closing": usdc_number(statement.closing_balance_u),
+            "lines": [
+                (line, usdc_number(line.amount_u), usdc_number(line.balance_after_u)) for line in statement.lines
+            ],
+            "rounds": [
+                (r, usdc_number(r.staked_u), usdc_number(r.returned_u), usdc_number(r.net_u)) for r in statement.rounds
+            ],
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/ops/statement.html", context)

@@ -48,13 +48,16 @@ def health(request):
     """Readiness, public and terse: which checks failed, no details; whether maintenance is on."""
     checks = health_report()
     failed = [check.name for check in checks if not check.ok]
+    starting = [check.name for check in checks if check.starting]
     body: dict[str, object] = {
-        "status": "fail" if failed else "ok",
+        "status": "fail" if failed else "starting" if starting else "ok",
         "checks": {check.name: check.ok for check in checks},
         "maintenance": _maintenance_on(),
     }
     if failed:
         body["failed"] = failed
+    if starting:
+        body["starting"] = starting  # ok for now, within the grace after the web process started
     for check in checks:
         if check.data.get("code") == PENDING_CODE:  # a deploy signal, not a secret: which migrations to run
             body["code"] = PENDING_CODE

@@ -11,6 +11,7 @@ from django.conf import settings as django_settings
 from django.core.exceptions import ImproperlyConfigured
 
 from ops import health
+from ops.env_vars import unknown_env_vars
 from ops.migration_state import PENDING_CODE, migrations_pending
 
 DEV_DEFAULTS = {
@@ -109,6 +110,16 @@ def rule_retired(settings, production: bool) -> list[str]:
     ]
 
 
+def rule_unknown_env(settings, production: bool) -> list[str]:
+    """A variable with our prefixes that no setting reads is a typo or a leftover: it would look honoured."""
+    return [problem for problem in unknown_env_vars(dict(os.environ)) if problem.split(" ", 1)[0] not in RETIRED]
+
+
+def rule_logging(settings, production: bool) -> list[str]:
+    fmt = getattr(settings, "LOG_FORMAT", "plain")
+    return [] if fmt in ("plain", "json") else [f"LOG_FORMAT must be plain or json, got {fmt!r}."]
+
+
 def rule_alerts(settings, production: bool) -> list[str]:
     problems = []
     for name in ("ALERT_EMAIL_MIN_SEVERITY", "ALERT_WEBHOOK_MIN_SEVERITY"):
@@ -202,6 +213,8 @@ STATIC_RULES: list[Callable] = [
     rule_deployment,
     rule_proxies,
     rule_retired,
+    rule_unknown_env,
+    rule_logging,
 ]
 REACHABILITY_RULES: list[Callable] = [rule_database_reachable, rule_broker_reachable]
 # validate_config also names pending migrations; `check --deploy` does not, because a deploy runs it

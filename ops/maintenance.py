@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 # API docs, static files. Everything else (bettors' API, the manual's /rounds/current,
 # /withdrawals, deposit webhooks, which their sender retries on a 503) is refused.
 EXEMPT_PATHS = ("/healthz", "/health", "/metrics")
-EXEMPT_PREFIXES = ("/admin/", "/api/v1/ops/", "/api/schema/", "/api/docs/", "/api/redoc/")
+EXEMPT_PREFIXES = ("/admin/", "/api/v1/ops/", "/api/schema/", "/api/docs/")
 
 
 def maintenance_exempt(path: str) -> bool:

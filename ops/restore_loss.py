@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from betting.selectors import bets_since, betting_tables
+from common.money import format_usdc
 from ledger.selectors import ledger_batches_since, ledger_tables
 from ops.backup_files import backup_rows, backup_taken_at
 from rounds.selectors import round_settlements_since, rounds_changed_since, rounds_tables
@@ -29,10 +30,9 @@ CANDIDATE_MARGIN = timedelta(hours=1)
 
 
 def usdc_exact(amount_u: int) -> str:
-    """1234567890 -> '1 234.567890 USDC (1234567890 u)': what operators read, and the exact integer."""
-    whole, micro = divmod(abs(amount_u), 1_000_000)
-    sign = "-" if amount_u < 0 else ""
-    return f"{sign}{whole:,}".replace(",", " ") + f".{micro:06d} USDC ({amount_u} u)"
+    """1234567890 -> '1,234.56789 USDC (1,234,567,890 u)': what operators read, and the exact integer
+    (common.money.format_usdc, the one money format)."""
+    return format_usdc(amount_u, exact=True)
 
 
 def _when(moment: datetime | None) -> str:

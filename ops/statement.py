@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from betting.selectors import bets_round_and_side
 from common.errors import InvalidInput
-from common.money import usdc
+from common.money import format_usdc, usdc_number
 from common.types import User
 from ledger.selectors import user_cash_entries_between
 from rounds.selectors import round_results
@@ -101,7 +101,7 @@ def period_parse(*, start: str | None = None, end: str | None = None, month: str
 def _describe(entry: Any, refs: dict[str, dict[str, Any]]) -> tuple[str, str | None]:
     """(the line in words, its round code if it belongs to one)."""
     kind, ref = entry.ref_type, entry.ref_id
-    amount = f"{usdc(abs(entry.amount_u))} USDC"
+    amount = format_usdc(abs(entry.amount_u))
     if kind == "bet":
         code, side = refs["bets"].get(ref, ("?", "?"))
         return f"Bet {ref} on round {code} {side}: {amount} staked", code
@@ -179,7 +179,9 @@ def statement_csv(statement: Statement) -> str:
     writer.writerow([_ny(statement.start), "Opening balance", "", "", statement.opening_balance_u, ""])
     for line in statement.lines:
         ref = f"{line.ref_type}:{line.ref_id}"
-        writer.writerow([_ny(line.ts), line.description, line.amount_u, usdc(line.amount_u), line.balance_after_u, ref])
+        writer.writerow(
+            [_ny(line.ts), line.description, line.amount_u, usdc_number(line.amount_u), line.balance_after_u, ref]
+        )
     writer.writerow([_ny(statement.end), "Closing balance", "", "", statement.closing_balance_u, ""])
     return out.getvalue()
 
@@ -188,18 +190,18 @@ def statement_text(statement: Statement) -> str:
     """The statement for a terminal (the `statement` command)."""
     rows = [
         f"Statement of {statement.user.email}, {_ny(statement.start) or 'the first line'} to {_ny(statement.end)}",
-        f"Opening balance: {usdc(statement.opening_balance_u)} USDC ({statement.opening_balance_u} u)",
+        f"Opening balance: {format_usdc(statement.opening_balance_u, exact=True)}",
     ]
     rows += [
         f"  {_ny(line.ts)}  {line.amount_u:>+16} u  {line.balance_after_u:>16} u  {line.description}"
         for line in statement.lines
     ]
-    rows.append(f"Closing balance: {usdc(statement.closing_balance_u)} USDC ({statement.closing_balance_u} u)")
+    rows.append(f"Closing balance: {format_usdc(statement.closing_balance_u, exact=True)}")
     if statement.rounds:
         rows.append("Rounds:")
         rows += [
-            f"  {r.round} {r.result or 'open'}: staked {usdc(r.staked_u)}, won {usdc(r.returned_u)}, "
-            f"net {usdc(r.net_u)} USDC"
+            f"  {r.round} {r.result or 'open'}: staked {usdc_number(r.staked_u)}, won {usdc_number(r.returned_u)}, "
+            f"net {usdc_number(r.net_u)} USDC"
             for r in statement.rounds
         ]
     return "\n".join(rows)

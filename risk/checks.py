@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 
-from common.money import usdc
+from common.money import usdc_number
 from risk.exceptions import (
     DailyStakeLimitExceeded,
     LimitExceeded,
@@ -155,7 +155,7 @@ def bet_limits_check(attempt: BetAttempt, *, user_totals: Callable[[], UserTotal
 
 
 def _u(amount_u: int) -> str:
-    return f"{amount_u} u ({usdc(amount_u)} USDC)"
+    return f"{amount_u} u ({usdc_number(amount_u)} USDC)"
 
 
 def _refusal(

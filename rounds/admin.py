@@ -11,9 +11,10 @@ from functools import partial
 from django.contrib import admin, messages
 from django.db.models import Count
 
-from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call
+from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call, admin_history
 from common.errors import ApplicationError
 from marketdata.display import evidence_html
+from rounds.display import settlement_sentence
 from rounds.models import Round, RoundSettlement
 from rounds.selectors import round_oracle_evidence, round_settlement_preview, round_transition_refusal
 from rounds.services import MANUAL_RESULTS, round_auto_closes_resolve, round_lock, round_result_request, round_settle
@@ -111,6 +112,8 @@ class RoundAdmin(ReadOnlyAdmin):
                         request,
                         partial(round_lock, code=round_.code, acting_user=request.user, reason=reason, source="admin"),
                         success=f"Round {round_.code} locked.",
+                        history=round_,
+                        history_message=f"Round {round_.code} locked. Reason: {reason}",
                     )
                 elif result in MANUAL_RESULTS:
                     # Four eyes: a result chosen by hand is a request another operator approves.
@@ -145,13 +148,9 @@ class RoundAdmin(ReadOnlyAdmin):
                         ),
                     )
                     if settlement is not None:
-                        self.message_user(
-                            request,
-                            f"Round {round_.code} settled {settlement.result}: paid {settlement.paid_out_u} u to "
-                            f"{settlement.winners_count} winning bets, fee {settlement.fee_u} u, "
-                            f"dust {settlement.dust_u} u.",
-                            level=messages.SUCCESS,
-                        )
+                        done = settlement_sentence(settlement)
+                        self.message_user(request, done, level=messages.SUCCESS)
+                        admin_history(request, round_, f"{done} Reason: {reason}")
             return None
         rows = []
         for round_ in rounds:

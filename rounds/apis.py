@@ -9,7 +9,12 @@ from rest_framework.views import APIView
 from common.api import ErrorSerializer, paginated_response
 from rounds.exceptions import NoCurrentRound
 from rounds.models import Round
-from rounds.selectors import round_current, round_get, round_oracle_evidence, round_settlement_public
+from rounds.selectors import (
+    round_current_or_last_settled,
+    round_get,
+    round_oracle_evidence,
+    round_settlement_public,
+)
 
 
 class RoundOutputSerializer(serializers.Serializer):
@@ -34,20 +39,19 @@ class _PublicApi(APIView):
 
 
 class RoundCurrentApi(_PublicApi):
-    """The round bettors see now: the open one, else the latest locked one awaiting settlement."""
+    """The round bettors see now: the open one, else the latest locked one awaiting settlement, else the most
+    recently settled one (status SETTLED, with its result)."""
 
     @extend_schema(
         responses={
             200: RoundOutputSerializer,
-            404: OpenApiResponse(ErrorSerializer, description="`no_current_round`: none is open or locked."),
+            404: OpenApiResponse(ErrorSerializer, description="`no_current_round`: there has never been a round."),
         },
     )
     def get(self, request):
-        round_ = round_current()
+        round_ = round_current_or_last_settled()
         if round_ is None:
-            raise NoCurrentRound(
-                "No round is open or locked right now; the next round opens before 09:00 ET on a trading day."
-            )
+            raise NoCurrentRound("No round has been opened yet; a round opens before 09:00 ET on a trading day.")
         return Response(RoundOutputSerializer(round_).data)
 
 

@@ -69,6 +69,15 @@ def round_current() -> Round | None:
     return Round.objects.filter(status=Round.Status.LOCKED).order_by("-code").first()
 
 
+def round_current_or_last_settled() -> Round | None:
+    """What /rounds/current answers: the current round, else (after settlement, before the next opens) the most
+    recently settled one, its status saying SETTLED; None only when there has never been a round."""
+    current = round_current()
+    if current is not None:
+        return current
+    return Round.objects.filter(status=Round.Status.SETTLED).order_by("-code").first()
+
+
 # --- Transitions -------------------------------------------------------------
 # OPEN -> LOCKED -> SETTLED. Stated here once: the services refuse with it, the admin asks it
 # why an action is not offered.
@@ -156,13 +165,13 @@ def settlement_plan_get(*, round_: Round, result: str) -> SettlementPlan:
             missing = " and ".join(
                 f"{what} ({day_:%Y-%m-%d})"
                 for what, price, day_ in (
-                    ("the official close", close, day),
-                    ("the previous close", reference, trading_day_previous(day=day)),
+                    ("official close", close, day),
+                    ("previous close", reference, trading_day_previous(day=day)),
                 )
                 if price is None
             )
             raise NoOfficialClose(
-                f"The oracle has no {missing} for {round_.symbol}: round {round_.code} stays LOCKED. "
+                f"The oracle has no {missing} of {round_.symbol}: round {round_.code} stays LOCKED. "
                 "Enter the close with set_close (or the admin) and settle AUTO, or settle UP/DOWN/VOID by hand."
             )
         if close.price > reference.price:

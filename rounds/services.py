@@ -140,7 +140,7 @@ def round_open(
                 "force": force,
             },
         )
-    logger.info("opened round %s (lock_at %s)", code, round_.lock_at.isoformat())
+    logger.info("opened round %s (lock_at %s)", code, round_.lock_at.isoformat(), extra={"round": code})
     return round_, True
 
 
@@ -195,7 +195,7 @@ def round_lock(*, code: str, acting_user: User | None = None, reason: str = "", 
             before={"status": Round.Status.OPEN},
             after={"status": Round.Status.LOCKED, "up_pool_u": round_.up_pool_u, "down_pool_u": round_.down_pool_u},
         )
-    logger.info("locked round %s (%s)", round_.code, source)
+    logger.info("locked round %s (%s)", round_.code, source, extra={"round": round_.code})
     return round_
 
 
@@ -524,7 +524,13 @@ def _settle(code: str, requested: str, reason: str, acting_user: User | None, so
     )
     settlement.refresh_from_db()
     logger.info(
-        "settled round %s %s: paid %s u, fee %s u, dust %s u", round_.code, plan.result, paid_out_u, plan.fee_u, dust_u
+        "settlement of round %s %s: paid %s u, fee %s u, dust %s u",
+        round_.code,
+        plan.result,
+        paid_out_u,
+        plan.fee_u,
+        dust_u,
+        extra={"round": round_.code},
     )
     return settlement
 
@@ -557,7 +563,7 @@ def round_mark_overdue(*, code: str, now: datetime | None = None, source: str = 
             reason="no official close within the settlement grace period; settle by hand",
             after={"overdue_since": round_.overdue_since.isoformat(), "settle_at": round_.settle_at.isoformat()},
         )
-    logger.warning("round %s is overdue for settlement: no official close", round_.code)
+    logger.warning("round %s is overdue for settlement: no official close", round_.code, extra={"round": round_.code})
     return round_
 
 
@@ -627,6 +633,6 @@ def round_lifecycle_tick(*, now: datetime | None = None) -> TickReport:
             else:
                 report.waiting_for_close.append(code)
         except ApplicationError as exc:
-            logger.error("settling round %s failed: %s [%s]", code, exc.detail, exc.code)
+            logger.error("settlement of round %s failed: %s [%s]", code, exc.detail, exc.code, extra={"round": code})
             report.errors.append(f"settle {code}: {exc.detail}")
     return report

@@ -2,7 +2,7 @@ from functools import partial
 
 from django.contrib import admin, messages
 
-from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call
+from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call, admin_history
 from withdrawals.models import Deposit, DepositIntent, PayoutAddress, SimulatedPayout, Withdrawal
 from withdrawals.services import withdrawal_approve, withdrawal_fail, withdrawal_resolve, withdrawals_process
 
@@ -112,6 +112,7 @@ class WithdrawalAdmin(ReadOnlyAdmin):
                     reason=reason,
                 ),
                 success=f"Withdrawal {withdrawal.pk} approved by {request.user.email}.",
+                history=withdrawal,
             )
         return None
 
@@ -137,13 +138,13 @@ class WithdrawalAdmin(ReadOnlyAdmin):
         )
         if report is not None:
             level = messages.SUCCESS if not (report.failed or report.errors) else messages.WARNING
-            self.message_user(
-                request,
+            done = (
                 f"{report.claimed} of {len(ids)} selected were due: {len(report.completed)} completed, "
                 f"{len(report.failed)} failed (refunded), {len(report.in_flight)} still processing, "
-                f"{len(report.errors)} error(s).",
-                level=level,
+                f"{len(report.errors)} error(s)."
             )
+            self.message_user(request, done, level=level)
+            admin_history(request, queryset, f"Process now: {done}")
         return None
 
     @admin.action(description="Mark failed and refund…", permissions=["fail_withdrawal"])
@@ -174,6 +175,7 @@ class WithdrawalAdmin(ReadOnlyAdmin):
                     acting_user=request.user,
                 ),
                 success=f"Withdrawal {withdrawal.pk} failed and refunded.",
+                history=withdrawal,
             )
         return None
 
@@ -199,9 +201,10 @@ class WithdrawalAdmin(ReadOnlyAdmin):
                 partial(withdrawal_resolve, withdrawal_id=withdrawal.pk, source="admin", acting_user=request.user),
             )
             if resolution is not None:
-                self.message_user(
-                    request,
+                done = (
                     f"Withdrawal {withdrawal.pk}: the payout service reports {resolution.custodian_state}; "
-                    f"now {resolution.withdrawal.status} ({resolution.outcome}).",
+                    f"now {resolution.withdrawal.status} ({resolution.outcome})."
                 )
+                self.message_user(request, done)
+                admin_history(request, withdrawal, done)
         return None

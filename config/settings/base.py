@@ -50,6 +50,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "common.logging.RequestContextMiddleware",  # a request id (X-Request-ID) and the user on every log line
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before sessions and auth: in maintenance the API answers 503 without touching anything else.
@@ -60,6 +61,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "common.middleware.MarketTimeZoneMiddleware",  # the admin shows America/New_York times, zone named
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Turns an admin login that axes refused into its lockout page (common.auth.lockout_response).
@@ -81,6 +83,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
+            "builtins": ["common.template_filters"],  # {{ amount_u|usdc }} and |usdc_exact everywhere
         },
     },
 ]
@@ -116,6 +119,8 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# Stored and served (API) in UTC; the admin shows datetimes in MARKET_TIMEZONE with the zone named.
+FORMAT_MODULE_PATH = ["config.formats"]
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
@@ -166,15 +171,19 @@ REST_FRAMEWORK = {
     # The throttles' client address: REMOTE_ADDR, or X-Forwarded-For only as far as our own proxies wrote it.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
+from common.schema_tags import TAGS as _API_TAGS  # noqa: E402 - plain data, no Django import
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Up/Down House API",
     "DESCRIPTION": "Daily parimutuel Up/Down market on the NASDAQ close. Amounts are integer micro-USDC (`_u`).",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    # Swagger UI and Redoc from the drf-spectacular-sidecar package: no CDN.
+    # Swagger UI from the drf-spectacular-sidecar package: no CDN. (No Redoc: its page loads fonts and a logo
+    # from outside whatever the dist.)
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
+    # Operations grouped by area with a description each (common.schema.AutoSchema tags them).
+    "TAGS": [{"name": name, "description": text} for name, text in _API_TAGS.items()],
     # Several models have a `status`: name each choice set after its model, not a hash.
     "ENUM_NAME_OVERRIDES": {
         "BetStatusEnum": "betting.models.Bet.Status",
@@ -273,6 +282,8 @@ MIGRATION_LOCK_TIMEOUT = env.float("MIGRATION_LOCK_TIMEOUT", default=5.0)
 MIGRATION_STATUS_CACHE_SECONDS = env.float("MIGRATION_STATUS_CACHE_SECONDS", default=10.0)
 # Readiness: the beat writes a heartbeat every 30 s; older than this is "stale".
 OPS_HEARTBEAT_STALE_SECONDS = env.int("OPS_HEARTBEAT_STALE_SECONDS", default=180)
+# For this long after the web process starts, a beat that has not beaten since reports "starting", not failed.
+OPS_BEAT_STARTUP_GRACE_SECONDS = env.int("OPS_BEAT_STARTUP_GRACE_SECONDS", default=90)
 # Circuit breaker thresholds (each rule is one function in ops/rules.py).
 OPS_BREAKER_HOUSE_LOSS_U = env.int("OPS_BREAKER_HOUSE_LOSS_U", default=10_000_000_000)  # 24 h house loss
 OPS_BREAKER_WITHDRAWAL_FAILURE_RATE = env.float("OPS_BREAKER_WITHDRAWAL_FAILURE_RATE", default=0.5)
@@ -338,10 +349,29 @@ PRICE_FILE_DIR = env.str("PRICE_FILE_DIR", default=str(VAR_DIR / "prices"))
 # Retention (archive_ticks, nightly): ticks older than this go, their days kept in price_tick_daily.
 PRICE_TICK_RETENTION_DAYS = env.int("PRICE_TICK_RETENTION_DAYS", default=30)
 
+# Logs: LOG_FORMAT=plain (default) or json (one JSON object a line: time, level, logger, message, request_id,
+# user, round, bet; python-json-logger). 4xx answers are one access line each (django.server under runserver,
+# gunicorn's access log), not a second WARNING from django.request; 5xx keep their ERROR with the traceback.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "common.logging.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s%(context)s"},
+        "json": {
+            "()": "common.logging.JsonFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s %(user)s %(round)s %(bet)s",
+            "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
 }

@@ -35,6 +35,8 @@ REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"auth": "1000/min
 # Like the throttle: generous so the suite can log in freely; tests/proof/test_login_and_debug.py sets
 # production-like limits to prove the lockout.
 AXES_FAILURE_LIMIT = 1000
+# No start-up grace for the beat check: tests/ops/test_health.py sets one where it is the subject.
+OPS_BEAT_STARTUP_GRACE_SECONDS = 0
 
 # The backward-compatibility linter of migrations (tests/migrations/test_linter.py runs it in `make test`).
 INSTALLED_APPS = [*INSTALLED_APPS, "django_migration_linter"]  # noqa: F405

@@ -4,7 +4,7 @@ from django import template
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
-from common.money import usdc
+from common.money import usdc_number
 
 register = template.Library()
 
@@ -14,7 +14,7 @@ def usdc_u(amount_u: int | None) -> SafeString | str:
     """'1,234.57 USDC' with the exact amount in u underneath (small)."""
     if amount_u is None:
         return "-"
-    return format_html('{} USDC<br><small class="quiet">{} u</small>', usdc(amount_u), f"{amount_u:,}")
+    return format_html('{} USDC<br><small class="quiet">{} u</small>', usdc_number(amount_u), f"{amount_u:,}")
 
 
 @register.filter
@@ -24,4 +24,4 @@ def bps_percent(bps: int) -> str:
 
 @register.filter
 def usdc_inline(amount_u: int | None) -> str:
-    return "-" if amount_u is None else f"{usdc(amount_u)} USDC ({amount_u:,} u)"
+    return "-" if amount_u is None else f"{usdc_number(amount_u)} USDC ({amount_u:,} u)"

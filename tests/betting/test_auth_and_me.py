@@ -75,3 +75,26 @@ def test_schema_and_docs_are_served_without_a_cdn(client):
     html = docs.content.decode()
     assert "cdn" not in html.lower()
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in html
+
+
+def test_redoc_is_gone_it_loaded_fonts_and_a_logo_from_outside(client):
+    assert client.get("/api/redoc/").status_code == 404
+
+
+def test_api_operations_are_grouped_by_area_with_human_titles(client):
+    import yaml
+
+    schema = yaml.safe_load(client.get("/api/schema/").content)
+    assert [tag["name"] for tag in schema["tags"]] == ["bets", "rounds", "me", "deposits", "withdrawals", "ops", "auth"]
+    operations = {
+        (method.upper(), path): (op["tags"], op["summary"])
+        for path, ops in schema["paths"].items()
+        for method, op in ops.items()
+    }
+    assert operations[("POST", "/api/v1/bets")] == (["bets"], "Place a bet")
+    assert operations[("GET", "/rounds/current")] == (["rounds"], "The current round (or the last settled one)")
+    assert operations[("POST", "/api/v1/withdrawals")] == (["withdrawals"], "Request a withdrawal")
+    assert operations[("GET", "/api/v1/me")] == (["me"], "My account and balance")
+    assert operations[("POST", "/api/v1/ops/emergency-stop")] == (["ops"], "Switch the emergency stop")
+    assert operations[("POST", "/simulate/deposit_webhook")][0] == ["deposits"]
+    assert all(tags != ["api"] and summary for tags, summary in operations.values())

@@ -42,15 +42,25 @@ def test_seed_demo_is_rerunnable():
     assert User.objects.filter(email="admin@example.com", is_superuser=True).count() == 1
 
 
+def test_seed_demo_alone_adds_no_bettor_however_often_it_runs():
+    # `make run` runs `seed --demo` at every start: the same four accounts, the same 100 USDC each
+    run("seed", "--demo")
+    output = run("seed", "--demo")
+    assert "Created 0 bettor(s)." in output
+    assert not User.objects.filter(email__startswith="bettor").exists()
+    assert User.objects.count() == 4
+    assert tvl_get().cash_u == 300_000_000
+
+
 def test_deposit_credits_and_amount_zero_prints_the_balance():
     alice = UserFactory(email="user@example.com")
     output = run("deposit", "--user", "user@example.com", "--amount", "1000000")
-    assert "Credited 1000000 u (1.00 USDC) to user@example.com" in output
+    assert "Credited 1.00 USDC (1,000,000 u) to user@example.com" in output
     assert account_balance_u(code=Account.user_cash_code(alice.pk)) == 1_000_000
     assert account_balance_u(code=Account.EXTERNAL_DEPOSITS) == -1_000_000
     entries_before = LedgerEntry.objects.count()
     output = run("deposit", "--user", "user@example.com", "--amount", "0")
-    assert "Balance of user@example.com: 1000000 u (1.00 USDC)" in output
+    assert "Balance of user@example.com: 1.00 USDC (1,000,000 u)" in output
     assert LedgerEntry.objects.count() == entries_before
     assert AuditEvent.objects.filter(action="deposit.credit", source="cli").count() == 1
     assert_ledger_invariants()
@@ -61,7 +71,7 @@ def test_withdraw_moves_cash_to_pending():
     fund(alice, 1_000_000)
     output = run("withdraw", "--user", "user@example.com", "--amount", "500000")
     # the operator at the shell acts for the user: no registered address, so it waits for an approval
-    assert "QUEUED (needs staff approval): 500000 u (0.50 USDC)" in output
+    assert "QUEUED (needs staff approval): 0.50 USDC (500,000 u)" in output
     assert account_balance_u(code=Account.user_cash_code(alice.pk)) == 500_000
     assert tvl_get().pending_withdrawals_u == 500_000
     assert Withdrawal.objects.get().status == Withdrawal.Status.QUEUED
@@ -72,13 +82,14 @@ def test_withdraw_moves_cash_to_pending():
     "args, message",
     [
         (["deposit", "--user", "nobody@example.com", "--amount", "5"], "No user with email"),
-        (["deposit", "--user", "user@example.com", "--amount", "-5"], "whole number"),
-        (["deposit", "--user", "user@example.com", "--amount", "1.5"], "whole number"),
-        (["deposit", "--user", "user@example.com", "--amount", "abc"], "whole number"),
+        (["deposit", "--user", "user@example.com", "--amount", "-5"], r"must be positive .*'-5'\. \[invalid_amount\]$"),
+        (["deposit", "--user", "user@example.com", "--amount", "1.5"], r"whole number.*\[invalid_amount\]$"),
+        (["deposit", "--user", "user@example.com", "--amount", "abc"], r"whole number.*\[invalid_amount\]$"),
         (["deposit", "--user", "user@example.com", "--amount", "10000000000001"], "must not exceed"),
-        (["withdraw", "--user", "user@example.com", "--amount", "0"], "greater than zero"),
+        (["withdraw", "--user", "user@example.com", "--amount", "0"], r"greater than zero\. \[invalid_amount\]$"),
         (["withdraw", "--user", "user@example.com", "--amount", "700001"], "Insufficient funds"),
         (["seed", "--users", "-1"], "between 0 and 100000"),
+        (["audit_log", "--since", "yesterday"], r"--since must look like .*\[invalid_since\]$"),
     ],
 )
 def test_refusals_are_clear_sentences_and_write_nothing(args, message):
@@ -98,9 +109,9 @@ def test_tvl_prints_the_manuals_three_lines():
     run_output = run("tvl")
     assert run_output.splitlines() == [
         "📊 TVL Metrics:",
-        "  Locked:             0 micro USDC (0.00 USDC)",
-        "  Total Cash:         3250000 micro USDC (3.25 USDC)",
-        "  Pending Withdrawals: 0 micro USDC (0.00 USDC)",
+        "  Locked:             0.00 USDC (0 u)",
+        "  Total Cash:         3.25 USDC (3,250,000 u)",
+        "  Pending Withdrawals: 0.00 USDC (0 u)",
     ]
 
 

@@ -146,7 +146,7 @@ def test_no_enabled_source_keeps_todays_message(locked_round):
     PriceSource.objects.update(enabled=False)
     with time_machine.travel(at(2025, 9, 8, 16, 5), tick=False), pytest.raises(CommandError) as refused:
         call_command("settle_round", "--code", "20250908", "--result", "AUTO")
-    assert "The oracle has no the official close (2025-09-08)" in str(refused.value)
+    assert "The oracle has no official close (2025-09-08)" in str(refused.value)
     assert CloseCheck.objects.count() == 0
 
 

@@ -5,7 +5,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from django.core import mail
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from ops.alerts import Finding, alert_raise, alerts_evaluate
@@ -135,6 +135,7 @@ def test_send_test_alert_proves_both_routes(routes, capsys):
     out = capsys.readouterr().out
     assert "email: sent to oncall@example.com" in out
     assert "webhook: HTTP 200" in out
+    assert "Test alert P1 delivered by 2 route(s)." in out
     assert routes[0]["text"] == "[P1] Test alert (P1) from send_test_alert."
     assert len(mail.outbox) == 1
     assert Alert.objects.get().status == "RESOLVED"  # a test alert does not stay open
@@ -146,3 +147,23 @@ def test_beat_stale_rule_fires(settings, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         notified = alerts_evaluate()
     assert [(a.key, a.severity) for a in notified] == [("beat_stale", "P1")]
+
+
+@pytest.mark.django_db
+def test_send_test_alert_says_when_no_route_is_configured(settings, capsys):
+    settings.ALERT_EMAIL_TO = []
+    settings.ALERT_WEBHOOK_URL = ""
+    with pytest.raises(CommandError, match=r"^No alert route is configured: .*\[no_alert_route\]$"):
+        call_command("send_test_alert", "--severity", "P1")
+    assert "dispatched" not in capsys.readouterr().out
+    assert not Alert.objects.exists() and mail.outbox == []
+
+
+@pytest.mark.django_db
+def test_send_test_alert_below_every_routes_severity_reached_no_one(settings, capsys):
+    settings.ALERT_EMAIL_TO = ["oncall@example.com"]
+    settings.ALERT_EMAIL_MIN_SEVERITY = "P1"
+    settings.ALERT_WEBHOOK_URL = ""
+    with pytest.raises(CommandError, match=r"reached no route.*\[alert_not_delivered\]$"):
+        call_command("send_test_alert", "--severity", "P3")
+    assert "email: below P1, not sent" in capsys.readouterr().out

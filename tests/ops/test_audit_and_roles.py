@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.contrib.auth.models import Group
 from django.core.management import call_command
@@ -20,6 +22,8 @@ def test_audit_log_since_lists_the_switches(capsys):
     assert "ops.emergency_stop.off" in out
     assert "ops.circuit_breaker.open" in out
     assert out.strip().endswith("3 event(s).")
+    # times in America/New_York with the zone named
+    assert re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d E[SD]T cli ", out), out
 
     call_command("audit_log", "--since", "2000-01-01", "--action", "ops.circuit_breaker")
     assert capsys.readouterr().out.strip().endswith("1 event(s).")

@@ -45,7 +45,7 @@ def test_backup_then_restore_brings_back_the_original(tmp_path):
 
     # then the original data is back, the ledger audit passes, the restore is audited, and
     # maintenance is still on in the restored database (the backup's row said off)
-    assert "deposit #" in out and "25.000000 USDC (25000000 u)" in out
+    assert "deposit #" in out and "25.00 USDC (25,000,000 u)" in out
     assert user_balance_u(user_id=bettor.pk) == 100_000_000
     assert not User.objects.filter(email="after-backup@example.com").exists()
     assert tvl_get().cash_u == 100_000_000

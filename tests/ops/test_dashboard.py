@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from ops.services import ops_emergency_stop
@@ -17,14 +19,32 @@ def test_admin_index_shows_round_tvl_switches_and_charts_without_cdn(client):
 
     html = client.get("/admin/").content.decode()
 
-    assert "<strong>20250908</strong> OPEN" in html
-    assert "pools UP 3.00 / DOWN 1.00 USDC (total 4.00)" in html
-    assert "Cash 12.50" in html
-    assert "ON</strong> — drill" in html
-    assert html.count('class="ops-chart"') == 3
-    assert "Daily volume (30 days)" in html and "Fees (30 days)" in html and "TVL at end of day" in html
-    assert "12.50 USDC</title>" in html  # today's TVL bar
+    assert '<strong>20250908</strong> <span class="ops-status">OPEN</span>' in html
+    assert "UP 3.00 USDC · DOWN 1.00 USDC · total 4.00 USDC" in html
+    assert "cash 12.50 USDC" in html
+    assert '<span class="ops-on">ON</span> — drill' in html
+    assert html.count('class="ops-chart"') == 4
+    for canvas in ("ops-chart-pools", "ops-chart-volume", "ops-chart-fees", "ops-chart-tvl"):
+        assert f'<canvas id="{canvas}"' in html
+    assert '<script src="/static/ops/vendor/chartjs/chart.umd.min.js"></script>' in html
+    data = json.loads(html.split('<script id="ops-chart-data" type="application/json">')[1].split("</script>")[0])
+    assert len(data["days"]) == 30 and data["tvl_u"][-1] == 12_500_000  # today's TVL, in u
+    assert data["round"] == {"code": "20250908", "up_u": 3_000_000, "down_u": 1_000_000}
+    assert 'id="ops-price-feed"' in html  # the place the price feed's freshness goes (issue 11)
     assert "cdn" not in html.lower() and '<script src="http' not in html
+
+
+@pytest.mark.django_db
+def test_vendored_chartjs_is_served_from_our_static_files_with_its_licence(client):
+    from django.contrib.staticfiles import finders
+
+    script = finders.find("ops/vendor/chartjs/chart.umd.min.js")
+    licence = finders.find("ops/vendor/chartjs/LICENSE.md")
+    assert script and licence
+    with open(script) as handle:
+        assert "Chart.js v4.6.1" in handle.read(300)
+    with open(licence) as handle:
+        assert "The MIT License" in handle.read()
 
 
 @pytest.mark.django_db

@@ -133,3 +133,10 @@ def test_admin_action_turns_the_stop_on_with_a_reason(client, django_user_model)
     assert betting_halt() == Halt("emergency_stop", "admin")
     event = AuditEvent.objects.get()
     assert (event.source, event.actor) == ("admin", admin_user)
+    # and Django admin's own history, next to the audit event: the switch's History page, "Recent actions"
+    from django.contrib.admin.models import CHANGE, LogEntry
+
+    entry = LogEntry.objects.get()
+    assert (entry.user, entry.action_flag, entry.object_id) == (admin_user, CHANGE, str(pk))
+    assert entry.change_message == "Emergency stop ON. Reason: admin"
+    assert "Emergency stop ON. Reason: admin" in client.get(f"{url}{pk}/history/").content.decode()

@@ -3,6 +3,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from ops import health
 from ops.services import heartbeat_beat
 from rounds.models import Round
 from tests.ops.conftest import make_round
@@ -34,6 +35,43 @@ def test_health_is_503_naming_a_stale_beat(client):
 
 @pytest.mark.django_db
 def test_health_is_503_when_beat_never_ran(client):
+    response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["failed"] == ["beat"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("last_beat_minutes_ago", [None, 600])  # never, or long before this start (last night)
+def test_beat_is_starting_not_failed_during_the_grace_after_the_web_process_starts(
+    client, settings, monkeypatch, last_beat_minutes_ago
+):
+    # `make run`: web answers before beat's first heartbeat; the manual's `curl -f /health` must not cry wolf
+    settings.OPS_BEAT_STARTUP_GRACE_SECONDS = 90
+    now = timezone.now()
+    if last_beat_minutes_ago is not None:
+        heartbeat_beat(name="beat", at=now - dt.timedelta(minutes=last_beat_minutes_ago))
+    monkeypatch.setattr(health, "PROCESS_STARTED_AT", now - dt.timedelta(seconds=20))
+    response = client.get("/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["starting"], body["checks"]["beat"]) == ("starting", ["beat"], True)
+    assert "failed" not in body
+
+    # after the grace, the same beat fails
+    monkeypatch.setattr(health, "PROCESS_STARTED_AT", now - dt.timedelta(seconds=91))
+    response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json()["failed"] == ["beat"]
+    assert "starting" not in response.json()
+
+
+@pytest.mark.django_db
+def test_a_beat_that_beat_since_the_start_and_went_stale_fails_even_within_the_grace(client, settings, monkeypatch):
+    settings.OPS_BEAT_STARTUP_GRACE_SECONDS = 3600
+    settings.OPS_HEARTBEAT_STALE_SECONDS = 60
+    now = timezone.now()
+    monkeypatch.setattr(health, "PROCESS_STARTED_AT", now - dt.timedelta(minutes=30))
+    heartbeat_beat(name="beat", at=now - dt.timedelta(minutes=10))
     response = client.get("/health")
     assert response.status_code == 503
     assert response.json()["failed"] == ["beat"]

@@ -37,15 +37,15 @@ def test_daily_report_numbers(settled_day, capsys):
     out = capsys.readouterr().out
     assert "Total Users: 2 (2 new)" in out
     assert "Active Bettors: 2" in out
-    assert "Daily Volume: 40000000 micro-USDC (40.00 USDC)" in out
-    assert "Fees: 100000 micro-USDC (0.10 USDC)" in out
-    assert "House P&L: 100000 micro-USDC" in out
+    assert "Daily Volume: 40.00 USDC (40,000,000 u)" in out
+    assert "Fees: 0.10 USDC (100,000 u)" in out
+    assert "House P&L: 0.10 USDC (100,000 u)" in out
     assert "Rounds Settled: 1" in out
-    assert "Deposits: 2 totalling 200000000 micro-USDC" in out
-    assert "Withdrawals Requested: 1 totalling 5000000 micro-USDC" in out
-    assert "Locked: 0 micro-USDC" in out
-    assert "Total Cash: 194900000 micro-USDC" in out  # 200 deposited - 5 pending - 0.1 fee
-    assert "Pending Withdrawals: 5000000 micro-USDC" in out
+    assert "Deposits: 2 totalling 200.00 USDC (200,000,000 u)" in out
+    assert "Withdrawals Requested: 1 totalling 5.00 USDC (5,000,000 u)" in out
+    assert "Locked: 0.00 USDC (0 u)" in out
+    assert "Total Cash: 194.90 USDC (194,900,000 u)" in out  # 200 deposited - 5 pending - 0.1 fee
+    assert "Pending Withdrawals: 5.00 USDC (5,000,000 u)" in out
 
 
 @pytest.mark.money
@@ -63,7 +63,7 @@ def test_pnl_table_and_csv(settled_day, capsys, tmp_path):
     call_command("pnl", "--from", today.isoformat(), "--to", today.isoformat(), "--csv", str(target))
     assert target.read_text().splitlines()[1] == f"{today.isoformat()},100000,0,100000,40000000"
     call_command("pnl", "--from", today.isoformat(), "--to", today.isoformat())
-    assert "Total house P&L: 100000 micro-USDC (0.10 USDC)" in capsys.readouterr().out
+    assert "Total house P&L: 0.10 USDC (100,000 u)" in capsys.readouterr().out
 
 
 def test_pnl_refuses_bad_dates():

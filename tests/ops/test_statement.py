@@ -60,11 +60,11 @@ def test_a_month_opens_and_closes_to_the_micro_usdc(september, api):
     assert [line["balance_after_u"] for line in body["results"]][-1] == body["closing_balance_u"]
     assert [line["description"] for line in body["results"]] == [
         f"Bet {bet.pk} on round 20250908 UP: 3.00 USDC staked",
-        "Payout of round 20250908 (UP): 3.99 USDC",
+        "Payout of round 20250908 (UP): 3.990001 USDC",
         f"Withdrawal {withdrawal.pk} to {WALLET} (CANCELLED): 2.00 USDC",
         f"Withdrawal {withdrawal.pk} returned (CANCELLED): 2.00 USDC",
         f"Withdrawal {kept.pk} to {WALLET} (QUEUED): 1.50 USDC",
-        "Manual credit by staff: 0.00 USDC — rounding goodwill",
+        "Manual credit by staff: 0.000007 USDC — rounding goodwill",
     ]
     assert body["rounds"] == [
         {"round": "20250908", "result": "UP", "staked_u": 3_000_000, "won_u": 3_990_001, "net_u": 990_001}
@@ -111,8 +111,11 @@ def test_the_command_and_the_admin_show_the_same_statement(september, client):
     out = StringIO()
     call_command("statement", "--user", "ALICE@example.com", "--month", "2025-09", stdout=out)
     text = out.getvalue()
-    assert "Opening balance: 50.00 USDC (50000000 u)" in text and "Closing balance: 49.49 USDC (49490008 u)" in text
-    assert "20250908 UP: staked 3.00, won 3.99, net 0.99 USDC" in text
+    assert (
+        "Opening balance: 50.00 USDC (50,000,000 u)" in text
+        and "Closing balance: 49.490008 USDC (49,490,008 u)" in text
+    )
+    assert "20250908 UP: staked 3.00, won 3.990001, net 0.990001 USDC" in text
     out = StringIO()
     call_command("statement", "--user", "alice@example.com", "--month", "2025-09", "--csv", stdout=out)
     assert out.getvalue().splitlines()[-1].endswith("Closing balance,,,49490008,")

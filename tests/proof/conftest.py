@@ -27,7 +27,7 @@ STAFF_PASSWORD = "operator-pass-123"  # test-only; MD5 hasher in test settings
 def chromium():
     """Debian's Chromium driven by Playwright (never `playwright install`: no browser download)."""
     if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: `apt-get install chromium` (.ci/run does it)")
+        pytest.fail(f"{CHROMIUM} is missing: `make system-deps` installs it (make test and .ci/run do)")
     # Django refuses sync ORM calls when it sees a running event loop; Playwright's sync API runs one
     # in its own greenlet, and the test thread's ORM calls are ours, not async code.
     os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")

@@ -60,7 +60,13 @@ def test_operator_settles_a_locked_round_through_the_confirmation_page(live_serv
     page.wait_for_selector("text=please confirm")
     table = page.locator("#content table").inner_text()
     page.screenshot(path=f"{SCREENSHOTS}/settle-confirmation.png", full_page=True)
-    for figure in ("4000000", "2000000", "20000", "5980000"):  # UP pool, DOWN pool, fee, paid out
+    # UP pool, DOWN pool, fee, paid out: USDC with the exact u
+    for figure in (
+        "4.00 USDC (4,000,000 u)",
+        "2.00 USDC (2,000,000 u)",
+        "0.02 USDC (20,000 u)",
+        "5.98 USDC (5,980,000 u)",
+    ):
         assert figure in table
     assert Round.objects.get(pk=round_.pk).status == "LOCKED"
 
@@ -106,6 +112,13 @@ def test_operator_settles_a_locked_round_through_the_confirmation_page(live_serv
     event = AuditEvent.objects.get(action="round.settle")
     assert (event.source, event.object_id, event.actor.email) == ("admin", ROUND_CODE, "second@example.com")
     assert "requested by operator@example.com, approved by second@example.com" in event.reason
+
+    # and Django's own history: the round's History page and the index's "Recent actions"
+    page.goto(f"{live_server.url}/admin/rounds/round/{round_.pk}/history/")
+    history = page.locator("#change-history").inner_text()
+    assert "settled UP: paid 5.98 USDC (5,980,000 u)" in history and "close verified on two sources" in history
+    page.goto(f"{live_server.url}/admin/")
+    assert ROUND_CODE in page.locator("#recent-actions-module").inner_text()
 
 
 def test_read_only_auditor_sees_no_settle_action(live_server, page, locked_round_with_bets):

@@ -127,18 +127,18 @@ def test_quiet_in_maintenance_restore_lists_the_loss_with_amounts_and_changes_no
     lines = output.splitlines()
     assert lines[0].startswith(f"Restoring {backup.name} (sha256 ")
     assert (
-        f"  deposit #{deposit.pk} 3.000000 USDC (3000000 u) to night@example.com, tx provider:0xdeadbeef, credited "
+        f"  deposit #{deposit.pk} 3.00 USDC (3,000,000 u) to night@example.com, tx provider:0xdeadbeef, credited "
         in output
     )
     assert (
-        f"  withdrawal #{withdrawal.pk} 7.000000 USDC (7000000 u) of night@example.com COMPLETED (not in the backup): "
+        f"  withdrawal #{withdrawal.pk} 7.00 USDC (7,000,000 u) of night@example.com COMPLETED (not in the backup): "
         "already PAID OUT, and the bettor's cash gets the amount back: paid twice unless recovered"
     ) in lines
     assert "  ledger batches: 3 (deposit 1, withdrawal 2)" in lines  # credit; request + completion
     assert (
-        "Total: 1 deposit(s) 3.000000 USDC (3000000 u); 1 withdrawal(s) 7.000000 USDC (7000000 u), "
-        "1 already paid out 7.000000 USDC (7000000 u); 0 settlement(s) paying 0.000000 USDC (0 u); "
-        "0 bet(s) 0.000000 USDC (0 u); 3 ledger batch(es)."
+        "Total: 1 deposit(s) 3.00 USDC (3,000,000 u); 1 withdrawal(s) 7.00 USDC (7,000,000 u), "
+        "1 already paid out 7.00 USDC (7,000,000 u); 0 settlement(s) paying 0.00 USDC (0 u); "
+        "0 bet(s) 0.00 USDC (0 u); 3 ledger batch(es)."
     ) in lines
     sha = loss_sha(output)
     listed = output[: output.index("Loss SHA-256:")]
@@ -168,17 +168,17 @@ def test_the_loss_names_a_payout_that_would_be_paid_again_and_an_undone_settleme
     lines = refused("restore", str(backup), "--quiet-seconds", str(QUIET), code="loss_not_confirmed").splitlines()
 
     assert (
-        f"  withdrawal #{queued.pk} 5.000000 USDC (5000000 u) of queued@example.com COMPLETED (QUEUED in the "
+        f"  withdrawal #{queued.pk} 5.00 USDC (5,000,000 u) of queued@example.com COMPLETED (QUEUED in the "
         "backup): already PAID OUT, and it goes back to QUEUED: it would be paid again"
     ) in lines
     assert "  round 20250908 SETTLED: goes back to OPEN" in lines
     assert (
-        "  settlement of round 20250908 VOID: paid out 2.000000 USDC (2000000 u) to 0 of 1 bet(s), "
-        "fee 0.000000 USDC (0 u): the payouts are undone"
+        "  settlement of round 20250908 VOID: paid out 2.00 USDC (2,000,000 u) to 0 of 1 bet(s), "
+        "fee 0.00 USDC (0 u): the payouts are undone"
     ) in lines
     assert next(line for line in lines if line.startswith("Total:")).startswith(
-        "Total: 0 deposit(s) 0.000000 USDC (0 u); 1 withdrawal(s) 5.000000 USDC (5000000 u), "
-        "1 already paid out 5.000000 USDC (5000000 u); 1 settlement(s) paying 2.000000 USDC (2000000 u); 0 bet(s)"
+        "Total: 0 deposit(s) 0.00 USDC (0 u); 1 withdrawal(s) 5.00 USDC (5,000,000 u), "
+        "1 already paid out 5.00 USDC (5,000,000 u); 1 settlement(s) paying 2.00 USDC (2,000,000 u); 0 bet(s)"
     )
     assert Withdrawal.objects.get(pk=queued.pk).status == Withdrawal.Status.COMPLETED
 
@@ -198,7 +198,7 @@ def test_a_wrong_or_stale_confirmation_is_refused(served):
     fund(bettor, 2_000_000, tx_id="provider:after-listing")
     quiet()
     output = refused(*args, "--confirm-loss", sha, code="loss_not_confirmed")
-    assert "2.000000 USDC (2000000 u) to night@example.com, tx provider:after-listing" in output
+    assert "2.00 USDC (2,000,000 u) to night@example.com, tx provider:after-listing" in output
     assert loss_sha(output) != sha
     assert user_balance_u(user_id=bettor.pk) == 98_000_000
     assert not AuditEvent.objects.filter(action="ops.restore").exists()
@@ -249,7 +249,7 @@ def test_the_confirmed_restore_restores_audits_alerts_p0_and_stays_in_maintenanc
     # a P0 alert naming the file and the money erased
     alert = Alert.objects.get(rule="restore")
     assert alert.severity == "P0" and alert.notify_count == 1
-    assert backup.name in alert.summary and "1 withdrawal(s) of 7.000000 USDC (7000000 u)" in alert.summary
+    assert backup.name in alert.summary and "1 withdrawal(s) of 7.00 USDC (7,000,000 u)" in alert.summary
     # the backup said maintenance off; the restored house is paused from the restore's own commit
     # (no window in which the beat could pay the backup's QUEUED withdrawals) until the operator resumes it
     assert maintenance_get() == Maintenance(

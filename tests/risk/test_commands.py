@@ -38,7 +38,7 @@ def test_show_then_change_with_a_reason(db):
         (["--set", "max_stake_u=5000000"], "[reason_required]"),
         (["--set", "bogus=1", "--reason", "x"], "[invalid_limit]"),
         (["--set", "min_stake_u=none", "--reason", "x"], "cannot be switched off"),
-        (["--set", "max_stake_u=-1", "--reason", "x"], "whole number"),
+        (["--set", "max_stake_u=-1", "--reason", "x"], "must be positive"),
         (["--set", "max_stake_u", "--reason", "x"], "NAME=VALUE"),
         (["--set", "max_stake_u=10", "--reason", "x"], "[invalid_limit]"),
         (["--set", "max_stake_u=5000000", "--reason", "x", "--actor", "nobody@example.com"], "not the email"),

@@ -45,7 +45,11 @@ def test_changelist_shows_pools_and_bet_count(client, bets_round):
     response = client.get(reverse(CHANGELIST))
     assert response.status_code == 200
     body = response.content.decode()
-    assert "20250908" in body and "4000000" in body and "2000000" in body
+    assert "20250908" in body and '<td class="field-up_pool_u_usdc">4.00</td>' in body  # UP pool, in USDC
+    assert '<td class="field-down_pool_u_usdc">2.00</td>' in body
+    assert "UP pool (USDC)" in body and "4000000" not in body
+    # the lock time as operators read it: America/New_York, the zone named (TIME_ZONE itself stays UTC)
+    assert '<td class="field-lock_at nowrap">2025-09-08 15:59:59 EDT</td>' in body
     assert response.context["cl"].result_list[0].bet_count == 3
 
 
@@ -69,7 +73,7 @@ def test_settle_up_shows_a_preview_then_needs_a_reason(client, bets_round):
     assert page.status_code == 200
     preview = page.context["rows"][0].preview
     assert (preview.fee_u, preview.winners_count, preview.paid_out_u, preview.dust_u) == (20_000, 2, 5_980_000, 0)
-    assert b"5980000" in page.content
+    assert "5.98 USDC (5,980,000 u)" in page.content.decode()  # paid out, exact to the u
 
     # confirming without a reason changes nothing
     page = client.post(reverse(CHANGELIST), {**data, "confirm": "yes", "reason": "  "})

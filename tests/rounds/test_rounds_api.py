@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from betting.services import bet_place
 from rounds.models import Round
-from rounds.services import round_lock
+from rounds.services import round_lock, round_settle
 from tests.betting.conftest import round_create
 from tests.factories import UserFactory, fund
 
@@ -33,12 +33,36 @@ def anonymous():
 
 
 @pytest.mark.parametrize("path", ["/rounds/current", "/api/v1/rounds/current"])
-def test_no_current_round_is_404_with_a_clear_message(anonymous, path):
-    round_create("20250905", status=Round.Status.SETTLED)
+def test_no_round_ever_is_404_with_a_clear_message(anonymous, path):
     response = anonymous.get(path)
     assert response.status_code == 404
     assert response.json()["code"] == "no_current_round"
-    assert "No round is open or locked" in response.json()["detail"]
+    assert response.json()["detail"] == "No round has been opened yet; a round opens before 09:00 ET on a trading day."
+
+
+@pytest.mark.parametrize("path", ["/rounds/current", "/api/v1/rounds/current"])
+def test_after_settlement_current_answers_the_settled_round(anonymous, path):
+    # the manual's steps 6 and 8 curl /rounds/current after the close and expect to read SETTLED there
+    round_ = round_create("20250908")
+    up, down = UserFactory(), UserFactory()
+    fund(up, 10_000_000)
+    fund(down, 10_000_000)
+    bet_place(user=up, side="UP", stake_u=3_000_000)
+    bet_place(user=down, side="DOWN", stake_u=1_250_000)
+    round_lock(code=round_.code)
+    assert anonymous.get(path).json()["status"] == "LOCKED"
+    round_settle(code=round_.code, result="DOWN")
+    round_create("20250905", status=Round.Status.SETTLED)  # an older settled round is not the one shown
+
+    response = anonymous.get(path)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["code"], body["status"], body["result"]) == ("20250908", "SETTLED", "DOWN")
+    assert (body["up_pool_u"], body["down_pool_u"]) == (3_000_000, 1_250_000)
+    # a new round opening takes its place
+    round_create("20250909")
+    assert (anonymous.get(path).json()["code"], anonymous.get(path).json()["status"]) == ("20250909", "OPEN")
 
 
 @pytest.mark.parametrize("path", ["/rounds/current", "/api/v1/rounds/current"])

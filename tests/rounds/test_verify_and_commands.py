@@ -1,4 +1,4 @@
-from datetime import date
+from datetime import UTC, date, datetime
 from io import StringIO
 
 import pytest
@@ -87,16 +87,52 @@ def test_runbook_commands_open_lock_settle(users):
     assert f"--approve {request.pk}" in out and Round.objects.get(code="20250908").status == "LOCKED"
     role_user("operator", email="second@example.com")
     out = run("settle_round", "--approve", str(request.pk), "--actor", "second@example.com")
-    assert "SETTLED: UP" in out and "Fee:        10000 u" in out
+    assert "SETTLED: UP" in out and "Fee:        0.01 USDC (10,000 u)" in out
+    assert "Paid out:   1.99 USDC (1,990,000 u) to 1 winning bet\n" in out
     assert user_balance_u(user_id=a.pk) == 10_000_000_000 + 990_000
 
 
-def test_settle_again_from_the_cli_is_refused_and_writes_nothing(users):
+def test_the_runbooks_settle_check_on_a_settled_round_answers_and_writes_nothing(users):
+    # the manual's step 8 asks `settle_round --result AUTO` again to check completion: exit 0, nothing written
+    round_ = _settled_round(users)
+    Round.objects.filter(pk=round_.pk).update(settled_at=datetime(2025, 9, 8, 20, 5, 12, tzinfo=UTC))
+    entries, audits = LedgerEntry.objects.count(), AuditEvent.objects.count()
+    for asked in ("AUTO", "UP", "up"):
+        out = run("settle_round", "--code", "20250908", "--result", asked)
+        assert out == "Round 20250908 is already SETTLED (UP) at 2025-09-08 16:05:12 EDT; nothing changed.\n"
+    assert (LedgerEntry.objects.count(), AuditEvent.objects.count()) == (entries, audits)
+
+
+def test_settle_again_with_another_result_is_refused_and_writes_nothing(users):
     _settled_round(users)
     entries, audits = LedgerEntry.objects.count(), AuditEvent.objects.count()
-    with pytest.raises(CommandError, match=r"already settled.*\[round_already_settled\]"):
-        run("settle_round", "--code", "20250908", "--result", "AUTO")
+    for asked in ("DOWN", "VOID"):
+        with pytest.raises(CommandError, match=r"already settled \(UP\).*\[round_already_settled\]"):
+            run("settle_round", "--code", "20250908", "--result", asked)
     assert (LedgerEntry.objects.count(), AuditEvent.objects.count()) == (entries, audits)
+    assert Round.objects.get(code="20250908").result == "UP"
+
+
+def test_a_second_lock_says_what_is_recorded_and_exits_0(users):
+    round_open(code="20250908")
+    first = run("lock_round", "--code", "20250908")
+    assert first.startswith("🔒 Round 20250908 LOCKED at ")
+    assert first.endswith(": UP pool 0.00 USDC (0 u), DOWN pool 0.00 USDC (0 u)\n")
+    Round.objects.filter(code="20250908").update(locked_at=datetime(2025, 9, 8, 19, 59, 59, tzinfo=UTC))
+    audits = AuditEvent.objects.count()
+    out = run("lock_round", "--code", "20250908")
+    assert out == "Round 20250908 is already LOCKED at 2025-09-08 15:59:59 EDT; nothing changed.\n"
+    assert AuditEvent.objects.count() == audits
+    round_settle(code="20250908", result="VOID")
+    out = run("lock_round", "--code", "20250908")
+    assert out.startswith("Round 20250908 is already SETTLED (VOID) at ") and out.endswith("; nothing changed.\n")
+
+
+def test_open_round_names_the_market_zone_the_same_on_a_rerun():
+    first = run("open_round", "--code", "20250908")
+    again = run("open_round", "--code", "20250908")
+    assert "   Lock at:     2025-09-08 15:59:59 EDT\n" in first
+    assert "   Lock at:     2025-09-08 15:59:59 EDT\n" in again
 
 
 def test_commands_refuse_bad_input():

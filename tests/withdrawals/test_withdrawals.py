@@ -462,7 +462,7 @@ def test_withdraw_and_deposit_commands_use_the_same_services(bettor, capsys):
     call_command("withdraw", "--user", bettor.email, "--amount", "500000")
     out = capsys.readouterr().out
     # the operator at the shell acts for the bettor, to an address the bettor never registered: held
-    assert "QUEUED (needs staff approval)" in out and "balance now 500000 u" in out
+    assert "QUEUED (needs staff approval)" in out and "balance now 0.50 USDC (500,000 u)" in out
     assert tvl_get().pending_withdrawals_u == 500_000
     with pytest.raises(CommandError):
         call_command("withdraw", "--user", bettor.email, "--amount", "600000")

@@ -7,6 +7,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from audit.selectors import audit_events_list
 from common.commands import bounded_int
+from common.times import format_market_time
 
 
 def parse_since(text: str) -> dt.datetime:
@@ -17,12 +18,14 @@ def parse_since(text: str) -> dt.datetime:
         try:
             return timezone.now() - dt.timedelta(**{unit: int(match.group(1))})
         except (OverflowError, ValueError) as exc:  # 99999999999d is before year 1
-            raise CommandError(f"--since {text!r} reaches back before any date there is.") from exc
+            raise CommandError(f"--since {text!r} reaches back before any date there is. [invalid_since]") from exc
     when = parse_datetime(text)
     if when is None:
         day = parse_date(text)
         if day is None:
-            raise CommandError(f"--since must look like 24h, 7d, 2025-09-08 or 2025-09-08T14:00, got {text!r}.")
+            raise CommandError(
+                f"--since must look like 24h, 7d, 2025-09-08 or 2025-09-08T14:00, got {text!r}. [invalid_since]"
+            )
         when = dt.datetime.combine(day, dt.time.min)
     return when if timezone.is_aware(when) else timezone.make_aware(when, dt.UTC)
 
@@ -45,6 +48,6 @@ class Command(BaseCommand):
             target = f"{event.object_type}:{event.object_id}" if event.object_type else event.object_id
             reason = f" reason={event.reason!r}" if event.reason else ""
             self.stdout.write(
-                f"{event.ts:%Y-%m-%d %H:%M:%S} {event.source:<6} {who:<30} {event.action} {target}{reason}"
+                f"{format_market_time(event.ts)} {event.source:<6} {who:<30} {event.action} {target}{reason}"
             )
         self.stdout.write(f"{len(events)} event(s).")

@@ -6,7 +6,8 @@ from betting.models import User
 from betting.services import user_create
 from common.commands import bounded_int, command_errors
 from common.errors import Conflict
-from common.money import usdc
+from common.money import format_usdc
+from common.progress import progress
 from withdrawals.services import deposit_credit
 
 
@@ -30,7 +31,12 @@ class Command(BaseCommand):
     help = "Create N bettors (emails printed), optionally funded; --demo also creates the demo superuser."
 
     def add_arguments(self, parser):
-        parser.add_argument("--users", type=bounded_int(0, 100_000), default=1, help="how many bettors to create")
+        parser.add_argument(
+            "--users",
+            type=bounded_int(0, 100_000),
+            default=None,
+            help="how many bettors to create (default 1; 0 with --demo, so re-running it adds no one)",
+        )
         parser.add_argument(
             "--fund", type=bounded_int(0, 10**15), default=0, help="micro-USDC to deposit to each new bettor"
         )
@@ -41,32 +47,40 @@ class Command(BaseCommand):
             help="also ensure admin@example.com/admin12345 and demo1..3@example.com/demo12345 with 100 USDC each",
         )
 
-    def handle(self, *args, users: int, fund: int, password: str, demo: bool, **options):
+    def handle(self, *args, users: int | None, fund: int, password: str, demo: bool, **options):
+        if users is None:
+            users = 0 if demo else 1
         if users < 0 or users > 100_000:
-            raise CommandError("--users must be between 0 and 100000.")
+            raise CommandError("--users must be between 0 and 100000. [invalid_count]")
         if fund < 0:
-            raise CommandError("--fund must not be negative.")
+            raise CommandError("--fund must not be negative. [invalid_amount]")
         with command_errors():
             if demo:
                 self._ensure_demo()
             start = User.objects.filter(email__startswith="bettor").count() + 1
-            created = 0
-            index = start
-            while created < users:
-                email = f"bettor{index}@example.com"
-                index += 1
-                if User.objects.filter(email=email).exists():
-                    continue
-                user_password = password or secrets.token_urlsafe(9)
-                user = _user_create_only(email=email, password=user_password)
-                if user is None:  # a seed running beside this one took the address first: use the next
-                    continue
-                if fund:
-                    deposit_credit(user=user, amount_u=fund, tx_id=f"seed:{user.pk}", source="cli", reason="seed")
-                created += 1
-                line = f"{user.pk} {email} password {user_password}"
-                self.stdout.write(line + (f" balance {fund} u ({usdc(fund)} USDC)" if fund else ""))
+            with progress("seed: bettors", users, stream=self.stderr) as advance:
+                created = self._create(users=users, fund=fund, password=password, index=start, advance=advance)
         self.stdout.write(self.style.SUCCESS(f"Created {created} bettor(s)."))
+
+    def _create(self, *, users: int, fund: int, password: str, index: int, advance) -> int:
+        """Create `users` bettors from bettor<index>@example.com on, printing each; returns how many."""
+        created = 0
+        while created < users:
+            email = f"bettor{index}@example.com"
+            index += 1
+            if User.objects.filter(email=email).exists():
+                continue
+            user_password = password or secrets.token_urlsafe(9)
+            user = _user_create_only(email=email, password=user_password)
+            if user is None:  # a seed running beside this one took the address first: use the next
+                continue
+            if fund:
+                deposit_credit(user=user, amount_u=fund, tx_id=f"seed:{user.pk}", source="cli", reason="seed")
+            created += 1
+            advance(1)
+            line = f"{user.pk} {email} password {user_password}"
+            self.stdout.write(line + (f" balance {format_usdc(fund, exact=True)}" if fund else ""))
+        return created
 
     def _ensure_demo(self) -> None:
         """Idempotent: re-running `make run` neither duplicates users nor deposits twice."""

@@ -44,5 +44,5 @@ class Command(BaseCommand):
                 for problem in problems:
                     self.stdout.write(f"       - {problem}")
         if not report.ok:
-            raise CommandError("Ledger audit FAILED: see the lines marked FAIL above.")
+            raise CommandError("Ledger audit FAILED: see the lines marked FAIL above. [ledger_audit_failed]")
         self.stdout.write(self.style.SUCCESS("Ledger audit passed."))

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from common.money import usdc
+from common.money import format_usdc
 from ledger.selectors import tvl_get
 
 
@@ -15,4 +15,4 @@ class Command(BaseCommand):
             ("Total Cash:", tvl.cash_u),
             ("Pending Withdrawals:", tvl.pending_withdrawals_u),
         ):
-            self.stdout.write(f"  {label:<19} {amount_u} micro USDC ({usdc(amount_u)} USDC)")
+            self.stdout.write(f"  {label:<19} {format_usdc(amount_u, exact=True)}")

@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand
 
 from common.commands import actor_from_options, add_actor_argument, command_errors
+from common.progress import step
 from ops.backup import backup_create
 
 
@@ -16,8 +17,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, dir: str | None, reason: str, **options):
         actor = actor_from_options(options)
-        with command_errors():
+        with command_errors(), step("Backing up the database", stream=self.stderr):
             backup = backup_create(directory=Path(dir) if dir else None, actor=actor, source="cli", reason=reason)
         self.stdout.write(f"{backup.path}")
-        self.stdout.write(f"sha256 {backup.sha256}  ({backup.size} bytes)")
+        self.stdout.write(f"sha256 {backup.sha256}  ({backup.size:,} bytes)")
         self.stdout.write(self.style.SUCCESS("Backup written."))

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
-from common.money import usdc
+from common.money import format_usdc
 from ledger.selectors import tvl_get
 from ops.reports import daily_report_get
 
@@ -19,12 +19,12 @@ class Command(BaseCommand):
         except ValueError:
             day = None
         if day is None:
-            raise CommandError(f"--date must be YYYY-MM-DD, got {date!r}.")
+            raise CommandError(f"--date must be YYYY-MM-DD, got {date!r}. [invalid_date]")
         report = daily_report_get(day=day)
         tvl = tvl_get()
 
         def money(amount_u: int) -> str:
-            return f"{amount_u} micro-USDC ({usdc(amount_u)} USDC)"
+            return f"{format_usdc(amount_u, exact=True)}"
 
         lines = [
             f"Daily Report for {day.isoformat()}",

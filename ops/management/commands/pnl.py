@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_date
 
-from common.money import usdc
+from common.money import format_usdc
 from ops.reports import house_pnl_by_day
 
 FIRST_DAY, LAST_DAY = dt.date(1970, 1, 1), dt.date(9998, 12, 31)
@@ -24,9 +24,9 @@ class Command(BaseCommand):
         end_day = self._day(end, "--to") if end else timezone.localdate()
         start_day = self._day(start, "--from") if start else end_day - dt.timedelta(days=29)
         if start_day > end_day:
-            raise CommandError("--from must not be after --to.")
+            raise CommandError("--from must not be after --to. [invalid_date]")
         if (end_day - start_day).days > 3660:
-            raise CommandError("At most ten years per report.")
+            raise CommandError("At most ten years per report. [invalid_date]")
         rows = house_pnl_by_day(start=start_day, end=end_day)
         if csv is not None:
             self._csv(rows, csv)
@@ -38,7 +38,7 @@ class Command(BaseCommand):
                 f"{row.volume_u:>16}"
             )
         total = sum(row.house_pnl_u for row in rows)
-        self.stdout.write(f"Total house P&L: {total} micro-USDC ({usdc(total)} USDC)")
+        self.stdout.write(f"Total house P&L: {format_usdc(total, exact=True)}")
 
     def _day(self, text: str, option: str) -> dt.date:
         try:
@@ -46,16 +46,16 @@ class Command(BaseCommand):
         except ValueError:
             day = None
         if day is None:
-            raise CommandError(f"{option} must be YYYY-MM-DD, got {text!r}.")
+            raise CommandError(f"{option} must be YYYY-MM-DD, got {text!r}. [invalid_date]")
         if not FIRST_DAY <= day <= LAST_DAY:  # the report steps a month back and a day forward from here
-            raise CommandError(f"{option} must be between {FIRST_DAY} and {LAST_DAY}, got {text!r}.")
+            raise CommandError(f"{option} must be between {FIRST_DAY} and {LAST_DAY}, got {text!r}. [invalid_date]")
         return day
 
     def _csv(self, rows, target: str) -> None:
         try:
             handle = self.stdout if target == "-" else open(target, "w", newline="")  # noqa: SIM115
         except OSError as exc:
-            raise CommandError(f"Cannot write the CSV to {target}: {exc.strerror or exc}.") from exc
+            raise CommandError(f"Cannot write the CSV to {target}: {exc.strerror or exc}. [cannot_write]") from exc
         try:
             writer = csv_module.writer(handle)
             writer.writerow(FIELDS)

@@ -19,12 +19,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, payout_days: int, **options):
         if payout_days < 0:
-            raise CommandError("--payout-days must be 0 (all) or a positive whole number.")
+            raise CommandError("--payout-days must be 0 (all) or a positive whole number. [invalid_days]")
         result = reconcile(payout_days=payout_days or None)
         for label, ok, problems in result.checks:
             self.stdout.write(f"  {'OK  ' if ok else 'FAIL'} {label}")
             for problem in problems:
                 self.stdout.write(f"       - {problem}")
         if not result.ok:
-            raise CommandError("Reconciliation FAILED: see the lines marked FAIL above.")
+            raise CommandError("Reconciliation FAILED: see the lines marked FAIL above. [reconcile_failed]")
         self.stdout.write(self.style.SUCCESS("Reconciled: every view of the money agrees."))

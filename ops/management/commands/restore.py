@@ -3,6 +3,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from common.commands import actor_from_options, add_actor_argument, command_errors
+from common.progress import step
 from ops.backup import backup_restore
 from ops.exceptions import LossNotConfirmed
 
@@ -43,15 +44,16 @@ class Command(BaseCommand):
         actor = actor_from_options(options)
         with command_errors():
             try:
-                restored = backup_restore(
-                    path=Path(file),
-                    confirm_loss=confirm_loss,
-                    quiet_seconds=quiet_seconds,
-                    actor=actor,
-                    source="cli",
-                    reason=reason,
-                    approve=approve,
-                )
+                with step(f"Restoring {Path(file).name}", stream=self.stderr):
+                    restored = backup_restore(
+                        path=Path(file),
+                        confirm_loss=confirm_loss,
+                        quiet_seconds=quiet_seconds,
+                        actor=actor,
+                        source="cli",
+                        reason=reason,
+                        approve=approve,
+                    )
             except LossNotConfirmed as exc:
                 self.stdout.write(exc.loss.text)
                 self.stdout.write(f"Loss SHA-256: {exc.loss.sha256}")
@@ -60,5 +62,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.WARNING(f"Restored {restored.path.name}; the list above is gone."))
         self.stdout.write("Maintenance stays ON: check the data, then `python manage.py maintenance off`.")
         if not restored.ledger_ok:
-            raise CommandError("Restored, but the ledger audit FAILED: run `ledger_audit` for the details.")
+            raise CommandError(
+                "Restored, but the ledger audit FAILED: run `ledger_audit` for the details. [ledger_audit_failed]"
+            )
         self.stdout.write(self.style.SUCCESS("Ledger audit passed after restore."))

@@ -24,5 +24,5 @@ class Command(BaseCommand):
         for problem in problems:
             self.stdout.write(f"  - {problem}")
         if problems:
-            raise CommandError(f"Configuration has {len(problems)} problem(s); see the list above.")
+            raise CommandError(f"Configuration has {len(problems)} problem(s); see the list above. [config_invalid]")
         self.stdout.write(self.style.SUCCESS("Configuration OK."))

@@ -3,7 +3,7 @@ import json
 from django.core.management.base import BaseCommand
 
 from common.commands import bounded_int, command_errors
-from common.money import usdc
+from common.money import usdc_number
 from risk.exposure import round_exposure, round_exposure_json
 
 
@@ -23,7 +23,7 @@ class Command(BaseCommand):
             return
         out = self.stdout.write
         out(f"Round {exposure.code} ({exposure.status}), fee {exposure.fee_bps} bps")
-        out(f"  pool        {exposure.pool_u:>18} u  {usdc(exposure.pool_u):>16} USDC  ({exposure.bets} bets)")
+        out(f"  pool        {exposure.pool_u:>18} u  {usdc_number(exposure.pool_u):>16} USDC  ({exposure.bets} bets)")
         header = f"{'side':<6}{'staked u':>18}{'bets':>7}{'fee if wins u':>16}{'payout if wins u':>19}"
         out(f"  {header}{'house if wins u':>18}")
         for s in (exposure.up, exposure.down):
@@ -32,7 +32,7 @@ class Command(BaseCommand):
                 f"  {s.side:<6}{s.staked_u:>18}{s.bets:>7}{s.fee_if_wins_u:>16}{s.payout_if_wins_u:>19}"
                 f"{s.house_if_wins_u:>18}{note}"
             )
-        out(f"  worst-case payout {exposure.worst_case_payout_u} u ({usdc(exposure.worst_case_payout_u)} USDC)")
+        out(f"  worst-case payout {exposure.worst_case_payout_u} u ({usdc_number(exposure.worst_case_payout_u)} USDC)")
         if not exposure.top:
             out("  no bets")
             return

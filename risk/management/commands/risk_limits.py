@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from betting.selectors import user_get_by_email
 from common.commands import actor_from_options, add_actor_argument, command_errors, parse_amount_u
-from common.money import usdc
+from common.money import usdc_number
 from marketdata.selectors import market_timezone
 from marketdata.services import date_parse
 from risk.selectors import house_limits_get, risk_limits_row, user_limits_in_force
@@ -20,7 +20,7 @@ def _limit_value(name: str, text: str) -> int | None:
 
 
 def _show(amount_u: int | None) -> str:
-    return "no limit" if amount_u is None else f"{amount_u} u ({usdc(amount_u)} USDC)"
+    return "no limit" if amount_u is None else f"{amount_u} u ({usdc_number(amount_u)} USDC)"
 
 
 class Command(BaseCommand):

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from common.commands import command_errors
+from common.times import format_market_time
 from rounds.services import round_open
 
 
@@ -18,6 +19,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(f"✅ Round {round_.code} {round_.status} ({round_.symbol}, fee {round_.fee_bps} bps)")
         )
-        self.stdout.write(f"   Lock at:     {round_.lock_at.isoformat()}")
-        self.stdout.write(f"   Settle at:   {round_.settle_at.isoformat()}")
+        # Market times, always in America/New_York with the zone named (the same on a rerun).
+        self.stdout.write(f"   Lock at:     {format_market_time(round_.lock_at)}")
+        self.stdout.write(f"   Settle at:   {format_market_time(round_.settle_at)}")
         self.stdout.write(f"   Commit hash: {round_.commit_hash}")

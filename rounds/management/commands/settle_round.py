@@ -1,17 +1,30 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from common.commands import actor_from_options, add_actor_argument, command_errors
-from common.money import usdc
-from rounds.models import RoundSettlement
-from rounds.selectors import REQUESTED_RESULTS
+from common.money import format_usdc
+from common.progress import step
+from common.text import plural
+from common.times import format_market_time
+from rounds.exceptions import RoundAlreadySettled
+from rounds.models import Round, RoundSettlement
+from rounds.selectors import REQUESTED_RESULTS, round_get
 from rounds.services import MANUAL_RESULTS, round_result_approve, round_result_request, round_settle
+
+
+def already_settled_sentence(round_: Round) -> str:
+    """The runbook's check answer: what is recorded, and that nothing changed."""
+    return (
+        f"Round {round_.code} is already SETTLED ({round_.result}) at {format_market_time(round_.settled_at)}; "
+        "nothing changed."
+    )
 
 
 class Command(BaseCommand):
     help = (
         "Settle locked round --code with --result AUTO (the oracle) | VOID (emergency: refund every stake, "
         "one operator, alerted) | UP | DOWN (by hand: a four-eyes request another operator approves with "
-        "--approve REQUEST_ID)."
+        "--approve REQUEST_ID). On a settled round, AUTO or the recorded result reports it and exits 0; "
+        "another result is refused."
     )
 
     def add_arguments(self, parser):
@@ -38,31 +51,50 @@ class Command(BaseCommand):
             raise CommandError("Give --code and --result (or --approve REQUEST_ID).")
         reason = options["reason"] or f"settle_round --result {options['result']} from the command line"
         with command_errors():
-            if options["result"] in MANUAL_RESULTS:
-                request, created = round_result_request(
-                    code=options["code"], result=options["result"], reason=reason, acting_user=actor, source="cli"
-                )
-                self.stdout.write(
-                    self.style.WARNING(
-                        f"{'Requested' if created else 'Already requested'}: round {request.target} "
-                        f"{request.payload['result']} (request {request.pk}, expires "
-                        f"{request.expires_at.isoformat()}). Another operator approves it with "
-                        f"`settle_round --approve {request.pk} --actor EMAIL`."
+            try:
+                if options["result"] in MANUAL_RESULTS:
+                    request, created = round_result_request(
+                        code=options["code"], result=options["result"], reason=reason, acting_user=actor, source="cli"
                     )
-                )
+                    self.stdout.write(
+                        self.style.WARNING(
+                            f"{'Requested' if created else 'Already requested'}: round {request.target} "
+                            f"{request.payload['result']} (request {request.pk}, expires "
+                            f"{format_market_time(request.expires_at)}). Another operator approves it with "
+                            f"`settle_round --approve {request.pk} --actor EMAIL`."
+                        )
+                    )
+                    return
+                with step(f"Settling round {options['code']} ({options['result']})", stream=self.stderr):
+                    settlement = round_settle(
+                        code=options["code"], result=options["result"], reason=reason, acting_user=actor, source="cli"
+                    )
+            except RoundAlreadySettled:
+                # The manual's step 8 checks completion by asking again: AUTO (or the same result) is answered.
+                round_ = round_get(code=options["code"])
+                if options["result"] not in ("AUTO", round_.result):
+                    raise
+                self.stdout.write(self.style.SUCCESS(already_settled_sentence(round_)))
                 return
-            settlement = round_settle(
-                code=options["code"], result=options["result"], reason=reason, acting_user=actor, source="cli"
-            )
         self._report(settlement)
 
     def _report(self, settlement: RoundSettlement) -> None:
         self.stdout.write(self.style.SUCCESS(f"✅ Round {settlement.round.code} SETTLED: {settlement.result}"))
-        self.stdout.write(f"   UP pool:    {settlement.up_pool_u} u ({usdc(settlement.up_pool_u)})")
-        self.stdout.write(f"   DOWN pool:  {settlement.down_pool_u} u ({usdc(settlement.down_pool_u)})")
-        self.stdout.write(f"   Fee:        {settlement.fee_u} u, dust {settlement.dust_u} u (to house)")
+        self.stdout.write(f"   UP pool:    {format_usdc(settlement.up_pool_u, exact=True)}")
+        self.stdout.write(f"   DOWN pool:  {format_usdc(settlement.down_pool_u, exact=True)}")
+        self.stdout.write(
+            f"   Fee:        {format_usdc(settlement.fee_u, exact=True)}, "
+            f"dust {format_usdc(settlement.dust_u, exact=True)} (to house)"
+        )
         if settlement.result == "VOID":
-            self.stdout.write(f"   Refunded:   {settlement.paid_out_u} u to {settlement.bets_count} bets (no fee)")
+            self.stdout.write(
+                f"   Refunded:   {format_usdc(settlement.paid_out_u, exact=True)} to "
+                f"{plural(settlement.bets_count, 'bet')} (no fee)"
+            )
         else:
-            self.stdout.write(f"   Paid out:   {settlement.paid_out_u} u to {settlement.winners_count} winning bets")
+            self.stdout.write(
+                f"   Paid out:   {format_usdc(settlement.paid_out_u, exact=True)} to "
+                f"{plural(settlement.winners_count, 'winning bet')}"
+            )
+        self.stdout.write(f"   Settled at: {format_market_time(settlement.round.settled_at)}")
         self.stdout.write(f"   Digest:     {settlement.digest}")

@@ -35,5 +35,5 @@ class Command(BaseCommand):
         else:
             self.stdout.write("  --       settlement digest (round not settled yet)")
         if not report.ok:
-            raise CommandError(f"Round {report.code} does NOT verify: see MISMATCH above.")
+            raise CommandError(f"Round {report.code} does NOT verify: see MISMATCH above. [round_does_not_verify]")
         self.stdout.write(self.style.SUCCESS(f"Round {report.code} verifies: match."))

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand
 
 from betting.selectors import user_get_by_email
 from common.commands import command_errors, parse_amount_u
-from common.money import usdc
+from common.money import format_usdc
 from ledger.selectors import user_balance_u
 from withdrawals.services import deposit_credit
 
@@ -28,7 +28,7 @@ class Command(BaseCommand):
                 )
                 verb = "Credited" if created else "Already credited"
                 self.stdout.write(
-                    f"{verb} {amount_u} u ({usdc(amount_u)} USDC) to {bettor.email} [deposit {deposit.tx_id}]"
+                    f"{verb} {format_usdc(amount_u, exact=True)} to {bettor.email} [deposit {deposit.tx_id}]"
                 )
         balance_u = user_balance_u(user_id=bettor.pk)
-        self.stdout.write(f"Balance of {bettor.email}: {balance_u} u ({usdc(balance_u)} USDC)")
+        self.stdout.write(f"Balance of {bettor.email}: {format_usdc(balance_u, exact=True)}")

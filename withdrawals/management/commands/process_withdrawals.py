@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from common.commands import actor_from_options, add_actor_argument, bounded_int, command_errors
+from common.progress import step
 from withdrawals.services import withdrawals_process
 
 
@@ -22,8 +23,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, limit: int | None, **options):
         if limit is not None and limit < 1:
-            raise CommandError("--limit must be a positive whole number.")
-        with command_errors():
+            raise CommandError("--limit must be a positive whole number. [invalid_limit]")
+        with command_errors(), step("Processing due withdrawals", stream=self.stderr):
             report = withdrawals_process(limit=limit, source="cli", acting_user=actor_from_options(options))
         self.stdout.write(
             f"Processed {report.claimed} withdrawal(s): {len(report.completed)} completed, "

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand
 
 from betting.selectors import user_get_by_email
 from common.commands import command_errors, parse_amount_u
-from common.money import usdc
+from common.money import format_usdc
 from ledger.selectors import user_balance_u
 from withdrawals.services import withdrawal_request
 
@@ -30,6 +30,6 @@ class Command(BaseCommand):
         balance_u = user_balance_u(user_id=bettor.pk)
         approval = " (needs staff approval)" if withdrawal.needs_approval else ""
         self.stdout.write(
-            f"Withdrawal {withdrawal.pk} {withdrawal.status}{approval}: {amount_u} u ({usdc(amount_u)} USDC) "
-            f"for {bettor.email} to {withdrawal.destination}; balance now {balance_u} u ({usdc(balance_u)} USDC)"
+            f"Withdrawal {withdrawal.pk} {withdrawal.status}{approval}: {format_usdc(amount_u, exact=True)} "
+            f"for {bettor.email} to {withdrawal.destination}; balance now {format_usdc(balance_u, exact=True)}"
         )
