@@ -104,7 +104,9 @@ def scenario_bets(quick: bool) -> list[Row]:
     with harness.gunicorn(url) as base:
         healthz = _healthz(base, seconds)
         script = str(Path(__file__).resolve().parent / "bets.lua")
-        bets = harness.wrk(base + "/api/v1/bets", seconds=seconds, script=script, args=[str(tokens), uuid.uuid4().hex[:8]])
+        bets = harness.wrk(
+            base + "/api/v1/bets", seconds=seconds, script=script, args=[str(tokens), uuid.uuid4().hex[:8]]
+        )
         healthz_after = _healthz(base, seconds)
     baseline = (healthz.rps + healthz_after.rps) / 2
     print(f"  POST /api/v1/bets: {bets.rps:.0f} rps, p50 {bets.p50_ms:.1f} ms, p99 {bets.p99_ms:.1f} ms, "
@@ -238,7 +240,9 @@ def scenario_audit(quick: bool) -> list[Row]:
     started = time.perf_counter()
     tvl_get()
     tvl_s = time.perf_counter() - started
-    print(f"  ledger_audit: {audit_s:.2f} s ({audit.entries_checked} entries, ok={audit.ok}); bare scan {baseline_s:.2f} s")
+    print(
+        f"  ledger_audit: {audit_s:.2f} s ({audit.entries_checked} entries, ok={audit.ok}); bare scan {baseline_s:.2f} s"
+    )
     print(f"  tvl_get: {tvl_s * 1000:.1f} ms")
     return [
         Row("audit", f"ledger_audit over {entries:,} entries ≤ 5 s", f"{audit_s:.2f} s ({'passes' if audit.ok else 'FAILS'})",

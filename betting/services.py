@@ -3,8 +3,7 @@ import secrets
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from audit.events import AuditAction
@@ -14,14 +13,14 @@ from betting.models import Bet, User
 from betting.selectors import bet_by_idempotency_key
 from common.errors import ApplicationError, Conflict, permission_require
 from common.idempotency import idempotency_key_validate, replay_check, request_digest
-from ledger.exceptions import InsufficientFunds, UnknownAccount
-from ledger.selectors import account_code_round_pool, account_code_user_cash, account_exists
-from ledger.services import Line, account_ensure_user_cash, amount_validate, ledger_post
+from ledger.exceptions import InsufficientFunds
+from ledger.selectors import account_code_round_pool, account_code_user_cash
+from ledger.services import Line, account_ensure_user_cash, account_lock, amount_validate, ledger_post
 from ops.counters import event_count_add
 from ops.exceptions import halt_refusal
 from ops.selectors import betting_halt
 from rounds.selectors import round_code_parse
-from rounds.services import round_pool_raise
+from rounds.services import round_bet_admit, round_pool_raise
 
 logger = logging.getLogger(__name__)
 
@@ -88,12 +87,16 @@ def bet_place(
     the round <= BET_MAX_USER_ROUND_STAKE_U; no emergency stop / circuit breaker; the round
     OPEN *and* now < lock_at on the clock (a late lock task does not keep betting open).
 
-    Concurrency: one transaction whose first statement is rounds.services.round_pool_raise,
-    the round's door: a conditional UPDATE of the round row (status OPEN and lock_at > now)
-    that also raises the side's pool. That statement both checks the state and takes the
-    round row lock, so a bet racing round_lock is either wholly in or refused. Then the bet row, the per-user limit and
-    the ledger batch (user cash -> round pool; it locks the accounts in code order and
-    refuses an overdraft). Any refusal rolls the whole transaction back: nothing written.
+    Concurrency: one transaction, in four steps. (1) rounds.services.round_bet_admit, the round's
+    door: a SELECT … FOR KEY SHARE of the round (OPEN and lock_at > now) that every bet holds at
+    once and that makes round_lock / round_settle wait for the bets in flight. (2) The bettor:
+    ledger.services.account_lock on their cash row (their bets queue there), then
+    _user_limits_check, the one place the per-user limits are checked. (3) The bet row and the
+    ledger batch (user cash -> round pool; refuses an overdraft), which moves the hot pool account
+    last. (4) rounds.services.round_pool_raise, the other hot row, last: a conditional UPDATE that
+    re-checks OPEN and the clock. The two hot rows are held for their own statements and the
+    commit, not the whole transaction, so bets of one round queue only there. Any refusal rolls
+    the whole transaction back: nothing written.
 
     Idempotency (per user): the same key with the same request returns the first bet
     (created=False); the same key with a different request is IdempotencyConflict (422).
@@ -102,8 +105,8 @@ def bet_place(
     Concurrent twins: the unique (user, idempotency_key) index lets one win; the others
     roll back and answer with the winner's bet.
 
-    Round trips on success: halt check 1, round UPDATE 1, bet INSERT 1, limit SUM 1,
-    ledger_post 7 (savepoint, key check, batch, account lock, entries, balances, release).
+    Round trips on success: halt check 1, round admit 1, cash lock 1, limit SUM 1, bet INSERT 1,
+    ledger_post 4 (batch, user cash, entries, pool), round pool UPDATE 1; then COMMIT.
 
     Every refusal, whichever door sent the bet (API, admin, command), adds one to the per-minute
     `bet_rejected` count the circuit breaker reads, after the refused transaction has rolled
@@ -226,13 +229,18 @@ def _bet_insert(
     acting_user: User | None,
 ) -> Bet:
     now = timezone.now()
-    limit_u = settings.BET_MAX_USER_ROUND_STAKE_U
-    if stake_u > limit_u:
-        raise RoundStakeLimitExceeded(f"Your total stake in a round must not exceed {limit_u} u.", limit_u=limit_u)
+    _stake_limit_check(stake_u=stake_u)
+    cash = account_code_user_cash(user_id=user.pk)
     with transaction.atomic():
-        # The round's door: raises its pool and takes its row lock, or refuses (round_not_open, ...).
-        round_ = round_pool_raise(round_code=round_code, side=side, stake_u=stake_u, now=now)
+        # 1. The round: takes bets now, or refused (round_not_open, betting_closed, ...). A shared lock.
+        round_ = round_bet_admit(round_code=round_code, now=now)
         round_id, code = round_.pk, round_.code
+        # 2. The bettor: their cash row locked, so their bets queue here and the limits see them all.
+        if account_lock(code=cash) is None:
+            raise InsufficientFunds(f"Insufficient funds in {cash}: no cash account yet.", account=cash, balance_u=0)
+        _user_limits_check(user_id=user.pk, round_id=round_id, round_code=code, stake_u=stake_u)
+        # 3. The bet and its ledger batch (cash -> pool; refuses an overdraft). The pool account is
+        #    hot (every bet of the round credits it): the batch moves it last.
         bet = Bet.objects.create(
             round=round_,
             user_id=user.pk,
@@ -241,30 +249,16 @@ def _bet_insert(
             idempotency_key=idempotency_key,
             request_digest=request_digest,
         )
-        # Bets of one round are serialised by the round row lock taken above, so this sum
-        # sees every committed bet of the user in the round.
-        total_u = Bet.objects.filter(user_id=user.pk, round_id=round_id).aggregate(total=Sum("stake_u"))["total"]
-        if total_u > limit_u:
-            raise RoundStakeLimitExceeded(
-                f"Your total stake in round {code} would be {total_u} u; the limit is {limit_u} u.",
-                limit_u=limit_u,
-                round_total_u=total_u - stake_u,
-            )
-        cash = account_code_user_cash(user_id=user.pk)
-        try:
-            ledger_post(
-                [Line(cash, -stake_u), Line(account_code_round_pool(round_code=code), stake_u)],
-                ref_type="bet",
-                ref_id=bet.pk,
-                idempotency_key=f"bet:{bet.pk}",
-                acting_user=acting_user,
-            )
-        except UnknownAccount:
-            if account_exists(code=cash):
-                raise
-            raise InsufficientFunds(
-                f"Insufficient funds in {cash}: no cash account yet.", account=cash, balance_u=0
-            ) from None
+        pool = account_code_round_pool(round_code=code)
+        ledger_post(
+            [Line(cash, -stake_u), Line(pool, stake_u)],
+            ref_type="bet",
+            ref_id=bet.pk,
+            idempotency_key=f"bet:{bet.pk}",
+            acting_user=acting_user,
+            last=pool,
+            savepoint=False,  # nothing here catches a refusal: it rolls the whole bet back
+        )
         if acting_user is not None and acting_user.pk != user.pk:
             audit_record(
                 action=AuditAction.BET_PLACE_ON_BEHALF,
@@ -274,4 +268,35 @@ def _bet_insert(
                 object_id=bet.pk,
                 after={"user": str(user.pk), "round": code, "side": side, "stake_u": stake_u},
             )
+        # 4. Last, the other hot row: the round's pool (the round's door re-checks OPEN and the clock).
+        round_pool_raise(round_code=code, side=side, stake_u=stake_u, now=now)
     return bet
+
+
+def _stake_limit_check(*, stake_u: int) -> None:
+    """A stake alone over the per-round limit: refused before any query."""
+    limit_u = settings.BET_MAX_USER_ROUND_STAKE_U
+    if stake_u > limit_u:
+        raise RoundStakeLimitExceeded(f"Your total stake in a round must not exceed {limit_u} u.", limit_u=limit_u)
+
+
+def _user_limits_check(*, user_id: Any, round_id: int, round_code: str, stake_u: int) -> None:
+    """The bettor's limits, the one step of bet_place where they are checked (the per-user ones go here).
+
+    Runs inside the bet's transaction after account_lock took the bettor's cash row: the bettor's
+    bets are serialised there, so every sum here sees every committed bet of the bettor.
+    Today: the bettor's total stake in the round, this bet included, <= BET_MAX_USER_ROUND_STAKE_U.
+    """
+    limit_u = settings.BET_MAX_USER_ROUND_STAKE_U
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COALESCE(SUM(stake_u), 0) FROM {Bet._meta.db_table} WHERE user_id = %s AND round_id = %s",
+            [User._meta.pk.get_db_prep_value(user_id, connection), round_id],
+        )
+        before_u = int(cursor.fetchone()[0])
+    if before_u + stake_u > limit_u:
+        raise RoundStakeLimitExceeded(
+            f"Your total stake in round {round_code} would be {before_u + stake_u} u; the limit is {limit_u} u.",
+            limit_u=limit_u,
+            round_total_u=before_u,
+        )

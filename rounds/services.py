@@ -181,13 +181,43 @@ def round_lock(*, code: str, acting_user: User | None = None, reason: str = "", 
 _POOL_COLUMN: dict[str, str] = {Round.Result.UP: "up_pool_u", Round.Result.DOWN: "down_pool_u"}
 
 
+def round_bet_admit(*, round_code: str | None, now: datetime) -> Round:
+    """The round a bet goes to, if it takes bets now (OPEN and now < lock_at): bet_place's first statement.
+
+    A SELECT … FOR KEY SHARE of the round row: every bet of the round holds it at once (no bet
+    waits on another here), and it makes round_lock and round_settle (FOR UPDATE) wait for the
+    bets in flight, so a bet racing the lock is either wholly in or refused, and a settlement
+    never starts while a bet of its round still runs. The pool is raised by round_pool_raise at
+    the end of the bet's transaction. Without a code: the current round, the first of rounds_open().
+
+    Returns the round with id and code loaded (the rest loads on access, as with `.only()`).
+    Refused (the refusal path may spend a query on a precise answer): unknown_round,
+    no_current_round, round_not_open, betting_closed.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("round_bet_admit must run inside the transaction of the bet it admits")
+    if round_code is None:
+        current_sql, params = rounds_open().values("code")[:1].query.sql_with_params()
+        target = f"code = ({current_sql})"
+    else:
+        target, params = "code = %s", (round_code,)
+    share = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""  # SQLite: one writer at a time anyway
+    sql = f"SELECT id, code FROM rounds WHERE {target} AND status = %s AND lock_at > %s{share}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, Round.Status.OPEN.value, connection.ops.adapt_datetimefield_value(now)])
+        row = cursor.fetchone()
+    if row is None:
+        raise _pool_refusal(round_code=round_code, now=now)
+    return Round.from_db(connection.alias, ["id", "code"], row)
+
+
 def round_pool_raise(*, round_code: str | None, side: str, stake_u: int, now: datetime) -> Round:
     """Take `stake_u` into the round's `side` pool iff the round takes bets: OPEN and now < lock_at.
 
-    bet_place's first statement. One conditional UPDATE both checks the state and raises the
-    pool, and so takes the round row lock that round_lock and round_settle take too: a bet
-    racing the lock is either wholly in or refused, and the bets of one round are serialised
-    until the caller's transaction ends (which is why it must run inside one). Raw SQL only for
+    bet_place's last statement (after round_bet_admit, first): the round row is hot, so it is
+    held for this one round trip and the commit. One conditional UPDATE both checks the state and
+    raises the pool, and so takes the round row lock that round_lock and round_settle take too:
+    a bet racing the lock is either wholly in or refused (it must run inside the bet's transaction). Raw SQL only for
     RETURNING (id, code): it saves the round trip a SELECT would cost on the hot path. Without a
     code it targets the current round, the first of rounds_open() (as round_current sees it).
 
