@@ -104,9 +104,10 @@ def scenario_bets(quick: bool) -> list[Row]:
     with harness.gunicorn(url) as base:
         healthz = _healthz(base, seconds)
         script = str(Path(__file__).resolve().parent / "bets.lua")
-        bets = harness.wrk(
-            base + "/api/v1/bets", seconds=seconds, script=script, args=[str(tokens), uuid.uuid4().hex[:8]]
-        )
+        with harness.profiled("bets", seconds):
+            bets = harness.wrk(
+                base + "/api/v1/bets", seconds=seconds, script=script, args=[str(tokens), uuid.uuid4().hex[:8]]
+            )
         healthz_after = _healthz(base, seconds)
     baseline = (healthz.rps + healthz_after.rps) / 2
     print(f"  POST /api/v1/bets: {bets.rps:.0f} rps, p50 {bets.p50_ms:.1f} ms, p99 {bets.p99_ms:.1f} ms, "

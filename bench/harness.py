@@ -166,6 +166,8 @@ def gunicorn(url: str, port: int = PORT) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, process)
+        global gunicorn_pid
+        gunicorn_pid = process.pid
         yield base
     finally:
         process.send_signal(signal.SIGTERM)
@@ -175,6 +177,51 @@ def gunicorn(url: str, port: int = PORT) -> Iterator[str]:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         log.close()
+
+
+gunicorn_pid = 0
+
+
+@contextlib.contextmanager
+def profiled(name: str, seconds: int) -> Iterator[None]:
+    """With BENCH_PROFILE=1: py-spy samples every gunicorn worker while the block runs; prints the
+    functions where the time goes (inclusive) and leaves the raw stacks in WORK_DIR/<name>.pyspy."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if os.environ.get("BENCH_PROFILE") != "1" or not Path(spy).exists():
+        yield
+        return
+    out = WORK_DIR / f"{name}.pyspy"
+    recorder = subprocess.Popen(
+        [spy, "record", "--pid", str(gunicorn_pid), "--subprocesses", "--format", "raw", "--duration",
+         str(seconds), "--rate", "200", "--nonblocking", "--output", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        recorder.wait(timeout=seconds + 30)
+        _profile_summary(out)
+
+
+def _profile_summary(path: Path, top: int = 25) -> None:
+    if not path.exists():
+        return
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        total += int(count)
+        for frame in set(stack.split(";")):
+            inclusive[frame] = inclusive.get(frame, 0) + int(count)
+    print(f"  py-spy: {total} samples; inclusive share of the frames in the project (and the top others):")
+    shown = 0
+    for frame, count in sorted(inclusive.items(), key=lambda item: -item[1]):
+        if shown >= top:
+            break
+        if "site-packages" in frame and shown > top // 2 and "django/db" not in frame:
+            continue
+        print(f"    {100 * count / total:5.1f}%  {frame[:150]}")
+        shown += 1
 
 
 def _wait_ready(base: str, process: subprocess.Popen) -> None:

@@ -11,11 +11,11 @@ from audit.services import audit_record
 from betting.exceptions import InvalidSide, RoundStakeLimitExceeded, StakeTooLarge, StakeTooSmall
 from betting.models import Bet, User
 from betting.selectors import bet_by_idempotency_key
-from common.errors import ApplicationError, Conflict, permission_require
+from common.errors import ApplicationError, Conflict, InvalidInput, permission_require
 from common.idempotency import idempotency_key_validate, replay_check, request_digest
-from ledger.exceptions import InsufficientFunds
+from ledger.exceptions import InsufficientFunds, UnknownAccount
 from ledger.selectors import account_code_round_pool, account_code_user_cash
-from ledger.services import Line, account_ensure_user_cash, account_lock, amount_validate, ledger_post
+from ledger.services import Line, account_ensure_user_cash, amount_validate, ledger_post
 from ops.counters import event_count_add
 from ops.exceptions import halt_refusal
 from ops.selectors import betting_halt
@@ -90,8 +90,8 @@ def bet_place(
     Concurrency: one transaction, in four steps. (1) rounds.services.round_bet_admit, the round's
     door: a SELECT … FOR KEY SHARE of the round (OPEN and lock_at > now) that every bet holds at
     once and that makes round_lock / round_settle wait for the bets in flight. (2) The bettor:
-    ledger.services.account_lock on their cash row (their bets queue there), then
-    _user_limits_check, the one place the per-user limits are checked. (3) The bet row and the
+    _user_limits_check, the one place the per-user limits are checked, locks the bettor's user
+    row (their bets queue there) and reads their sums in one statement. (3) The bet row and the
     ledger batch (user cash -> round pool; refuses an overdraft), which moves the hot pool account
     last. (4) rounds.services.round_pool_raise, the other hot row, last: a conditional UPDATE that
     re-checks OPEN and the clock. The two hot rows are held for their own statements and the
@@ -105,7 +105,7 @@ def bet_place(
     Concurrent twins: the unique (user, idempotency_key) index lets one win; the others
     roll back and answer with the winner's bet.
 
-    Round trips on success: halt check 1, round admit 1, cash lock 1, limit SUM 1, bet INSERT 1,
+    Round trips on success: halt check 1, round admit 1, bettor lock + limit sums 1, bet INSERT 1,
     ledger_post 4 (batch, user cash, entries, pool), round pool UPDATE 1; then COMMIT.
 
     Every refusal, whichever door sent the bet (API, admin, command), adds one to the per-minute
@@ -235,9 +235,7 @@ def _bet_insert(
         # 1. The round: takes bets now, or refused (round_not_open, betting_closed, ...). A shared lock.
         round_ = round_bet_admit(round_code=round_code, now=now)
         round_id, code = round_.pk, round_.code
-        # 2. The bettor: their cash row locked, so their bets queue here and the limits see them all.
-        if account_lock(code=cash) is None:
-            raise InsufficientFunds(f"Insufficient funds in {cash}: no cash account yet.", account=cash, balance_u=0)
+        # 2. The bettor: their row locked, so their bets queue here and the limits see them all.
         _user_limits_check(user_id=user.pk, round_id=round_id, round_code=code, stake_u=stake_u)
         # 3. The bet and its ledger batch (cash -> pool; refuses an overdraft). The pool account is
         #    hot (every bet of the round credits it): the batch moves it last.
@@ -250,15 +248,22 @@ def _bet_insert(
             request_digest=request_digest,
         )
         pool = account_code_round_pool(round_code=code)
-        ledger_post(
-            [Line(cash, -stake_u), Line(pool, stake_u)],
-            ref_type="bet",
-            ref_id=bet.pk,
-            idempotency_key=f"bet:{bet.pk}",
-            acting_user=acting_user,
-            last=pool,
-            savepoint=False,  # nothing here catches a refusal: it rolls the whole bet back
-        )
+        try:
+            ledger_post(
+                [Line(cash, -stake_u), Line(pool, stake_u)],
+                ref_type="bet",
+                ref_id=bet.pk,
+                idempotency_key=f"bet:{bet.pk}",
+                acting_user=acting_user,
+                last=pool,
+                savepoint=False,  # a refusal rolls the whole bet back: nothing below queries after one
+            )
+        except UnknownAccount as exc:
+            if exc.extra.get("account") != cash:
+                raise
+            raise InsufficientFunds(
+                f"Insufficient funds in {cash}: no cash account yet.", account=cash, balance_u=0
+            ) from None
         if acting_user is not None and acting_user.pk != user.pk:
             audit_record(
                 action=AuditAction.BET_PLACE_ON_BEHALF,
@@ -281,19 +286,25 @@ def _stake_limit_check(*, stake_u: int) -> None:
 
 
 def _user_limits_check(*, user_id: Any, round_id: int, round_code: str, stake_u: int) -> None:
-    """The bettor's limits, the one step of bet_place where they are checked (the per-user ones go here).
+    """The bettor's limits: the one step of bet_place where they are checked (per-user limits go here).
 
-    Runs inside the bet's transaction after account_lock took the bettor's cash row: the bettor's
-    bets are serialised there, so every sum here sees every committed bet of the bettor.
+    One statement locks the bettor's user row (FOR NO KEY UPDATE: it does not block the bets'
+    foreign-key checks) and reads the sums the limits need. The bettor's bets are serialised on
+    that row, so every sum sees every committed bet of the bettor, whichever round or door.
     Today: the bettor's total stake in the round, this bet included, <= BET_MAX_USER_ROUND_STAKE_U.
     """
     limit_u = settings.BET_MAX_USER_ROUND_STAKE_U
+    lock = " FOR NO KEY UPDATE OF u" if connection.features.has_select_for_no_key_update else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT COALESCE(SUM(stake_u), 0) FROM {Bet._meta.db_table} WHERE user_id = %s AND round_id = %s",
-            [User._meta.pk.get_db_prep_value(user_id, connection), round_id],
+            f"SELECT (SELECT COALESCE(SUM(b.stake_u), 0) FROM {Bet._meta.db_table} b "
+            f"WHERE b.user_id = u.id AND b.round_id = %s) FROM {User._meta.db_table} u WHERE u.id = %s{lock}",
+            [round_id, User._meta.pk.get_db_prep_value(user_id, connection)],
         )
-        before_u = int(cursor.fetchone()[0])
+        row = cursor.fetchone()
+    if row is None:
+        raise InvalidInput(f"No user {user_id}.", code="unknown_user")
+    before_u = int(row[0])
     if before_u + stake_u > limit_u:
         raise RoundStakeLimitExceeded(
             f"Your total stake in round {round_code} would be {before_u + stake_u} u; the limit is {limit_u} u.",

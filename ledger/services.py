@@ -247,7 +247,7 @@ def _balances_move(net: dict[str, int], *, allow_negative: frozenset[str]) -> No
     }
     for code in net:
         if code not in accounts:
-            raise UnknownAccount(f"No ledger account {code!r}.")
+            raise UnknownAccount(f"No ledger account {code!r}.", account=code)
     for code, delta_u in net.items():
         account = accounts[code]
         _overdraft_check(
@@ -282,7 +282,7 @@ def _balance_move(*, code: str, delta_u: int, allow_negative: frozenset[str]) ->
             return
     account = Account.objects.filter(code=code).only("kind", "balance_u").first()
     if account is None:
-        raise UnknownAccount(f"No ledger account {code!r}.")
+        raise UnknownAccount(f"No ledger account {code!r}.", account=code)
     _overdraft_check(
         code=code, kind=account.kind, balance_u=account.balance_u, delta_u=delta_u, allow_negative=allow_negative
     )
@@ -416,8 +416,8 @@ def account_lock(*, code: str) -> int | None:
     """Lock an account's row now, inside the caller's transaction (the row `ledger_post` locks anyway):
     its balance, or None when there is no such account.
 
-    A caller whose rule spans several requests of one user (a daily withdrawal limit, a bettor's
-    stake limits) takes the user's cash row first, so those requests queue here instead of
+    A caller whose rule spans several requests of one user (a daily withdrawal limit) takes the
+    user's cash row first, so those requests queue here instead of
     racing past the rule. One round trip.
     """
     with connection.cursor() as cursor:

@@ -358,7 +358,7 @@ def test_a_bettor_may_not_bet_on_behalf_of_another(funded_bettor, open_round, ap
 
 @pytest.mark.django_db(transaction=True)  # as in production: bet_place's atomic is the outermost one
 def test_bet_place_query_count(funded_bettor, open_round):
-    """Pinned so a regression on the hot path shows: halt check 1, round admit 1, cash lock 1, limit SUM 1,
+    """Pinned so a regression on the hot path shows: halt check 1, round admit 1, bettor lock + limit sums 1,
     bet INSERT 1, ledger_post 4 (batch, user cash, entries, pool last), round pool UPDATE last 1;
     BEGIN/COMMIT are not counted. The two hot rows (pool account, round) are the last two statements."""
     bet_place(user=funded_bettor, side="UP", stake_u=1_000_000, idempotency_key="warm")
@@ -366,6 +366,6 @@ def test_bet_place_query_count(funded_bettor, open_round):
         bet, created = bet_place(user=funded_bettor, side="DOWN", stake_u=1_000_000, idempotency_key="q1")
     assert created is True
     statements = [q["sql"] for q in queries.captured_queries if q["sql"] not in ("BEGIN", "BEGIN IMMEDIATE", "COMMIT")]
-    assert len(statements) == 10, "\n".join(statements)
+    assert len(statements) == 9, "\n".join(statements)
     assert statements[-2].startswith("UPDATE ledger_accounts") and "pool" in statements[-2], statements[-2]
     assert statements[-1].startswith("UPDATE rounds"), statements[-1]
