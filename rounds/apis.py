@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from common.api import ErrorSerializer, paginated_response
 from rounds.exceptions import NoCurrentRound
 from rounds.models import Round
-from rounds.selectors import round_current, round_get
+from rounds.selectors import round_current_cached, round_get
 
 
 class RoundOutputSerializer(serializers.Serializer):
@@ -43,7 +43,7 @@ class RoundCurrentApi(_PublicApi):
         },
     )
     def get(self, request):
-        round_ = round_current()
+        round_ = round_current_cached()
         if round_ is None:
             raise NoCurrentRound(
                 "No round is open or locked right now; the next round opens before 09:00 ET on a trading day."

@@ -38,6 +38,7 @@ from rounds.selectors import (
     round_code_parse,
     round_current,
     round_get,
+    round_summary_changed,
     round_transition_refusal,
     rounds_open,
     rounds_overdue,
@@ -103,6 +104,7 @@ def round_open(
         )
         round_.commit_hash = round_commit_hash(round_=round_)
         round_.save()
+        _summary_changed()
         account_ensure_round_pool(round_code=code)
         audit_record(
             action=AuditAction.ROUND_OPEN,
@@ -122,6 +124,13 @@ def round_open(
         )
     logger.info("opened round %s (lock_at %s)", code, round_.lock_at.isoformat())
     return round_, True
+
+
+def _summary_changed() -> None:
+    """What GET /rounds/current shows changed in this transaction: drop the cached summary now
+    (this process's next read) and again when the change commits (every process's)."""
+    round_summary_changed()
+    transaction.on_commit(round_summary_changed)
 
 
 def round_commit_hash(*, round_: Round) -> str:
@@ -164,6 +173,7 @@ def round_lock(*, code: str, acting_user: User | None = None, reason: str = "", 
         round_.locked_by = acting_user if getattr(acting_user, "pk", None) else None
         round_.lock_reason = reason or ""
         round_.save(update_fields=["status", "locked_at", "locked_by", "lock_reason"])
+        _summary_changed()
         audit_record(
             action=AuditAction.ROUND_LOCK,
             source=source,
@@ -241,6 +251,7 @@ def round_pool_raise(*, round_code: str | None, side: str, stake_u: int, now: da
         row = cursor.fetchone()
     if row is None:
         raise _pool_refusal(round_code=round_code, now=now)
+    transaction.on_commit(round_summary_changed)  # the pool shown by GET /rounds/current
     return Round.from_db(connection.alias, ["id", "code"], row)
 
 
@@ -388,6 +399,7 @@ def _settle(code: str, requested: str, reason: str, acting_user: User | None, so
             "settle_reason",
         ]
     )
+    _summary_changed()
     audit_record(
         action=AuditAction.ROUND_VOID if plan.result == Round.Result.VOID else AuditAction.ROUND_SETTLE,
         source=source,
