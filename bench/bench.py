@@ -92,6 +92,7 @@ def _http_setup(bettors: int) -> tuple[str, Path, str]:
 
 
 def _healthz(base: str, seconds: int) -> harness.Wrk:
+    harness.wrk(base + "/healthz", seconds=1)  # warm-up
     result = harness.wrk(base + "/healthz", seconds=seconds)
     print(f"  GET /healthz: {result.rps:.0f} rps, p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms")
     return result
@@ -104,6 +105,7 @@ def scenario_bets(quick: bool) -> list[Row]:
     with harness.gunicorn(url) as base:
         healthz = _healthz(base, seconds)
         script = str(Path(__file__).resolve().parent / "bets.lua")
+        harness.wrk(base + "/api/v1/bets", seconds=2, script=script, args=[str(tokens), "warm"])  # every worker warm
         with harness.profiled("bets", seconds):
             bets = harness.wrk(
                 base + "/api/v1/bets", seconds=seconds, script=script, args=[str(tokens), uuid.uuid4().hex[:8]]
@@ -152,7 +154,10 @@ def scenario_reads(quick: bool) -> list[Row]:
     script = str(Path(__file__).resolve().parent / "token_get.lua")
     with harness.gunicorn(url) as base:
         healthz = _healthz(base, seconds)
-        current = harness.wrk(base + "/rounds/current", seconds=seconds)
+        harness.wrk(base + "/rounds/current", seconds=2)  # warm-up: every worker has imported the views
+        harness.wrk(base + "/api/v1/me", seconds=2, script=script, args=[str(tokens), "/api/v1/me"])
+        with harness.profiled("current", seconds):
+            current = harness.wrk(base + "/rounds/current", seconds=seconds)
         me = harness.wrk(base + "/api/v1/me", seconds=seconds, script=script, args=[str(tokens), "/api/v1/me"])
         healthz_after = _healthz(base, seconds)
     baseline = (healthz.rps + healthz_after.rps) / 2
