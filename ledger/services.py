@@ -361,36 +361,38 @@ def ledger_post_from_sql(
             return posted
         batch_id = posted.batch.pk
         with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":  # SQLite: IMMEDIATE transactions already serialise writers
-                cursor.execute(
-                    "SELECT count(*) FROM (SELECT 1 FROM ledger_accounts WHERE code IN "
-                    f"(SELECT account FROM ({sql}) lines) ORDER BY code FOR NO KEY UPDATE) locked",
-                    all_params,
-                )
+            # The lines' SELECT runs once: into the entries. Then one statement locks the accounts they
+            # touch in code order (PostgreSQL; SQLite's IMMEDIATE transactions already serialise writers)
+            # and reads back what the rules check: count, sum, smallest and largest line, accounts.
             cursor.execute(
                 "INSERT INTO ledger_entries (account, amount_u, ref_type, ref_id, batch, ts) "
                 f"SELECT lines.account, lines.amount_u, %s, %s, %s, %s FROM ({sql}) lines "
                 "WHERE lines.amount_u <> 0",
                 [ref_type, ref_id, batch_id, timezone.now(), *all_params],
             )
+            lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_no_key_update else ""
             cursor.execute(
-                "SELECT COUNT(*), COALESCE(SUM(amount_u), 0), MIN(amount_u), MAX(amount_u) "
-                "FROM ledger_entries WHERE batch = %s",
+                "WITH lines AS (SELECT account, amount_u FROM ledger_entries WHERE batch = %s), "
+                "locked AS (SELECT code FROM ledger_accounts WHERE code IN (SELECT account FROM lines) "
+                f"ORDER BY code{lock}) "
+                "SELECT (SELECT COUNT(*) FROM lines), (SELECT COALESCE(SUM(amount_u), 0) FROM lines), "
+                "(SELECT MIN(amount_u) FROM lines), (SELECT MAX(amount_u) FROM lines), "
+                "(SELECT COUNT(DISTINCT account) FROM lines), (SELECT COUNT(*) FROM locked)",
                 [batch_id],
             )
-            count, total, smallest_u, largest_u = cursor.fetchone()
+            count, total, smallest_u, largest_u, accounts, found = cursor.fetchone()
             if count:
                 _line_amount_check(int(smallest_u), max_line_u=max_line_u)
                 _line_amount_check(int(largest_u), max_line_u=max_line_u)
             _balanced_check(count=count, total=int(total))
-            cursor.execute(
-                "SELECT e.account FROM ledger_entries e LEFT JOIN ledger_accounts a ON a.code = e.account "
-                "WHERE e.batch = %s AND a.id IS NULL LIMIT 1",
-                [batch_id],
-            )
-            missing = cursor.fetchone()
-            if missing:
-                raise UnknownAccount(f"No ledger account {missing[0]!r}.")
+            if found < accounts:
+                cursor.execute(
+                    "SELECT e.account FROM ledger_entries e LEFT JOIN ledger_accounts a ON a.code = e.account "
+                    "WHERE e.batch = %s AND a.id IS NULL ORDER BY e.account LIMIT 1",
+                    [batch_id],
+                )
+                missing = cursor.fetchone()[0]
+                raise UnknownAccount(f"No ledger account {missing!r}.", account=missing)
             moved = (
                 "(SELECT account, SUM(amount_u) AS total FROM ledger_entries WHERE batch = %s GROUP BY account) moved"
             )
