@@ -2,6 +2,7 @@
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -265,8 +266,19 @@ def _pool_refusal(*, round_code: str | None, now: datetime) -> ApplicationError:
     return BettingClosed(f"Betting on round {round_.code} closed at {round_.lock_at.isoformat()} (lock time).")
 
 
+# What round_settle reports to its `progress` callback, in order (the settle_round command shows a bar).
+SETTLE_PHASES = ("pools checked", "bets marked", "payouts posted", "digest computed", "settlement recorded")
+SettleProgress = Callable[[str, int], None]  # (phase just done, the round's number of bets)
+
+
 def round_settle(
-    *, code: str, result: str, reason: str = "", acting_user: User | None = None, source: str = "system"
+    *,
+    code: str,
+    result: str,
+    reason: str = "",
+    acting_user: User | None = None,
+    source: str = "system",
+    progress: SettleProgress | None = None,
 ) -> RoundSettlement:
     """LOCKED -> SETTLED: pay the round in one transaction, set-based, exactly once.
 
@@ -286,7 +298,7 @@ def round_settle(
     started = time.monotonic()
     try:
         with transaction.atomic():
-            settlement = _settle(code, requested, reason or "", acting_user, source)
+            settlement = _settle(code, requested, reason or "", acting_user, source, progress or _no_progress)
             transaction.on_commit(lambda: settlement_observed(time.monotonic() - started))
             return settlement
     except IntegrityError as exc:
@@ -296,7 +308,13 @@ def round_settle(
         raise
 
 
-def _settle(code: str, requested: str, reason: str, acting_user: User | None, source: str) -> RoundSettlement:
+def _no_progress(phase: str, bets_count: int) -> None:
+    return None
+
+
+def _settle(
+    code: str, requested: str, reason: str, acting_user: User | None, source: str, progress: SettleProgress
+) -> RoundSettlement:
     round_ = _locked_round(code)
     refusal = round_transition_refusal(round_=round_, action="settle")
     if refusal is not None:
@@ -311,6 +329,7 @@ def _settle(code: str, requested: str, reason: str, acting_user: User | None, so
             f"Round {round_.code}: bets total {plan.pool_u} u but {pool_code} holds {pool_balance_u} u; "
             "nothing was settled. Run ledger_audit and investigate."
         )
+    progress(SETTLE_PHASES[0], plan.bets_count)
     settlement = RoundSettlement.objects.create(
         round=round_,
         result=plan.result,
@@ -334,6 +353,7 @@ def _settle(code: str, requested: str, reason: str, acting_user: User | None, so
         distributable_u=plan.distributable_u,
         winning_pool_u=plan.winning_pool_u,
     )
+    progress(SETTLE_PHASES[1], plan.bets_count)
     house_u = plan.pool_u - paid_out_u
     dust_u = house_u - plan.fee_u
     if dust_u < 0 or (plan.result != Round.Result.VOID and dust_u >= max(paid_count, 1)):
@@ -358,6 +378,7 @@ def _settle(code: str, requested: str, reason: str, acting_user: User | None, so
         if not posted.created:
             raise RoundAlreadySettled(f"Round {round_.code} already has a settlement batch; nothing was changed.")
         batch_id = posted.batch.pk
+    progress(SETTLE_PHASES[2], plan.bets_count)
     close, reference = plan.close, plan.reference
     round_.close_price = close.price if close else None
     round_.close_source = close.source if close else ""
@@ -375,6 +396,7 @@ def _settle(code: str, requested: str, reason: str, acting_user: User | None, so
         fee_u=plan.fee_u,
         payouts=bet_payouts_iter(round_id=round_.pk),
     )
+    progress(SETTLE_PHASES[3], plan.bets_count)
     winners_count = paid_count if plan.result != Round.Result.VOID else 0
     RoundSettlement.objects.filter(pk=settlement.pk).update(
         dust_u=dust_u, paid_out_u=paid_out_u, winners_count=winners_count, ledger_batch_id=batch_id, digest=digest
@@ -425,6 +447,7 @@ def _settle(code: str, requested: str, reason: str, acting_user: User | None, so
         },
     )
     settlement.refresh_from_db()
+    progress(SETTLE_PHASES[4], plan.bets_count)
     logger.info(
         "settled round %s %s: paid %s u, fee %s u, dust %s u", round_.code, plan.result, paid_out_u, plan.fee_u, dust_u
     )

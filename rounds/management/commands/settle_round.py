@@ -1,9 +1,42 @@
+import sys
+
 from django.core.management.base import BaseCommand
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from common.commands import actor_from_options, add_actor_argument, command_errors
 from common.money import usdc
 from rounds.selectors import REQUESTED_RESULTS
-from rounds.services import round_settle
+from rounds.services import SETTLE_PHASES, round_settle
+
+PROGRESS_FROM_BETS = 100_000  # a round with more bets than this shows its settlement's progress
+
+
+class _PhaseBar:
+    """A progress bar on stderr over the settlement's phases, for rounds over PROGRESS_FROM_BETS bets."""
+
+    def __init__(self) -> None:
+        self.bar: Progress | None = None
+        self.task = None
+
+    def __call__(self, phase: str, bets_count: int) -> None:
+        if bets_count <= PROGRESS_FROM_BETS:
+            return
+        if self.bar is None:
+            self.bar = Progress(
+                TextColumn(f"settling {bets_count:,} bets"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total} {task.description}"),
+                TimeElapsedColumn(),
+                console=Console(file=sys.stderr),
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("", total=len(SETTLE_PHASES))
+        self.bar.update(self.task, advance=1, description=phase)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 class Command(BaseCommand):
@@ -17,14 +50,19 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         reason = options["reason"] or f"settle_round --result {options['result']} from the command line"
+        bar = _PhaseBar()
         with command_errors():
-            settlement = round_settle(
-                code=options["code"],
-                result=options["result"],
-                reason=reason,
-                acting_user=actor_from_options(options),
-                source="cli",
-            )
+            try:
+                settlement = round_settle(
+                    code=options["code"],
+                    result=options["result"],
+                    reason=reason,
+                    acting_user=actor_from_options(options),
+                    source="cli",
+                    progress=bar,
+                )
+            finally:
+                bar.close()
         self.stdout.write(self.style.SUCCESS(f"✅ Round {settlement.round.code} SETTLED: {settlement.result}"))
         self.stdout.write(f"   UP pool:    {settlement.up_pool_u} u ({usdc(settlement.up_pool_u)})")
         self.stdout.write(f"   DOWN pool:  {settlement.down_pool_u} u ({usdc(settlement.down_pool_u)})")
