@@ -25,8 +25,14 @@ from rounds.services import round_bet_admit, round_pool_raise
 logger = logging.getLogger(__name__)
 
 
-def user_create(*, email: str, password: str | None = None, is_staff: bool = False) -> User:
-    """A bettor (or staff user) with the cash account every bettor has."""
+def user_create(
+    *, email: str, password: str | None = None, is_staff: bool = False, password_hash: str | None = None
+) -> User:
+    """A bettor (or staff user) with the cash account every bettor has.
+
+    `password_hash`: an already hashed password (make_password), for callers creating many users
+    with one password (seed hashes it once); "!" (or any unusable hash) makes a user who cannot log in.
+    """
     email = (email or "").strip().lower()
     taken = Conflict(f"A user with email {email!r} already exists.", code="email_taken")
     with transaction.atomic():
@@ -34,9 +40,13 @@ def user_create(*, email: str, password: str | None = None, is_staff: bool = Fal
             raise taken
         try:
             with transaction.atomic():
-                user = User.objects.create_user(
-                    email=email, password=password or secrets.token_urlsafe(12), is_staff=is_staff
-                )
+                if password_hash is not None:
+                    user = User(email=User.objects.normalize_email(email), is_staff=is_staff, password=password_hash)
+                    user.save()
+                else:
+                    user = User.objects.create_user(
+                        email=email, password=password or secrets.token_urlsafe(12), is_staff=is_staff
+                    )
         except IntegrityError as exc:  # a concurrent user_create of this email won the unique index
             raise taken from exc
         account_ensure_user_cash(user=user)
