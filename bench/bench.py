@@ -247,11 +247,13 @@ def scenario_audit(quick: bool) -> list[Row]:
     tvl_get()
     tvl_s = time.perf_counter() - started
     print(
-        f"  ledger_audit: {audit_s:.2f} s ({audit.entries_checked} entries, ok={audit.ok}); bare scan {baseline_s:.2f} s"
+        f"  ledger_audit: {audit_s:.2f} s ({audit.entries_checked} entries, ok={audit.ok}); "
+        f"bare scan {baseline_s:.2f} s"
     )
     print(f"  tvl_get: {tvl_s * 1000:.1f} ms")
     return [
-        Row("audit", f"ledger_audit over {entries:,} entries ≤ 5 s", f"{audit_s:.2f} s ({'passes' if audit.ok else 'FAILS'})",
+        Row("audit", f"ledger_audit over {entries:,} entries ≤ 5 s",
+            f"{audit_s:.2f} s ({'passes' if audit.ok else 'FAILS'})",
             f"one bare scan {baseline_s:.2f} s", f"{audit_s / baseline_s:.2f} × scan", audit_s <= 5 and audit.ok),
         Row("audit", f"tvl ≤ 50 ms at {entries:,} entries", f"{tvl_s * 1000:.1f} ms", "—", "—", tvl_s <= 0.05),
     ]  # fmt: skip
@@ -265,7 +267,8 @@ def scenario_seed(quick: bool) -> list[Row]:
     env = {**os.environ, "DATABASE_URL": url, "DJANGO_SETTINGS_MODULE": "config.settings.local", "LOG_LEVEL": "WARNING"}
     started = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "manage.py", "seed", "--users", str(users), "--fund", "10000000", "--password", "bench-pass-1"],
+        [sys.executable, "manage.py", "seed", "--users", str(users), "--fund", "10000000",
+         "--password", "bench-pass-1"],
         cwd=harness.ROOT, env=env, capture_output=True, text=True,
     )  # fmt: skip
     seed_s = time.perf_counter() - started
@@ -285,7 +288,8 @@ def scenario_seed(quick: bool) -> list[Row]:
     print(f"  seed: {made} users in {seed_s:.2f} s = {rate:.0f} users/s; bare INSERT {users / bare_s:.0f} users/s")
     return [
         Row("seed", "≥ 500 users/s (with --password, funded)", f"{rate:.0f} users/s ({made} in {seed_s:.1f} s)",
-            f"bare INSERT {users / bare_s:.0f} users/s", f"{rate / (users / bare_s):.3f}", rate >= 500 and made == users),
+            f"bare INSERT {users / bare_s:.0f} users/s", f"{rate / (users / bare_s):.3f}",
+            rate >= 500 and made == users),
     ]  # fmt: skip
 
 

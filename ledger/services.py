@@ -103,7 +103,7 @@ def _batch_open(
     holds the key uncommitted makes it wait; if the twin commits, nothing is inserted and the
     earlier batch is read (another request under the key is IdempotencyConflict, 422).
     """
-    created_by_id = acting_user.pk if getattr(acting_user, "pk", None) else None
+    created_by_id = acting_user.pk if acting_user is not None and acting_user.pk else None
     created_at = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
@@ -271,7 +271,8 @@ def _balance_move(*, code: str, delta_u: int, allow_negative: frozenset[str]) ->
     round trip. No row: the refusal path reads the account and lets _overdraft_check (or
     UnknownAccount) say why, so the rule's words stay in one place.
     """
-    sql, params = f"UPDATE {_ACCOUNTS} SET balance_u = balance_u + %s WHERE code = %s", [delta_u, code]
+    sql = f"UPDATE {_ACCOUNTS} SET balance_u = balance_u + %s WHERE code = %s"
+    params: list[int | str] = [delta_u, code]
     if delta_u < 0:  # only money going out can overdraw
         allowed = sorted(allow_negative)
         sql += " AND (balance_u + %s >= 0 OR kind = %s" + "".join(" OR code = %s" for _ in allowed) + ")"

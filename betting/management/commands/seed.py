@@ -58,9 +58,7 @@ class Command(BaseCommand):
             help="also ensure admin@example.com/admin12345 and demo1..3@example.com/demo12345 with 100 USDC each",
         )
 
-    def handle(
-        self, *args, users: int, fund: int, password: str, unusable_password: bool, demo: bool, **options
-    ):
+    def handle(self, *args, users: int, fund: int, password: str, unusable_password: bool, demo: bool, **options):
         if users < 0 or users > 100_000:
             raise CommandError("--users must be between 0 and 100000.")
         if fund < 0:

@@ -2,7 +2,7 @@ import sys
 
 from django.core.management.base import BaseCommand
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from common.commands import actor_from_options, add_actor_argument, command_errors
 from common.money import usdc
@@ -17,7 +17,7 @@ class _PhaseBar:
 
     def __init__(self) -> None:
         self.bar: Progress | None = None
-        self.task = None
+        self.task: TaskID | None = None
 
     def __call__(self, phase: str, bets_count: int) -> None:
         if bets_count <= PROGRESS_FROM_BETS:
@@ -32,7 +32,8 @@ class _PhaseBar:
             )
             self.bar.start()
             self.task = self.bar.add_task("", total=len(SETTLE_PHASES))
-        self.bar.update(self.task, advance=1, description=phase)
+        if self.task is not None:
+            self.bar.update(self.task, advance=1, description=phase)
 
     def close(self) -> None:
         if self.bar is not None:
