@@ -101,6 +101,11 @@ def bet_payouts_iter(*, round_id: int) -> Iterator[tuple[int, int]]:
         last_id = page[-1][0]
 
 
+def bet_payouts_sql(*, round_id: int) -> tuple[str, list[Any]]:
+    """A SELECT of (id, payout_u) of every bet of the round: bet_payouts_iter's rows, for the database to hash."""
+    return "SELECT id, payout_u FROM bets WHERE round_id = %s", [round_id]
+
+
 def bet_payouts_by_user_sql(*, round_id: int) -> tuple[str, list[Any]]:
     """A SELECT of (user_id, amount_u): what each user's settled bets pay, for ledger_post_from_sql."""
     return "SELECT user_id, payout_u AS amount_u FROM bets WHERE round_id = %s AND payout_u > 0", [round_id]

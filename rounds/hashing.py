@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 
 def _canonical(payload: dict) -> bytes:
@@ -57,11 +58,15 @@ def settlement_digest_compute(
     up_pool_u: int,
     down_pool_u: int,
     fee_u: int,
-    payouts: Iterable[tuple[int, int]],
+    payouts: Iterable[tuple[int, int]] = (),
+    payouts_sql: tuple[str, list[Any]] | None = None,
 ) -> str:
     """SHA-256 over a canonical JSON header line, then one "bet_id,payout_u" line per bet in id order.
 
     `payouts` must come sorted by bet id; it is streamed, so a million bets hash in flat memory.
+    `payouts_sql` (PostgreSQL): a SELECT of (id, payout_u) rows instead; the database orders them and
+    hashes the same bytes (sha256 over the header and string_agg of the lines), so a million bets
+    never cross to Python. verify_round recomputes the digest from the streamed rows: the cross-check.
     """
     header = {
         "commit_hash": commit_hash,
@@ -74,7 +79,21 @@ def settlement_digest_compute(
         "down_pool_u": int(down_pool_u),
         "fee_u": int(fee_u),
     }
+    if payouts_sql is not None:
+        return _digest_in_database(_canonical(header) + b"\n", *payouts_sql)
     digest = hashlib.sha256(_canonical(header) + b"\n")
     for bet_id, payout_u in payouts:
         digest.update(f"{int(bet_id)},{int(payout_u)}\n".encode())
     return digest.hexdigest()
+
+
+def _digest_in_database(head: bytes, payouts_sql: str, params: list[Any]) -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT encode(sha256(%s::bytea || convert_to(COALESCE(string_agg(p.id::text || ',' || "
+            f"p.payout_u::text || E'\\n', '' ORDER BY p.id), ''), 'UTF8')), 'hex') FROM ({payouts_sql}) p",
+            [head, *params],
+        )
+        return cursor.fetchone()[0]

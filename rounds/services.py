@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from audit.events import AuditAction
 from audit.services import audit_record
-from betting.selectors import bet_payouts_by_user_sql, bet_payouts_iter
+from betting.selectors import bet_payouts_by_user_sql, bet_payouts_iter, bet_payouts_sql
 from betting.settlement import bets_settle
 from common.errors import ApplicationError, permission_require
 from common.types import User
@@ -394,7 +394,9 @@ def _settle(
         up_pool_u=plan.up_pool_u,
         down_pool_u=plan.down_pool_u,
         fee_u=plan.fee_u,
-        payouts=bet_payouts_iter(round_id=round_.pk),
+        # PostgreSQL hashes the million lines itself; verify_round streams them through Python: the cross-check.
+        payouts=bet_payouts_iter(round_id=round_.pk) if connection.vendor != "postgresql" else (),
+        payouts_sql=bet_payouts_sql(round_id=round_.pk) if connection.vendor == "postgresql" else None,
     )
     progress(SETTLE_PHASES[3], plan.bets_count)
     winners_count = paid_count if plan.result != Round.Result.VOID else 0
