@@ -56,8 +56,35 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
-bench: install
-	$(BIN)/python bench/settle_bench.py $(BENCH_ARGS)
+# Benchmarks (never part of `make test`): bench/bench.py prints goal, figure, baseline and ratio for each
+# and appends the table to bench/RESULTS.md. BENCH_ARGS=--quick for a smoke run at a tenth of the size.
+BENCH := $(BIN)/python bench/bench.py
+.PHONY: bench-tools bench-bets bench-reads bench-settle bench-audit bench-seed
+
+bench: install bench-tools
+	$(BENCH) all $(BENCH_ARGS)
+
+bench-bets: install bench-tools
+	$(BENCH) bets $(BENCH_ARGS)
+
+bench-reads: install bench-tools
+	$(BENCH) reads $(BENCH_ARGS)
+
+bench-settle: install
+	$(BENCH) settle $(BENCH_ARGS)
+
+bench-audit: install
+	$(BENCH) audit $(BENCH_ARGS)
+
+bench-seed: install
+	$(BENCH) seed $(BENCH_ARGS)
+
+# wrk, the HTTP load generator of bench-bets and bench-reads, from Debian's packages when missing.
+bench-tools:
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q wrk; \
+	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo apt-get update -q && sudo apt-get install -y -q wrk; \
+	  else echo "bench: wrk is missing and this user can neither apt-get (not root) nor sudo; install the Debian package wrk and rerun." >&2; exit 1; fi; }
 
 # The runbook's status step (README, "Deploy and roll back"): every migration, then the one-line summary.
 .PHONY: db-migration-status

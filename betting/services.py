@@ -1,8 +1,9 @@
+import dataclasses
 import logging
 import secrets
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -10,27 +11,44 @@ from audit.events import AuditAction
 from audit.services import audit_record
 from betting.exceptions import InvalidSide
 from betting.models import Bet, User
-from betting.selectors import bet_by_idempotency_key, bet_user_totals_u
-from common.errors import ApplicationError, Conflict, permission_require
+from betting.selectors import bet_by_idempotency_key
+from common.errors import ApplicationError, Conflict, InvalidInput, permission_require
 from common.idempotency import idempotency_key_validate, replay_check, request_digest
 from ledger.exceptions import InsufficientFunds, UnknownAccount
-from ledger.selectors import account_code_round_pool, account_code_user_cash, account_exists
+from ledger.selectors import account_code_round_pool, account_code_user_cash
 from ledger.services import Line, account_ensure_user_cash, amount_validate, ledger_post
 from ops.counters import event_count_add
 from ops.exceptions import halt_refusal
 from ops.selectors import betting_halt
-from risk.checks import BetAttempt, UserTotals, bet_limits_check, market_day_start
+from risk.checks import (
+    BetAttempt,
+    UserTotals,
+    bet_pool_check,
+    bet_stake_check,
+    bet_user_check,
+    market_day_start,
+    needs_user_totals,
+)
+from risk.selectors import Limits
 from rounds.selectors import round_code_parse
-from rounds.services import round_pool_raise
+from rounds.services import round_bet_admit, round_pool_raise
 
 logger = logging.getLogger(__name__)
 
 
-def user_create(*, email: str, password: str | None = None, is_staff: bool = False, can_log_in: bool = True) -> User:
+def user_create(
+    *,
+    email: str,
+    password: str | None = None,
+    is_staff: bool = False,
+    can_log_in: bool = True,
+    password_hash: str | None = None,
+) -> User:
     """A bettor (or staff user) with the cash account every bettor has.
 
     `can_log_in=False` (synthetic bettors of `simulate`, who use API tokens only): an unusable password,
-    so no password hash is computed.
+    so no password hash is computed. `password_hash`: an already hashed password (make_password), for
+    callers creating many users with one password (seed hashes it once).
     """
     email = (email or "").strip().lower()
     taken = Conflict(f"A user with email {email!r} already exists.", code="email_taken")
@@ -39,11 +57,15 @@ def user_create(*, email: str, password: str | None = None, is_staff: bool = Fal
             raise taken
         try:
             with transaction.atomic():
-                user = User.objects.create_user(
-                    email=email,
-                    password=(password or secrets.token_urlsafe(12)) if can_log_in else None,
-                    is_staff=is_staff,
-                )
+                if password_hash is None and not can_log_in:
+                    password_hash = "!"  # unusable: no hash computed
+                if password_hash is not None:
+                    user = User(email=User.objects.normalize_email(email), is_staff=is_staff, password=password_hash)
+                    user.save()
+                else:
+                    user = User.objects.create_user(
+                        email=email, password=password or secrets.token_urlsafe(12), is_staff=is_staff
+                    )
         except IntegrityError as exc:  # a concurrent user_create of this email won the unique index
             raise taken from exc
         account_ensure_user_cash(user=user)
@@ -97,16 +119,21 @@ def bet_place(
     """Stake `stake_u` on `side` of a round (default: the current open round). Returns (bet, created).
 
     Rules: side UP|DOWN; no emergency stop / circuit breaker; the round OPEN *and* now < lock_at
-    on the clock (a late lock task does not keep betting open); every risk limit (self-exclusion,
-    min/max stake, round pool cap, side imbalance, the user's round and daily totals, per-user
-    overrides) in ONE call, risk.checks.bet_limits_check, right after the round's pool UPDATE.
+    on the clock (a late lock task does not keep betting open); every risk limit (risk.checks, with
+    per-user overrides), each where its numbers are exact: self-exclusion and the minimum and maximum
+    stake before the transaction (no query), the user's round and daily totals under the bettor's
+    row lock, the round pool cap and the side imbalance cap under the round row lock, last.
 
-    Concurrency: one transaction whose first statement is rounds.services.round_pool_raise,
-    the round's door: a conditional UPDATE of the round row (status OPEN and lock_at > now)
-    that also raises the side's pool. That statement both checks the state and takes the
-    round row lock, so a bet racing round_lock is either wholly in or refused. Then the bet row,
-    bet_limits_check (the one call point of every limit), and the ledger batch (user cash ->
-    round pool; it locks the accounts in code order and refuses an overdraft). Any refusal rolls
+    Concurrency: one transaction, in four steps. (1) rounds.services.round_bet_admit, the round's
+    door: a SELECT … FOR KEY SHARE of the round (OPEN and lock_at > now) that every bet holds at
+    once and that makes round_lock / round_settle wait for the bets in flight. (2) The bettor:
+    _user_limits_check, the one place the per-user limits are checked, locks the bettor's user
+    row (their bets queue there) and reads their sums in one statement. (3) The bet row and the
+    ledger batch (user cash -> round pool; refuses an overdraft), which moves the hot pool account
+    last. (4) rounds.services.round_pool_raise, the other hot row, last: a conditional UPDATE that
+    re-checks OPEN and the clock and returns the pools, which risk.checks.bet_pool_check holds to
+    the pool and side caps while the row is locked. The two hot rows are held for their own statements and the
+    commit, not the whole transaction, so bets of one round queue only there. Any refusal rolls
     the whole transaction back: nothing written.
 
     Idempotency (per user): the same key with the same request returns the first bet
@@ -116,9 +143,8 @@ def bet_place(
     Concurrent twins: the unique (user, idempotency_key) index lets one win; the others
     roll back and answer with the winner's bet.
 
-    Round trips on success: halt check 1, round UPDATE 1, bet INSERT 1, user totals SUM 1 (only with a
-    per-user total limit set; the limits themselves are cached in memory, risk.selectors),
-    ledger_post 7 (savepoint, key check, batch, account lock, entries, balances, release).
+    Round trips on success: halt check 1, round admit 1, bettor lock + limit sums 1, bet INSERT 1,
+    ledger_post 4 (batch, user cash, entries, pool), round pool UPDATE 1; then COMMIT.
 
     Every refusal, whichever door sent the bet (API, admin, command), adds one to the per-minute
     `bet_rejected` count the circuit breaker reads, after the refused transaction has rolled
@@ -208,7 +234,7 @@ def _side_validate(side: Any) -> str:
 
 
 def _stake_validate(stake_u: Any) -> int:
-    # Only the amount's shape here; its limits (minimum, maximum, ...) are risk.checks.bet_limits_check's.
+    # Only the amount's shape here; its limits (minimum, maximum, ...) are risk.checks.bet_stake_check's.
     return amount_validate(stake_u, field="stake_u")
 
 
@@ -233,10 +259,18 @@ def _bet_insert(
     acting_user: User | None,
 ) -> Bet:
     now = timezone.now()
+    # 0. The stake alone: self-exclusion, minimum and maximum stake (the limits are in memory: no query).
+    limits = bet_stake_check(user_id=user.pk, stake_u=stake_u, now=now)
+    cash = account_code_user_cash(user_id=user.pk)
     with transaction.atomic():
-        # The round's door: raises its pool and takes its row lock, or refuses (round_not_open, ...).
-        round_ = round_pool_raise(round_code=round_code, side=side, stake_u=stake_u, now=now)
+        # 1. The round: takes bets now, or refused (round_not_open, betting_closed, ...). A shared lock.
+        round_ = round_bet_admit(round_code=round_code, now=now)
         round_id, code = round_.pk, round_.code
+        attempt = BetAttempt(user_id=user.pk, round_code=code, side=side, stake_u=stake_u, now=now)
+        # 2. The bettor: their row locked, so their bets queue here and their totals see them all.
+        _user_limits_check(limits, attempt, round_id=round_id)
+        # 3. The bet and its ledger batch (cash -> pool; refuses an overdraft). The pool account is
+        #    hot (every bet of the round credits it): the batch moves it last.
         bet = Bet.objects.create(
             round=round_,
             user_id=user.pk,
@@ -245,34 +279,19 @@ def _bet_insert(
             idempotency_key=idempotency_key,
             request_digest=request_digest,
         )
-        # Every limit, in one call (risk.checks). Bets of one round are serialised by the round row
-        # lock taken above, so the pools it was given and the user's totals it asks for see every
-        # committed bet of the round; the limits themselves come from memory (no query).
-        bet_limits_check(
-            BetAttempt(
-                user_id=user.pk,
-                round_code=code,
-                side=side,
-                stake_u=stake_u,
-                up_pool_u=round_.up_pool_u,
-                down_pool_u=round_.down_pool_u,
-                now=now,
-            ),
-            user_totals=lambda: UserTotals(
-                *bet_user_totals_u(user_id=user.pk, round_id=round_id, since=market_day_start(now))
-            ),
-        )
-        cash = account_code_user_cash(user_id=user.pk)
+        pool = account_code_round_pool(round_code=code)
         try:
             ledger_post(
-                [Line(cash, -stake_u), Line(account_code_round_pool(round_code=code), stake_u)],
+                [Line(cash, -stake_u), Line(pool, stake_u)],
                 ref_type="bet",
                 ref_id=bet.pk,
                 idempotency_key=f"bet:{bet.pk}",
                 acting_user=acting_user,
+                last=pool,
+                savepoint=False,  # a refusal rolls the whole bet back: nothing below queries after one
             )
-        except UnknownAccount:
-            if account_exists(code=cash):
+        except UnknownAccount as exc:
+            if exc.extra.get("account") != cash:
                 raise
             raise InsufficientFunds(
                 f"Insufficient funds in {cash}: no cash account yet.", account=cash, balance_u=0
@@ -286,4 +305,42 @@ def _bet_insert(
                 object_id=bet.pk,
                 after={"user": str(user.pk), "round": code, "side": side, "stake_u": stake_u},
             )
+        # 4. Last, the other hot row: the round's pool (the round's door re-checks OPEN and the clock),
+        #    and, under its row lock, the pools this stake included against the pool and side caps.
+        pools = round_pool_raise(round_code=code, side=side, stake_u=stake_u, now=now)
+        bet_pool_check(limits, dataclasses.replace(attempt, up_pool_u=pools.up_pool_u, down_pool_u=pools.down_pool_u))
     return bet
+
+
+def _user_limits_check(limits: Limits, attempt: BetAttempt, *, round_id: int) -> None:
+    """The bettor's totals against their per-round and daily limits (risk.checks.bet_user_check).
+
+    One statement locks the bettor's user row (FOR NO KEY UPDATE: it does not block the bets'
+    foreign-key checks) and reads the sums the limits need: their stakes in the round and since
+    midnight America/New_York. The bettor's bets are serialised on that row, so every sum sees every
+    committed bet of the bettor, whichever round or door. No statement when no per-user total applies.
+    """
+    if not needs_user_totals(limits):
+        return
+    lock = " FOR NO KEY UPDATE OF u" if connection.features.has_select_for_no_key_update else ""
+    day_sql = "0"
+    params: list[Any] = [round_id]
+    if limits.max_user_day_u is not None:
+        day_sql = (
+            f"(SELECT COALESCE(SUM(b.stake_u), 0) FROM {Bet._meta.db_table} b "
+            "WHERE b.user_id = u.id AND b.created_at >= %s)"
+        )
+        params.append(connection.ops.adapt_datetimefield_value(market_day_start(attempt.now)))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT (SELECT COALESCE(SUM(b.stake_u), 0) FROM {Bet._meta.db_table} b "  # noqa: S608 - table names only
+            f"WHERE b.user_id = u.id AND b.round_id = %s), {day_sql} "
+            f"FROM {User._meta.db_table} u WHERE u.id = %s{lock}",
+            [*params, User._meta.pk.get_db_prep_value(attempt.user_id, connection)],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise InvalidInput(f"No user {attempt.user_id}.", code="unknown_user")
+    bet_user_check(
+        limits, attempt, UserTotals(round_u=int(row[0]) + attempt.stake_u, day_u=int(row[1]) + attempt.stake_u)
+    )

@@ -100,18 +100,47 @@ def _overdraft_check(*, code: str, kind: str, balance_u: int, delta_u: int, allo
 def _batch_open(
     *, idempotency_key: str, digest: str, ref_type: str, ref_id: str, memo: str, acting_user: User | None
 ) -> Posted:
-    """Claim the key: the earlier batch of the same request (created=False), or a new empty batch."""
-    earlier = _earlier_batch(idempotency_key, digest)
-    if earlier is not None:
+    """Claim the key: a new empty batch, or the earlier batch of the same request (created=False).
+
+    One round trip when the key is new: INSERT … ON CONFLICT DO NOTHING RETURNING id. A twin that
+    holds the key uncommitted makes it wait; if the twin commits, nothing is inserted and the
+    earlier batch is read (another request under the key is IdempotencyConflict, 422).
+    """
+    created_by_id = acting_user.pk if acting_user is not None and acting_user.pk else None
+    created_at = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {LedgerBatch._meta.db_table} (idempotency_key, ref_type, ref_id, lines_digest, memo, "
+            "created_by_id, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+            [
+                idempotency_key,
+                ref_type,
+                ref_id,
+                digest,
+                memo,
+                LedgerBatch._meta.get_field("created_by").get_db_prep_value(created_by_id, connection),
+                connection.ops.adapt_datetimefield_value(created_at),
+            ],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        earlier = _earlier_batch(idempotency_key, digest)
+        if earlier is None:  # the twin that held the key rolled back between our two statements
+            raise IntegrityError(f"ledger batch key {idempotency_key!r} was taken and released; retry")
         return earlier
-    batch = LedgerBatch.objects.create(
+    batch = LedgerBatch(
+        id=row[0],
         idempotency_key=idempotency_key,
         ref_type=ref_type,
         ref_id=ref_id,
         lines_digest=digest,
         memo=memo,
-        created_by=acting_user if getattr(acting_user, "pk", None) else None,
+        created_by_id=created_by_id,
+        created_at=created_at,
     )
+    batch._state.adding = False
+    batch._state.db = connection.alias
     return Posted(batch=batch, created=True)
 
 
@@ -134,8 +163,19 @@ def ledger_post(
     memo: str = "",
     allow_negative: frozenset[str] = frozenset(),
     max_line_u: int | None = None,
+    last: str | None = None,
+    savepoint: bool = True,
 ) -> Posted:
-    """Post one balanced batch. Locks the touched accounts in code order; refuses overdrafts."""
+    """Post one balanced batch. Locks the touched accounts in code order; refuses overdrafts.
+
+    `last`: a hot account (a round's pool, which every bet of the round credits). Its row is locked
+    and moved by the batch's last statement, after the other accounts, the batch and its entries,
+    so concurrent batches queue on it for one round trip instead of the whole batch. A caller
+    that writes a hot row of its own after this call keeps the same order everywhere.
+    `savepoint=False` inside the caller's transaction saves two round trips (SAVEPOINT, RELEASE);
+    then any refusal dooms that transaction, so only a caller that never catches inside it may
+    ask (bet_place).
+    """
     checked = _lines_of(lines)
     for line in checked:
         _line_amount_check(line.amount_u, max_line_u=max_line_u)
@@ -148,9 +188,11 @@ def ledger_post(
         {"ref": [ref_type, ref], "lines": sorted((line.account, line.amount_u) for line in checked)}
     )
     outermost = not transaction.get_connection().in_atomic_block
+    if last is not None and last not in net:
+        raise ValueError(f"last={last!r} is not an account of the batch")
     try:
-        with transaction.atomic():
-            return _post(checked, net, ref_type, ref, idempotency_key, digest, acting_user, memo, allow_negative)
+        with transaction.atomic(savepoint=savepoint):
+            return _post(checked, net, ref_type, ref, idempotency_key, digest, acting_user, memo, allow_negative, last)
     except IntegrityError:
         # The key's unique index refused us because a twin committed first: answer with its batch.
         earlier = _earlier_batch(idempotency_key, digest) if outermost else None
@@ -169,6 +211,7 @@ def _post(
     acting_user: User | None,
     memo: str,
     allow_negative: frozenset[str],
+    last: str | None,
 ) -> Posted:
     posted = _batch_open(
         idempotency_key=idempotency_key,
@@ -180,6 +223,26 @@ def _post(
     )
     if not posted.created:
         return posted
+    first = {code: delta_u for code, delta_u in net.items() if code != last}
+    if len(first) == 1:
+        [(code, delta_u)] = first.items()
+        _balance_move(code=code, delta_u=delta_u, allow_negative=allow_negative)  # lock, check, move: one trip
+    elif first:
+        _balances_move(first, allow_negative=allow_negative)
+    LedgerEntry.objects.bulk_create(
+        LedgerEntry(
+            account_id=line.account, amount_u=line.amount_u, ref_type=ref_type, ref_id=ref_id, batch=posted.batch
+        )
+        for line in lines
+    )
+    if last is not None:
+        _balance_move(code=last, delta_u=net[last], allow_negative=allow_negative)
+    return posted
+
+
+def _balances_move(net: dict[str, int], *, allow_negative: frozenset[str]) -> None:
+    """Several accounts: lock them in code order (two batches never wait on each other crosswise),
+    check each against the overdraft rule, then move every balance in one UPDATE."""
     # FOR NO KEY UPDATE: does not block the FK checks (KEY SHARE) of concurrent entry inserts.
     accounts = {
         account.code: account
@@ -187,23 +250,47 @@ def _post(
     }
     for code in net:
         if code not in accounts:
-            raise UnknownAccount(f"No ledger account {code!r}.")
+            raise UnknownAccount(f"No ledger account {code!r}.", account=code)
     for code, delta_u in net.items():
         account = accounts[code]
         _overdraft_check(
             code=code, kind=account.kind, balance_u=account.balance_u, delta_u=delta_u, allow_negative=allow_negative
         )
-    LedgerEntry.objects.bulk_create(
-        LedgerEntry(
-            account_id=line.account, amount_u=line.amount_u, ref_type=ref_type, ref_id=ref_id, batch=posted.batch
-        )
-        for line in lines
-    )
     Account.objects.filter(code__in=list(net)).update(
         balance_u=F("balance_u")
         + Case(*(When(code=code, then=Value(delta)) for code, delta in net.items()), output_field=BigIntegerField())
     )
-    return posted
+
+
+_ACCOUNTS = Account._meta.db_table
+
+
+def _balance_move(*, code: str, delta_u: int, allow_negative: frozenset[str]) -> None:
+    """One account: lock its row, apply the overdraft rule and move its balance in one UPDATE.
+
+    The WHERE clause lets through what _overdraft_check lets through (a credit; a balance that
+    stays >= 0; a world account; an account in `allow_negative`; the check constraint on the
+    table says the same for users, pools and pending), so the success path is one
+    round trip. No row: the refusal path reads the account and lets _overdraft_check (or
+    UnknownAccount) say why, so the rule's words stay in one place.
+    """
+    sql = f"UPDATE {_ACCOUNTS} SET balance_u = balance_u + %s WHERE code = %s"
+    params: list[int | str] = [delta_u, code]
+    if delta_u < 0:  # only money going out can overdraw
+        allowed = sorted(allow_negative)
+        sql += " AND (balance_u + %s >= 0 OR kind = %s" + "".join(" OR code = %s" for _ in allowed) + ")"
+        params += [delta_u, Account.Kind.EXTERNAL.value, *allowed]
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " RETURNING id", params)
+        if cursor.fetchone() is not None:
+            return
+    account = Account.objects.filter(code=code).only("kind", "balance_u").first()
+    if account is None:
+        raise UnknownAccount(f"No ledger account {code!r}.", account=code)
+    _overdraft_check(
+        code=code, kind=account.kind, balance_u=account.balance_u, delta_u=delta_u, allow_negative=allow_negative
+    )
+    raise AssertionError(f"the overdraft rule and its SQL disagree on {code}")  # pragma: no cover
 
 
 def _lines_sql(
@@ -278,36 +365,38 @@ def ledger_post_from_sql(
             return posted
         batch_id = posted.batch.pk
         with connection.cursor() as cursor:
-            if connection.vendor == "postgresql":  # SQLite: IMMEDIATE transactions already serialise writers
-                cursor.execute(
-                    "SELECT count(*) FROM (SELECT 1 FROM ledger_accounts WHERE code IN "
-                    f"(SELECT account FROM ({sql}) lines) ORDER BY code FOR NO KEY UPDATE) locked",
-                    all_params,
-                )
+            # The lines' SELECT runs once: into the entries. Then one statement locks the accounts they
+            # touch in code order (PostgreSQL; SQLite's IMMEDIATE transactions already serialise writers)
+            # and reads back what the rules check: count, sum, smallest and largest line, accounts.
             cursor.execute(
                 "INSERT INTO ledger_entries (account, amount_u, ref_type, ref_id, batch, ts) "
                 f"SELECT lines.account, lines.amount_u, %s, %s, %s, %s FROM ({sql}) lines "
                 "WHERE lines.amount_u <> 0",
                 [ref_type, ref_id, batch_id, timezone.now(), *all_params],
             )
+            lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_no_key_update else ""
             cursor.execute(
-                "SELECT COUNT(*), COALESCE(SUM(amount_u), 0), MIN(amount_u), MAX(amount_u) "
-                "FROM ledger_entries WHERE batch = %s",
+                "WITH lines AS (SELECT account, amount_u FROM ledger_entries WHERE batch = %s), "
+                "locked AS (SELECT code FROM ledger_accounts WHERE code IN (SELECT account FROM lines) "
+                f"ORDER BY code{lock}) "
+                "SELECT (SELECT COUNT(*) FROM lines), (SELECT COALESCE(SUM(amount_u), 0) FROM lines), "
+                "(SELECT MIN(amount_u) FROM lines), (SELECT MAX(amount_u) FROM lines), "
+                "(SELECT COUNT(DISTINCT account) FROM lines), (SELECT COUNT(*) FROM locked)",
                 [batch_id],
             )
-            count, total, smallest_u, largest_u = cursor.fetchone()
+            count, total, smallest_u, largest_u, accounts, found = cursor.fetchone()
             if count:
                 _line_amount_check(int(smallest_u), max_line_u=max_line_u)
                 _line_amount_check(int(largest_u), max_line_u=max_line_u)
             _balanced_check(count=count, total=int(total))
-            cursor.execute(
-                "SELECT e.account FROM ledger_entries e LEFT JOIN ledger_accounts a ON a.code = e.account "
-                "WHERE e.batch = %s AND a.id IS NULL LIMIT 1",
-                [batch_id],
-            )
-            missing = cursor.fetchone()
-            if missing:
-                raise UnknownAccount(f"No ledger account {missing[0]!r}.")
+            if found < accounts:
+                cursor.execute(
+                    "SELECT e.account FROM ledger_entries e LEFT JOIN ledger_accounts a ON a.code = e.account "
+                    "WHERE e.batch = %s AND a.id IS NULL ORDER BY e.account LIMIT 1",
+                    [batch_id],
+                )
+                missing = cursor.fetchone()[0]
+                raise UnknownAccount(f"No ledger account {missing!r}.", account=missing)
             moved = (
                 "(SELECT account, SUM(amount_u) AS total FROM ledger_entries WHERE batch = %s GROUP BY account) moved"
             )
@@ -329,13 +418,19 @@ def ledger_post_from_sql(
     return posted
 
 
-def account_lock(*, code: str) -> None:
-    """Lock an account's row now, inside the caller's transaction (the row `ledger_post` locks anyway).
+def account_lock(*, code: str) -> int | None:
+    """Lock an account's row now, inside the caller's transaction (the row `ledger_post` locks anyway):
+    its balance, or None when there is no such account.
 
     A caller whose rule spans several requests of one user (a daily withdrawal limit) takes the
-    user's cash row first, so those requests queue here instead of racing past the rule.
+    user's cash row first, so those requests queue here instead of
+    racing past the rule. One round trip.
     """
-    Account.objects.select_for_update(no_key=True).filter(code=code).first()
+    with connection.cursor() as cursor:
+        lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_no_key_update else ""
+        cursor.execute(f"SELECT balance_u FROM {_ACCOUNTS} WHERE code = %s{lock}", [code])
+        row = cursor.fetchone()
+    return None if row is None else row[0]
 
 
 def account_ensure(*, code: str, kind: str, owner: User | None = None) -> tuple[Account, bool]:

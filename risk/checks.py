@@ -1,10 +1,9 @@
-"""The one check of a bet against every limit: `bet_limits_check`, called at one point in bet_place.
+"""Every limit of a bet, in the three phases bet_place runs them (stake, bettor, pool).
 
 A leaf: it imports only risk's own selectors and exceptions (and Django), so betting may call it
 without a circle (the exposure reads in risk.exposure are what sit above betting).
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time
 from typing import Any
@@ -28,19 +27,19 @@ from risk.selectors import Limits, limits_snapshot
 
 @dataclass(frozen=True)
 class BetAttempt:
-    """A bet being placed, as bet_place sees it once the round row is locked.
+    """A bet being placed, as bet_place sees it.
 
     `up_pool_u` / `down_pool_u` are the round's pools *including* this stake (what the round's
-    conditional UPDATE returned).
+    conditional UPDATE returned); 0 before it ran (the stake and bettor phases do not read them).
     """
 
     user_id: Any
     round_code: str
     side: str
     stake_u: int
-    up_pool_u: int
-    down_pool_u: int
     now: datetime
+    up_pool_u: int = 0
+    down_pool_u: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,16 +60,19 @@ def needs_user_totals(limits: Limits) -> bool:
     return limits.max_user_round_u is not None or limits.max_user_day_u is not None
 
 
-def bet_limits_check(attempt: BetAttempt, *, user_totals: Callable[[], UserTotals]) -> Limits:
-    """Refuse the bet if it passes any limit; returns the limits it was held to.
+# Every limit of a bet, in three phases of bet_place (each refusal rolls the whole bet back):
+#   bet_stake_check   before the transaction: self-exclusion, minimum and maximum stake (memory only);
+#   bet_user_check    under the bettor's row lock: their round and daily totals;
+#   bet_pool_check    under the round row lock, the transaction's last statement: pool cap, side imbalance.
 
-    Order: self-exclusion, min and max stake, the round pool cap, the side imbalance cap, then the
-    bettor's round and daily totals. `user_totals` (one aggregate query, bet_place's) is called only
-    when a per-user total limit applies. The limits come from the process's snapshot: no query.
-    Every refusal is a LimitExceeded subclass (or SelfExcluded) with `limit`, `limit_u`, `remaining_u`.
+
+def bet_stake_check(*, user_id: Any, stake_u: int, now: datetime) -> Limits:
+    """Self-exclusion, then the minimum and maximum stake; returns the limits the bet is held to.
+
+    The limits come from the process's snapshot (risk.selectors.limits_snapshot): no query.
     """
     snapshot = limits_snapshot()
-    until = snapshot.excluded_until(user_id=attempt.user_id, now=attempt.now)
+    until = snapshot.excluded_until(user_id=user_id, now=now)
     if until is not None:
         raise SelfExcluded(
             f"You are self-excluded from betting until {until.isoformat()}; the exclusion cannot be lifted early.",
@@ -78,9 +80,8 @@ def bet_limits_check(attempt: BetAttempt, *, user_totals: Callable[[], UserTotal
             limit="self_exclusion",
             remaining_u=0,
         )
-    limits = snapshot.for_user(user_id=attempt.user_id, now=attempt.now)
-    whose = "your personal" if limits.personal else "the"
-    stake_u = attempt.stake_u
+    limits = snapshot.for_user(user_id=user_id, now=now)
+    whose = _whose(limits)
     if stake_u < limits.min_stake_u:
         raise _refusal(
             StakeTooSmall,
@@ -99,6 +100,39 @@ def bet_limits_check(attempt: BetAttempt, *, user_totals: Callable[[], UserTotal
             remaining_u=limits.max_stake_u,
             max_stake_u=limits.max_stake_u,
         )
+    return limits
+
+
+def bet_user_check(limits: Limits, attempt: BetAttempt, totals: UserTotals) -> None:
+    """The bettor's totals (this stake included) against their per-round and daily limits."""
+    whose, stake_u = _whose(limits), attempt.stake_u
+    if limits.max_user_round_u is not None and totals.round_u > limits.max_user_round_u:
+        remaining_u = max(0, limits.max_user_round_u - (totals.round_u - stake_u))
+        raise _refusal(
+            RoundStakeLimitExceeded,
+            f"Your total stake in round {attempt.round_code} would be {_u(totals.round_u)}; "
+            f"{whose} per-round limit is {_u(limits.max_user_round_u)}, {_u(remaining_u)} left.",
+            "max_user_round",
+            limits.max_user_round_u,
+            remaining_u=remaining_u,
+            round_total_u=totals.round_u - stake_u,
+        )
+    if limits.max_user_day_u is not None and totals.day_u > limits.max_user_day_u:
+        remaining_u = max(0, limits.max_user_day_u - (totals.day_u - stake_u))
+        raise _refusal(
+            DailyStakeLimitExceeded,
+            f"Your total stake today (America/New_York) would be {_u(totals.day_u)}; {whose} daily limit "
+            f"is {_u(limits.max_user_day_u)}, {_u(remaining_u)} left.",
+            "max_user_day",
+            limits.max_user_day_u,
+            remaining_u=remaining_u,
+            day_total_u=totals.day_u - stake_u,
+        )
+
+
+def bet_pool_check(limits: Limits, attempt: BetAttempt) -> None:
+    """The round's pools (this stake included) against the round pool cap and the side imbalance cap."""
+    stake_u = attempt.stake_u
     pool_u = attempt.up_pool_u + attempt.down_pool_u
     if limits.max_round_pool_u is not None and pool_u > limits.max_round_pool_u:
         remaining_u = max(0, limits.max_round_pool_u - (pool_u - stake_u))
@@ -127,31 +161,10 @@ def bet_limits_check(attempt: BetAttempt, *, user_totals: Callable[[], UserTotal
                 remaining_u=remaining_u,
                 max_side_ratio=limits.max_side_ratio,
             )
-    if needs_user_totals(limits):
-        totals = user_totals()
-        if limits.max_user_round_u is not None and totals.round_u > limits.max_user_round_u:
-            remaining_u = max(0, limits.max_user_round_u - (totals.round_u - stake_u))
-            raise _refusal(
-                RoundStakeLimitExceeded,
-                f"Your total stake in round {attempt.round_code} would be {_u(totals.round_u)}; "
-                f"{whose} per-round limit is {_u(limits.max_user_round_u)}, {_u(remaining_u)} left.",
-                "max_user_round",
-                limits.max_user_round_u,
-                remaining_u=remaining_u,
-                round_total_u=totals.round_u - stake_u,
-            )
-        if limits.max_user_day_u is not None and totals.day_u > limits.max_user_day_u:
-            remaining_u = max(0, limits.max_user_day_u - (totals.day_u - stake_u))
-            raise _refusal(
-                DailyStakeLimitExceeded,
-                f"Your total stake today (America/New_York) would be {_u(totals.day_u)}; {whose} daily limit "
-                f"is {_u(limits.max_user_day_u)}, {_u(remaining_u)} left.",
-                "max_user_day",
-                limits.max_user_day_u,
-                remaining_u=remaining_u,
-                day_total_u=totals.day_u - stake_u,
-            )
-    return limits
+
+
+def _whose(limits: Limits) -> str:
+    return "your personal" if limits.personal else "the"
 
 
 def _u(amount_u: int) -> str:

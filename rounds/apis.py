@@ -9,12 +9,7 @@ from rest_framework.views import APIView
 from common.api import ErrorSerializer, paginated_response
 from rounds.exceptions import NoCurrentRound
 from rounds.models import Round
-from rounds.selectors import (
-    round_current_or_last_settled,
-    round_get,
-    round_oracle_evidence,
-    round_settlement_public,
-)
+from rounds.selectors import round_current_cached, round_get, round_oracle_evidence, round_settlement_public
 
 
 class RoundOutputSerializer(serializers.Serializer):
@@ -49,7 +44,7 @@ class RoundCurrentApi(_PublicApi):
         },
     )
     def get(self, request):
-        round_ = round_current_or_last_settled()
+        round_ = round_current_cached()
         if round_ is None:
             raise NoCurrentRound("No round has been opened yet; a round opens before 09:00 ET on a trading day.")
         return Response(RoundOutputSerializer(round_).data)

@@ -1,5 +1,6 @@
 """Reads about rounds: lookups, the current round, settlement previews, verification."""
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -7,6 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, TypedDict
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import BooleanField, ExpressionWrapper, Max, Q, QuerySet
 
 from betting.selectors import (
@@ -34,6 +36,8 @@ from rounds.hashing import commit_hash_compute, settlement_digest_compute
 from rounds.merkle import MerkleRoot, Pseudonyms, leaves_iter, merkle_path, payouts_into_tree
 from rounds.models import Round, RoundSettlement
 
+logger = logging.getLogger(__name__)
+
 _CODE = re.compile(r"^\d{8}$")
 
 
@@ -59,6 +63,48 @@ def round_get(*, code: str) -> Round:
 def rounds_open() -> QuerySet[Round]:
     """The OPEN rounds, earliest first: the first one is the current round, where a bet without a code goes."""
     return Round.objects.filter(status=Round.Status.OPEN).order_by("code")
+
+
+_SUMMARY_GENERATION = "rounds:summary:generation"
+
+
+def round_current_cached() -> Round | None:
+    """round_current_or_last_settled(), from the cache while no round has changed (GET /rounds/current,
+    the busiest read).
+
+    Every change to what it shows (a round opened, a bet raising a pool, a lock, a settlement)
+    bumps a generation counter in the shared cache when its transaction commits
+    (rounds.services._summary_changed); the round is cached under the generation it was read
+    in, so a reader that raced a change can only store a summary no later reader asks for.
+    Only with ROUND_SUMMARY_CACHE (a cache shared by every web process: Redis in production;
+    a per-process cache would let a worker show a pool another worker has since raised).
+    """
+    if not settings.ROUND_SUMMARY_CACHE:
+        return round_current_or_last_settled()
+    generation = cache.get(_SUMMARY_GENERATION)
+    if generation is None:
+        cache.add(_SUMMARY_GENERATION, 0, timeout=None)
+        generation = cache.get(_SUMMARY_GENERATION, 0)
+    key = f"rounds:current:{generation}"
+    cached = cache.get(key)
+    if cached is not None:
+        return cached or None  # "" caches "no current round"
+    round_ = round_current_or_last_settled()
+    cache.set(key, round_ or "", timeout=settings.ROUND_SUMMARY_CACHE_SECONDS)
+    return round_
+
+
+def round_summary_changed() -> None:
+    """A round's summary changed: the next read of round_current_cached goes to the database."""
+    if not settings.ROUND_SUMMARY_CACHE:
+        return
+    try:
+        try:
+            cache.incr(_SUMMARY_GENERATION)
+        except ValueError:  # no counter yet (or evicted): start one past any generation read so far
+            cache.add(_SUMMARY_GENERATION, 1, timeout=None)
+    except Exception:  # noqa: BLE001 - the change is committed; a cache outage must not turn it into a 500
+        logger.exception("could not invalidate the round summary cache")
 
 
 def round_current() -> Round | None:

@@ -3,6 +3,7 @@
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -56,6 +57,7 @@ from rounds.selectors import (
     round_code_parse,
     round_current,
     round_get,
+    round_summary_changed,
     round_transition_refusal,
     rounds_open,
     rounds_overdue,
@@ -123,6 +125,7 @@ def round_open(
         )
         round_.commit_hash = round_commit_hash(round_=round_)
         round_.save()
+        _summary_changed()
         account_ensure_round_pool(round_code=code)
         audit_record(
             action=AuditAction.ROUND_OPEN,
@@ -142,6 +145,13 @@ def round_open(
         )
     logger.info("opened round %s (lock_at %s)", code, round_.lock_at.isoformat(), extra={"round": code})
     return round_, True
+
+
+def _summary_changed() -> None:
+    """What GET /rounds/current shows changed in this transaction: drop the cached summary now
+    (this process's next read) and again when the change commits (every process's)."""
+    round_summary_changed()
+    transaction.on_commit(round_summary_changed)
 
 
 def round_commit_hash(*, round_: Round) -> str:
@@ -185,6 +195,7 @@ def round_lock(*, code: str, acting_user: User | None = None, reason: str = "", 
         round_.locked_by = acting_user if getattr(acting_user, "pk", None) else None
         round_.lock_reason = reason or ""
         round_.save(update_fields=["status", "locked_at", "locked_by", "lock_reason"])
+        _summary_changed()
         audit_record(
             action=AuditAction.ROUND_LOCK,
             source=source,
@@ -202,13 +213,43 @@ def round_lock(*, code: str, acting_user: User | None = None, reason: str = "", 
 _POOL_COLUMN: dict[str, str] = {Round.Result.UP: "up_pool_u", Round.Result.DOWN: "down_pool_u"}
 
 
+def round_bet_admit(*, round_code: str | None, now: datetime) -> Round:
+    """The round a bet goes to, if it takes bets now (OPEN and now < lock_at): bet_place's first statement.
+
+    A SELECT … FOR KEY SHARE of the round row: every bet of the round holds it at once (no bet
+    waits on another here), and it makes round_lock and round_settle (FOR UPDATE) wait for the
+    bets in flight, so a bet racing the lock is either wholly in or refused, and a settlement
+    never starts while a bet of its round still runs. The pool is raised by round_pool_raise at
+    the end of the bet's transaction. Without a code: the current round, the first of rounds_open().
+
+    Returns the round with id and code loaded (the rest loads on access, as with `.only()`).
+    Refused (the refusal path may spend a query on a precise answer): unknown_round,
+    no_current_round, round_not_open, betting_closed.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("round_bet_admit must run inside the transaction of the bet it admits")
+    if round_code is None:
+        current_sql, params = rounds_open().values("code")[:1].query.sql_with_params()
+        target = f"code = ({current_sql})"
+    else:
+        target, params = "code = %s", (round_code,)
+    share = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""  # SQLite: one writer at a time anyway
+    sql = f"SELECT id, code FROM rounds WHERE {target} AND status = %s AND lock_at > %s{share}"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, Round.Status.OPEN.value, connection.ops.adapt_datetimefield_value(now)])
+        row = cursor.fetchone()
+    if row is None:
+        raise _pool_refusal(round_code=round_code, now=now)
+    return Round.from_db(connection.alias, ["id", "code"], row)
+
+
 def round_pool_raise(*, round_code: str | None, side: str, stake_u: int, now: datetime) -> Round:
     """Take `stake_u` into the round's `side` pool iff the round takes bets: OPEN and now < lock_at.
 
-    bet_place's first statement. One conditional UPDATE both checks the state and raises the
-    pool, and so takes the round row lock that round_lock and round_settle take too: a bet
-    racing the lock is either wholly in or refused, and the bets of one round are serialised
-    until the caller's transaction ends (which is why it must run inside one). Raw SQL only for
+    bet_place's last statement (after round_bet_admit, first): the round row is hot, so it is
+    held for this one round trip and the commit. One conditional UPDATE both checks the state and
+    raises the pool, and so takes the round row lock that round_lock and round_settle take too:
+    a bet racing the lock is either wholly in or refused (it must run inside the bet's transaction). Raw SQL only for
     RETURNING (id, code): it saves the round trip a SELECT would cost on the hot path. Without a
     code it targets the current round, the first of rounds_open() (as round_current sees it).
 
@@ -234,6 +275,7 @@ def round_pool_raise(*, round_code: str | None, side: str, stake_u: int, now: da
         row = cursor.fetchone()
     if row is None:
         raise _pool_refusal(round_code=round_code, now=now)
+    transaction.on_commit(round_summary_changed)  # the pool shown by GET /rounds/current
     return Round.from_db(connection.alias, ["id", "code", "up_pool_u", "down_pool_u"], row)
 
 
@@ -250,10 +292,19 @@ def _pool_refusal(*, round_code: str | None, now: datetime) -> ApplicationError:
 MANUAL_RESULTS = ("UP", "DOWN")
 # A VOID asked from these is a person's emergency refund (ops.rules.alert_emergency_void raises a P1).
 EMERGENCY_SOURCES = ("admin", "api", "cli")
+# What round_settle reports to its `progress` callback, in order (the settle_round command shows a bar).
+SETTLE_PHASES = ("pools checked", "bets marked", "payouts posted", "digest computed", "settlement recorded")
+SettleProgress = Callable[[str, int], None]  # (phase just done, the round's number of bets)
 
 
 def round_settle(
-    *, code: str, result: str, reason: str = "", acting_user: User | None = None, source: str = "system"
+    *,
+    code: str,
+    result: str,
+    reason: str = "",
+    acting_user: User | None = None,
+    source: str = "system",
+    progress: SettleProgress | None = None,
 ) -> RoundSettlement:
     """LOCKED -> SETTLED: pay the round in one transaction, set-based, exactly once.
 
@@ -283,15 +334,22 @@ def round_settle(
         raise ReasonRequired("A manual settlement needs a reason.")
     if requested == "AUTO":
         round_auto_closes_resolve(code)
-    return _settle_observed(code, requested, reason or "", acting_user, source)
+    return _settle_observed(code, requested, reason or "", acting_user, source, progress)
 
 
-def _settle_observed(code: str, requested: str, reason: str, acting_user: User | None, source: str) -> RoundSettlement:
+def _settle_observed(
+    code: str,
+    requested: str,
+    reason: str,
+    acting_user: User | None,
+    source: str,
+    progress: SettleProgress | None = None,
+) -> RoundSettlement:
     """Settle in one transaction, time it, and have an emergency (manual) void alerted once it commits."""
     started = time.monotonic()
     try:
         with transaction.atomic():
-            settlement = _settle(code, requested, reason, acting_user, source)
+            settlement = _settle(code, requested, reason, acting_user, source, progress or _no_progress)
             transaction.on_commit(lambda: settlement_observed(time.monotonic() - started))
             if requested == "VOID" and source in EMERGENCY_SOURCES:
                 transaction.on_commit(_alerts_soon)  # ops.rules.alert_emergency_void raises the P1
@@ -386,7 +444,13 @@ def round_result_approve(
         return _settle_observed(request.target, request.payload["result"], why, acting_user, source)
 
 
-def _settle(code: str, requested: str, reason: str, acting_user: User | None, source: str) -> RoundSettlement:
+def _no_progress(phase: str, bets_count: int) -> None:
+    return None
+
+
+def _settle(
+    code: str, requested: str, reason: str, acting_user: User | None, source: str, progress: SettleProgress
+) -> RoundSettlement:
     round_ = _locked_round(code)
     refusal = round_transition_refusal(round_=round_, action="settle")
     if refusal is not None:
@@ -401,6 +465,7 @@ def _settle(code: str, requested: str, reason: str, acting_user: User | None, so
             f"Round {round_.code}: bets total {plan.pool_u} u but {pool_code} holds {pool_balance_u} u; "
             "nothing was settled. Run ledger_audit and investigate."
         )
+    progress(SETTLE_PHASES[0], plan.bets_count)
     settlement = RoundSettlement.objects.create(
         round=round_,
         result=plan.result,
@@ -424,6 +489,7 @@ def _settle(code: str, requested: str, reason: str, acting_user: User | None, so
         distributable_u=plan.distributable_u,
         winning_pool_u=plan.winning_pool_u,
     )
+    progress(SETTLE_PHASES[1], plan.bets_count)
     house_u = plan.pool_u - paid_out_u
     dust_u = house_u - plan.fee_u
     if dust_u < 0 or (plan.result != Round.Result.VOID and dust_u >= max(paid_count, 1)):
@@ -448,6 +514,7 @@ def _settle(code: str, requested: str, reason: str, acting_user: User | None, so
         if not posted.created:
             raise RoundAlreadySettled(f"Round {round_.code} already has a settlement batch; nothing was changed.")
         batch_id = posted.batch.pk
+    progress(SETTLE_PHASES[2], plan.bets_count)
     close, reference = plan.close, plan.reference
     round_.close_price = close.price if close else None
     round_.close_source = close.source if close else ""
@@ -468,6 +535,7 @@ def _settle(code: str, requested: str, reason: str, acting_user: User | None, so
         **_digest_payouts(round_=round_, receipts=receipts),
     )
     merkle_root = receipts.root if round_.rule_version >= 2 else ""
+    progress(SETTLE_PHASES[3], plan.bets_count)
     winners_count = paid_count if plan.result != Round.Result.VOID else 0
     RoundSettlement.objects.filter(pk=settlement.pk).update(
         dust_u=dust_u,
@@ -497,6 +565,7 @@ def _settle(code: str, requested: str, reason: str, acting_user: User | None, so
             "settle_reason",
         ]
     )
+    _summary_changed()
     audit_record(
         action=AuditAction.ROUND_VOID if plan.result == Round.Result.VOID else AuditAction.ROUND_SETTLE,
         source=source,
@@ -523,6 +592,7 @@ def _settle(code: str, requested: str, reason: str, acting_user: User | None, so
         },
     )
     settlement.refresh_from_db()
+    progress(SETTLE_PHASES[4], plan.bets_count)
     logger.info(
         "settlement of round %s %s: paid %s u, fee %s u, dust %s u",
         round_.code,

@@ -70,6 +70,14 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
+def _cache_cleared():
+    """Each test starts with an empty cache (the round summary, throttles): nothing leaks between tests."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _postgres_only(request):
     if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: run `make test-postgres` (SQLite cannot show a race)")

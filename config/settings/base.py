@@ -192,6 +192,11 @@ SPECTACULAR_SETTINGS = {
 }
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# GET /rounds/current from the cache, invalidated by every change (rounds.selectors.round_current_cached).
+# Only with a cache every web process shares (production's Redis sets it on): a per-process cache
+# would let one worker show a pool another has since raised.
+ROUND_SUMMARY_CACHE = env.bool("ROUND_SUMMARY_CACHE", default=False)
+ROUND_SUMMARY_CACHE_SECONDS = env.int("ROUND_SUMMARY_CACHE_SECONDS", default=60)
 
 # --- Celery ---------------------------------------------------------------
 # Embedded default: kombu's filesystem transport, no server to install.

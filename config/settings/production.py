@@ -41,3 +41,4 @@ CACHE_URL = env.str(
 )
 if CACHE_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+    ROUND_SUMMARY_CACHE = env.bool("ROUND_SUMMARY_CACHE", default=True)  # shared by every web process

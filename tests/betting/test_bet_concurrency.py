@@ -164,3 +164,68 @@ def test_two_hundred_bets_against_a_balance_for_exactly_n():
     assert Round.objects.get(code="20250908").down_pool_u == 37_000_000
     assert Bet.objects.count() == 37
     assert_ledger_invariants()
+
+
+def test_round_lock_waits_for_a_bet_in_flight_and_counts_it(monkeypatch):
+    """A bet admitted before the lock holds the round's KEY SHARE lock: round_lock (FOR UPDATE) waits for it,
+    then locks with the bet in the pool. Deterministic: the bet is paused inside its transaction, and the
+    test sees round_lock's backend waiting on a lock in pg_stat_activity before letting the bet go on."""
+    import betting.services as services
+    from audit.models import AuditEvent
+
+    round_create("20250908")
+    bettor = UserFactory()
+    fund(bettor, 10_000_000)
+    admitted, go = threading.Event(), threading.Event()
+    real_check = services._user_limits_check
+
+    def paused_check(**kwargs):
+        admitted.set()
+        assert go.wait(30)
+        return real_check(**kwargs)
+
+    monkeypatch.setattr(services, "_user_limits_check", paused_check)
+    results: dict[str, Any] = {}
+
+    def bet():
+        try:
+            results["bet"] = bet_place(user=bettor, side="UP", stake_u=3_000_000)
+        finally:
+            connection.close()
+
+    def lock():
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_backend_pid()")
+                results["lock_pid"] = cursor.fetchone()[0]
+            results["lock"] = round_lock(code="20250908")
+        finally:
+            connection.close()
+
+    bet_thread = threading.Thread(target=bet)
+    bet_thread.start()
+    assert admitted.wait(30)
+    lock_thread = threading.Thread(target=lock)
+    lock_thread.start()
+    waiting = False
+    for _ in range(300):  # until round_lock's backend waits on the bet's row lock (at most 30 s)
+        if "lock_pid" in results:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [results["lock_pid"]])
+                row = cursor.fetchone()
+            if row and row[0] == "Lock":
+                waiting = True
+                break
+        threading.Event().wait(0.1)
+    go.set()
+    bet_thread.join(30)
+    lock_thread.join(30)
+    assert waiting, "round_lock did not wait for the bet in flight"
+    bet_row, created = results["bet"]
+    assert created is True
+    round_ = Round.objects.get(code="20250908")
+    assert (round_.status, round_.up_pool_u, round_.down_pool_u) == ("LOCKED", 3_000_000, 0)
+    locked = AuditEvent.objects.get(action="round.lock", object_id="20250908")
+    assert locked.after["up_pool_u"] == 3_000_000
+    assert account_balance_u(code=Account.round_pool_code("20250908")) == 3_000_000
+    assert_ledger_invariants()

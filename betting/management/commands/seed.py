@@ -1,6 +1,8 @@
 import secrets
 
+from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from betting.models import User
 from betting.services import user_create
@@ -10,12 +12,19 @@ from common.money import format_usdc
 from common.progress import progress
 from withdrawals.services import deposit_credit
 
+BATCH = 500  # users created (and funded) per transaction: one commit per batch, not per user
 
-def _user_create_only(*, email: str, password: str, is_staff: bool = False) -> User | None:
+BATCH = 500  # users created (and funded) per transaction: one commit per batch, not per user
+PROGRESS_FROM_USERS = 1_000  # more users than this: a progress bar on stderr
+
+
+def _user_create_only(
+    *, email: str, password: str, is_staff: bool = False, password_hash: str | None = None
+) -> User | None:
     """Create the user; None when (two seeds at once) the other seed just created it: its password is
     not ours to print."""
     try:
-        return user_create(email=email, password=password, is_staff=is_staff)
+        return user_create(email=email, password=password, is_staff=is_staff, password_hash=password_hash)
     except Conflict as exc:
         if exc.code != "email_taken":
             raise
@@ -40,47 +49,58 @@ class Command(BaseCommand):
         parser.add_argument(
             "--fund", type=bounded_int(0, 10**15), default=0, help="micro-USDC to deposit to each new bettor"
         )
-        parser.add_argument("--password", default="", help="password for every new bettor (default: random)")
+        parser.add_argument(
+            "--password", default="", help="password for every new bettor, hashed once (default: a random one each)"
+        )
+        parser.add_argument(
+            "--unusable-password",
+            action="store_true",
+            help="bettors who cannot log in (load-test data; their API tokens are made elsewhere)",
+        )
         parser.add_argument(
             "--demo",
             action="store_true",
             help="also ensure admin@example.com/admin12345 and demo1..3@example.com/demo12345 with 100 USDC each",
         )
 
-    def handle(self, *args, users: int | None, fund: int, password: str, demo: bool, **options):
+    def handle(
+        self, *args, users: int | None, fund: int, password: str, unusable_password: bool, demo: bool, **options
+    ):
         if users is None:
             users = 0 if demo else 1
         if users < 0 or users > 100_000:
             raise CommandError("--users must be between 0 and 100000. [invalid_count]")
         if fund < 0:
             raise CommandError("--fund must not be negative. [invalid_amount]")
+        if password and unusable_password:
+            raise CommandError("Give --password or --unusable-password, not both. [invalid_option]")
+        # One hash for every bettor when they share a password (a full hash costs ~0.3 s); none when unusable.
+        password_hash = make_password(password) if password else ("!" if unusable_password else None)
         with command_errors():
             if demo:
                 self._ensure_demo()
-            start = User.objects.filter(email__startswith="bettor").count() + 1
+            created = 0
+            index = User.objects.filter(email__startswith="bettor").count() + 1
             with progress("seed: bettors", users, stream=self.stderr) as advance:
-                created = self._create(users=users, fund=fund, password=password, index=start, advance=advance)
+                while created < users:
+                    with transaction.atomic():  # one batch: its users, cash accounts and deposits commit together
+                        batch_end = min(users, created + BATCH)
+                        while created < batch_end:
+                            email = f"bettor{index}@example.com"
+                            index += 1
+                            user_password = password or ("-" if unusable_password else secrets.token_urlsafe(9))
+                            user = _user_create_only(email=email, password=user_password, password_hash=password_hash)
+                            if user is None:  # taken (an earlier seed, or one running beside this one): the next
+                                continue
+                            if fund:
+                                deposit_credit(
+                                    user=user, amount_u=fund, tx_id=f"seed:{user.pk}", source="cli", reason="seed"
+                                )
+                            created += 1
+                            line = f"{user.pk} {email} password {user_password}"
+                            self.stdout.write(line + (f" balance {format_usdc(fund, exact=True)}" if fund else ""))
+                            advance(1)
         self.stdout.write(self.style.SUCCESS(f"Created {created} bettor(s)."))
-
-    def _create(self, *, users: int, fund: int, password: str, index: int, advance) -> int:
-        """Create `users` bettors from bettor<index>@example.com on, printing each; returns how many."""
-        created = 0
-        while created < users:
-            email = f"bettor{index}@example.com"
-            index += 1
-            if User.objects.filter(email=email).exists():
-                continue
-            user_password = password or secrets.token_urlsafe(9)
-            user = _user_create_only(email=email, password=user_password)
-            if user is None:  # a seed running beside this one took the address first: use the next
-                continue
-            if fund:
-                deposit_credit(user=user, amount_u=fund, tx_id=f"seed:{user.pk}", source="cli", reason="seed")
-            created += 1
-            advance(1)
-            line = f"{user.pk} {email} password {user_password}"
-            self.stdout.write(line + (f" balance {format_usdc(fund, exact=True)}" if fund else ""))
-        return created
 
     def _ensure_demo(self) -> None:
         """Idempotent: re-running `make run` neither duplicates users nor deposits twice."""

@@ -1,4 +1,8 @@
+import sys
+
 from django.core.management.base import BaseCommand, CommandError
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from common.commands import actor_from_options, add_actor_argument, command_errors
 from common.money import format_usdc
@@ -8,7 +12,7 @@ from common.times import format_market_time
 from rounds.exceptions import RoundAlreadySettled
 from rounds.models import Round, RoundSettlement
 from rounds.selectors import REQUESTED_RESULTS, round_get
-from rounds.services import MANUAL_RESULTS, round_result_approve, round_result_request, round_settle
+from rounds.services import MANUAL_RESULTS, SETTLE_PHASES, round_result_approve, round_result_request, round_settle
 
 
 def already_settled_sentence(round_: Round) -> str:
@@ -17,6 +21,37 @@ def already_settled_sentence(round_: Round) -> str:
         f"Round {round_.code} is already SETTLED ({round_.result}) at {format_market_time(round_.settled_at)}; "
         "nothing changed."
     )
+
+
+PROGRESS_FROM_BETS = 100_000  # a round with more bets than this shows its settlement's progress
+
+
+class _PhaseBar:
+    """A progress bar on stderr over the settlement's phases, for rounds over PROGRESS_FROM_BETS bets."""
+
+    def __init__(self) -> None:
+        self.bar: Progress | None = None
+        self.task: TaskID | None = None
+
+    def __call__(self, phase: str, bets_count: int) -> None:
+        if bets_count <= PROGRESS_FROM_BETS:
+            return
+        if self.bar is None:
+            self.bar = Progress(
+                TextColumn(f"settling {bets_count:,} bets"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total} {task.description}"),
+                TimeElapsedColumn(),
+                console=Console(file=sys.stderr),
+            )
+            self.bar.start()
+            self.task = self.bar.add_task("", total=len(SETTLE_PHASES))
+        if self.task is not None:
+            self.bar.update(self.task, advance=1, description=phase)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 class Command(BaseCommand):
@@ -50,6 +85,7 @@ class Command(BaseCommand):
         if not options["code"] or not options["result"]:
             raise CommandError("Give --code and --result (or --approve REQUEST_ID).")
         reason = options["reason"] or f"settle_round --result {options['result']} from the command line"
+        bar = _PhaseBar()
         with command_errors():
             try:
                 if options["result"] in MANUAL_RESULTS:
@@ -67,7 +103,12 @@ class Command(BaseCommand):
                     return
                 with step(f"Settling round {options['code']} ({options['result']})", stream=self.stderr):
                     settlement = round_settle(
-                        code=options["code"], result=options["result"], reason=reason, acting_user=actor, source="cli"
+                        code=options["code"],
+                        result=options["result"],
+                        reason=reason,
+                        acting_user=actor,
+                        source="cli",
+                        progress=bar,
                     )
             except RoundAlreadySettled:
                 # The manual's step 8 checks completion by asking again: AUTO (or the same result) is answered.
@@ -76,6 +117,8 @@ class Command(BaseCommand):
                     raise
                 self.stdout.write(self.style.SUCCESS(already_settled_sentence(round_)))
                 return
+            finally:
+                bar.close()
         self._report(settlement)
 
     def _report(self, settlement: RoundSettlement) -> None:
