@@ -128,7 +128,7 @@ def bet_place(
     door: a SELECT … FOR KEY SHARE of the round (OPEN and lock_at > now) that every bet holds at
     once and that makes round_lock / round_settle wait for the bets in flight. (2) The bettor:
     _user_limits_check, the one place the per-user limits are checked, locks the bettor's user
-    row (their bets queue there) and reads their sums in one statement. (3) The bet row and the
+    row (their bets queue there), then reads their sums. (3) The bet row and the
     ledger batch (user cash -> round pool; refuses an overdraft), which moves the hot pool account
     last. (4) rounds.services.round_pool_raise, the other hot row, last: a conditional UPDATE that
     re-checks OPEN and the clock and returns the pools, which risk.checks.bet_pool_check holds to
@@ -143,7 +143,7 @@ def bet_place(
     Concurrent twins: the unique (user, idempotency_key) index lets one win; the others
     roll back and answer with the winner's bet.
 
-    Round trips on success: halt check 1, round admit 1, bettor lock + limit sums 1, bet INSERT 1,
+    Round trips on success: halt check 1, round admit 1, bettor lock 1 + limit sums 1, bet INSERT 1,
     ledger_post 4 (batch, user cash, entries, pool), round pool UPDATE 1; then COMMIT.
 
     Every refusal, whichever door sent the bet (API, admin, command), adds one to the per-minute
@@ -315,32 +315,31 @@ def _bet_insert(
 def _user_limits_check(limits: Limits, attempt: BetAttempt, *, round_id: int) -> None:
     """The bettor's totals against their per-round and daily limits (risk.checks.bet_user_check).
 
-    One statement locks the bettor's user row (FOR NO KEY UPDATE: it does not block the bets'
-    foreign-key checks) and reads the sums the limits need: their stakes in the round and since
-    midnight America/New_York. The bettor's bets are serialised on that row, so every sum sees every
-    committed bet of the bettor, whichever round or door. No statement when no per-user total applies.
+    Two statements: the first locks the bettor's user row (FOR NO KEY UPDATE: it does not block the
+    bets' foreign-key checks), so the bettor's bets queue there, whichever round or door; the second,
+    run once the lock is held, reads their stakes in the round and since midnight America/New_York.
+    They cannot be one: a statement that waited for the lock still reads its sums from the snapshot
+    taken before the wait (PostgreSQL re-checks only the locked row), and would miss the bet that held
+    it. No statement when no per-user total applies.
     """
     if not needs_user_totals(limits):
         return
-    lock = " FOR NO KEY UPDATE OF u" if connection.features.has_select_for_no_key_update else ""
-    day_sql = "0"
-    params: list[Any] = [round_id]
+    table, bets = User._meta.db_table, Bet._meta.db_table
+    user_id = User._meta.pk.get_db_prep_value(attempt.user_id, connection)
+    lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_no_key_update else ""
+    day_sql, params = "0", [round_id, user_id]
     if limits.max_user_day_u is not None:
-        day_sql = (
-            f"(SELECT COALESCE(SUM(b.stake_u), 0) FROM {Bet._meta.db_table} b "
-            "WHERE b.user_id = u.id AND b.created_at >= %s)"
-        )
-        params.append(connection.ops.adapt_datetimefield_value(market_day_start(attempt.now)))
+        day_sql = f"(SELECT COALESCE(SUM(stake_u), 0) FROM {bets} WHERE user_id = %s AND created_at >= %s)"
+        params += [user_id, connection.ops.adapt_datetimefield_value(market_day_start(attempt.now))]
     with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {table} WHERE id = %s{lock}", [user_id])  # noqa: S608 - table names only
+        if cursor.fetchone() is None:
+            raise InvalidInput(f"No user {attempt.user_id}.", code="unknown_user")
         cursor.execute(
-            f"SELECT (SELECT COALESCE(SUM(b.stake_u), 0) FROM {Bet._meta.db_table} b "  # noqa: S608 - table names only
-            f"WHERE b.user_id = u.id AND b.round_id = %s), {day_sql} "
-            f"FROM {User._meta.db_table} u WHERE u.id = %s{lock}",
-            [*params, User._meta.pk.get_db_prep_value(attempt.user_id, connection)],
+            f"SELECT (SELECT COALESCE(SUM(stake_u), 0) FROM {bets} WHERE round_id = %s AND user_id = %s), {day_sql}",  # noqa: S608
+            params,
         )
-        row = cursor.fetchone()
-    if row is None:
-        raise InvalidInput(f"No user {attempt.user_id}.", code="unknown_user")
+        round_u, day_u = cursor.fetchone()
     bet_user_check(
-        limits, attempt, UserTotals(round_u=int(row[0]) + attempt.stake_u, day_u=int(row[1]) + attempt.stake_u)
+        limits, attempt, UserTotals(round_u=int(round_u) + attempt.stake_u, day_u=int(day_u) + attempt.stake_u)
     )

@@ -179,10 +179,10 @@ def test_round_lock_waits_for_a_bet_in_flight_and_counts_it(monkeypatch):
     admitted, go = threading.Event(), threading.Event()
     real_check = services._user_limits_check
 
-    def paused_check(**kwargs):
+    def paused_check(*args, **kwargs):
         admitted.set()
         assert go.wait(30)
-        return real_check(**kwargs)
+        return real_check(*args, **kwargs)
 
     monkeypatch.setattr(services, "_user_limits_check", paused_check)
     results: dict[str, Any] = {}

@@ -359,14 +359,15 @@ def test_a_bettor_may_not_bet_on_behalf_of_another(funded_bettor, open_round, ap
 
 @pytest.mark.django_db(transaction=True)  # as in production: bet_place's atomic is the outermost one
 def test_bet_place_query_count(funded_bettor, open_round):
-    """Pinned so a regression on the hot path shows: halt check 1, round admit 1, bettor lock + limit sums 1,
-    bet INSERT 1, ledger_post 4 (batch, user cash, entries, pool last), round pool UPDATE last 1;
+    """Pinned so a regression on the hot path shows: halt check 1, round admit 1, bettor lock 1, limit sums 1
+    (after the lock: one statement would read its sums from before the wait), bet INSERT 1, ledger_post 4
+    (batch, user cash, entries, pool last), round pool UPDATE last 1;
     BEGIN/COMMIT are not counted. The two hot rows (pool account, round) are the last two statements."""
     bet_place(user=funded_bettor, side="UP", stake_u=1_000_000, idempotency_key="warm")
     with CaptureQueriesContext(connection) as queries:
         bet, created = bet_place(user=funded_bettor, side="DOWN", stake_u=1_000_000, idempotency_key="q1")
     assert created is True
     statements = [q["sql"] for q in queries.captured_queries if q["sql"] not in ("BEGIN", "BEGIN IMMEDIATE", "COMMIT")]
-    assert len(statements) == 9, "\n".join(statements)
+    assert len(statements) == 10, "\n".join(statements)
     assert statements[-2].startswith("UPDATE ledger_accounts") and "pool" in statements[-2], statements[-2]
     assert statements[-1].startswith("UPDATE rounds"), statements[-1]

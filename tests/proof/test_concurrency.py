@@ -42,8 +42,8 @@ from withdrawals.webhooks import webhook_signature
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 ADDRESS = "0x" + "cd" * 20
-BET_ROUND = "20261230"  # future trading days: bet_place accepts bets on them
-SETTLE_ROUNDS = ["20261201", "20261202", "20261203", "20261204", "20261207", "20261208"]
+BET_ROUND = "20300115"  # future trading days (far off, so the test does not age): bet_place accepts bets on them
+SETTLE_ROUNDS = ["20300107", "20300108", "20300109", "20300110", "20300111", "20300114"]
 
 
 def _locked_round_with_bets(code: str, users, rng: random.Random) -> Round:

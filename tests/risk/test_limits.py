@@ -153,12 +153,12 @@ def test_the_limits_cost_no_query_per_bet(open_round):
         bet_place(user=bettor, side="UP", stake_u=1_000_000)
     sql = [q["sql"] for q in queries.captured_queries]
     assert not [q for q in sql if "risk_" in q or "self_exclusions" in q]
-    assert not [q for q in sql if "SUM(" in q.upper() and '"bets"' in q]  # no user-totals query either
+    assert not [q for q in sql if "SUM(" in q.upper() and "bets" in q]  # no user-totals query either
     risk_limits_set(changes={"max_user_round_u": 50_000_000}, reason="per-round total back")
     bet_place(user=bettor, side="UP", stake_u=1_000_000)  # reloads the changed snapshot (3 queries, once)
     with CaptureQueriesContext(connection) as again:
         bet_place(user=bettor, side="UP", stake_u=1_000_000)
-    assert len(again.captured_queries) == len(queries.captured_queries) + 1  # the one user-totals SUM
+    assert len(again.captured_queries) == len(queries.captured_queries) + 2  # the bettor's lock and their SUM
 
 
 def test_the_limit_change_is_audited_with_before_and_after(db):
