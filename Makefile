@@ -59,15 +59,16 @@ lint: install
 # Benchmarks (never part of `make test`): bench/bench.py prints goal, figure, baseline and ratio for each
 # and appends the table to bench/RESULTS.md. BENCH_ARGS=--quick for a smoke run at a tenth of the size.
 BENCH := $(BIN)/python bench/bench.py
-.PHONY: bench-tools bench-bets bench-reads bench-settle bench-audit bench-seed
+.PHONY: bench-bets bench-reads bench-settle bench-audit bench-seed bench-candles bench-dashboard bench-receipts
 
-bench: install bench-tools
+bench: install
 	$(BENCH) all $(BENCH_ARGS)
+	$(MAKE) bench-candles bench-dashboard bench-receipts
 
-bench-bets: install bench-tools
+bench-bets: install
 	$(BENCH) bets $(BENCH_ARGS)
 
-bench-reads: install bench-tools
+bench-reads: install
 	$(BENCH) reads $(BENCH_ARGS)
 
 bench-settle: install
@@ -79,12 +80,16 @@ bench-audit: install
 bench-seed: install
 	$(BENCH) seed $(BENCH_ARGS)
 
-# wrk, the HTTP load generator of bench-bets and bench-reads, from Debian's packages when missing.
-bench-tools:
-	@command -v wrk >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q wrk; \
-	  elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then sudo apt-get update -q && sudo apt-get install -y -q wrk; \
-	  else echo "bench: wrk is missing and this user can neither apt-get (not root) nor sudo; install the Debian package wrk and rerun." >&2; exit 1; fi; }
+# The 1h candle query over 1 000 000 ticks (marketdata), one terminal-dashboard refresh at 1 000 000 bets and
+# 10 000 000 ledger entries, the receipts' Merkle root per 100 000 bets.
+bench-candles: install
+	$(BIN)/python bench/candles_bench.py
+
+bench-dashboard: install
+	$(BIN)/python bench/dashboard_bench.py
+
+bench-receipts: install
+	$(BIN)/python bench/receipts_bench.py
 
 # The runbook's status step (README, "Deploy and roll back"): every migration, then the one-line summary.
 .PHONY: db-migration-status

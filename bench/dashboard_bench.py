@@ -1,7 +1,7 @@
 """Benchmark: one refresh of `manage.py dashboard` at 1 000 000 bets and 10 000 000 ledger entries (PostgreSQL).
 
     .venv/bin/python bench/dashboard_bench.py [--bets 1000000] [--entries 10000000] [--users 100000]
-        [--open-round-bets 20000] [--runs 20] [--url postgres://postgres@127.0.0.1:5432/term_dashboard_bench]
+        [--open-round-bets 20000] [--runs 20] [--url postgres://postgres@127.0.0.1:5432/updown_bench_dashboard]
 
 Creates a fresh database (dropped and re-created), migrates it, then writes the data in bulk SQL
 (generate_series; the ledger's row triggers are skipped while loading, and every batch is built
@@ -35,7 +35,7 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--open-round-bets", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--url", default="postgres://postgres@127.0.0.1:5432/term_dashboard_bench")
+    parser.add_argument("--url", default="postgres://postgres@127.0.0.1:5432/updown_bench_dashboard")
     parser.add_argument("--reuse", action="store_true", help="measure the database a previous run loaded")
     args = parser.parse_args()
     if not 0 < args.open_round_bets < args.bets:
