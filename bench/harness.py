@@ -261,7 +261,7 @@ class Wrk:
 def wrk(url: str, *, seconds: int, connections: int = 32, threads: int = 2, script: str | None = None,
         args: list[str] = ()) -> Wrk:  # fmt: skip
     if shutil.which("wrk") is None:
-        sys.exit("bench: wrk is missing; `make bench-tools` installs it.")
+        sys.exit("bench: wrk is missing; `make system-deps` installs it.")
     argv = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
     if script:
         argv += ["-s", script]
