@@ -1,7 +1,7 @@
 """Benchmark: the 1h candle query over 1 000 000 ticks on PostgreSQL.
 
     .venv/bin/python bench/candles_bench.py [--ticks 1000000] [--repeat 5]
-        [--url postgres://postgres@127.0.0.1:5432/updown_candles_bench]
+        [--url EXISTING_DATABASE_URL]
 
 Creates a fresh database (dropped and re-created), migrates it, and inserts N ticks of one
 symbol, one a second (generate_series, one statement), then ANALYZE. Times
@@ -12,13 +12,11 @@ same symbol and time range): the least any candle query must read. Prints the me
 """
 
 import argparse
-import os
 import statistics
 import sys
 import time
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlparse
 
 
 def _median_seconds(run, repeat: int) -> float:
@@ -30,35 +28,24 @@ def _median_seconds(run, repeat: int) -> float:
     return statistics.median(timings)
 
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ticks", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--url", default="postgres://postgres@127.0.0.1:5432/updown_candles_bench")
+    parser.add_argument("--url", default="", help="an existing database (default: a fresh one from bench/harness.py)")
     args = parser.parse_args()
 
-    import psycopg
-
-    dbname = urlparse(args.url).path.lstrip("/")
-    admin_url = args.url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    os.environ["DATABASE_URL"] = args.url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    url = args.url or harness.database_fresh("candles")
+    harness.django_setup(url)
     from django.db import connection, transaction
     from django.utils import timezone
 
     from marketdata.selectors import candles_get
 
-    call_command("migrate", verbosity=0)
     end = timezone.now().replace(microsecond=0)
     start = end - timedelta(seconds=args.ticks - 1)
     started = time.perf_counter()

@@ -1,7 +1,7 @@
 """Benchmark: one refresh of `manage.py dashboard` at 1 000 000 bets and 10 000 000 ledger entries (PostgreSQL).
 
     .venv/bin/python bench/dashboard_bench.py [--bets 1000000] [--entries 10000000] [--users 100000]
-        [--open-round-bets 20000] [--runs 20] [--url postgres://postgres@127.0.0.1:5432/updown_bench_dashboard]
+        [--open-round-bets 20000] [--runs 20] [--url EXISTING_DATABASE_URL] [--reuse]
 
 Creates a fresh database (dropped and re-created), migrates it, then writes the data in bulk SQL
 (generate_series; the ledger's row triggers are skipped while loading, and every batch is built
@@ -25,7 +25,9 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
 
 
 def main() -> int:
@@ -35,7 +37,7 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--open-round-bets", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=20)
-    parser.add_argument("--url", default="postgres://postgres@127.0.0.1:5432/updown_bench_dashboard")
+    parser.add_argument("--url", default="", help="an existing database (default: a fresh one from bench/harness.py)")
     parser.add_argument("--reuse", action="store_true", help="measure the database a previous run loaded")
     args = parser.parse_args()
     if not 0 < args.open_round_bets < args.bets:
@@ -44,23 +46,10 @@ def main() -> int:
     if args.entries < fixed_entries:
         parser.error(f"--entries must be at least {fixed_entries} (deposits, stakes and the payout)")
 
-    import psycopg
-
-    dbname = urlparse(args.url).path.lstrip("/")
-    admin_url = args.url.rsplit("/", 1)[0] + "/postgres"
-    if not args.reuse:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
-            conn.execute(f'CREATE DATABASE "{dbname}"')
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    os.environ["DATABASE_URL"] = args.url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    url = args.url or (
+        f"{harness.pg_server()}/{harness.PREFIX}_dashboard" if args.reuse else harness.database_fresh("dashboard")
+    )
+    harness.django_setup(url)
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
     from rich.console import Console
@@ -73,7 +62,6 @@ def main() -> int:
         with connection.cursor() as cursor:  # as the load left it: the big round settled
             cursor.execute("UPDATE rounds SET status = 'SETTLED', result = 'UP' WHERE code = '20261127'")
     else:
-        call_command("migrate", verbosity=0)
         _load(connection, args)
     setup_seconds = time.perf_counter() - started
 
@@ -139,7 +127,8 @@ def main() -> int:
         (entries,) = cursor.fetchone()
         cursor.execute("SELECT COALESCE(SUM(amount_u), 0) FROM ledger_entries")
         (global_sum_u,) = cursor.fetchone()
-    print(f"database:          {connection.vendor} {dbname} ({connection.cursor().connection.info.server_version})")
+    server_version = connection.cursor().connection.info.server_version
+    print(f"database:          {connection.vendor} {connection.settings_dict['NAME']} ({server_version})")
     print(f"load average:      {' '.join(f'{x:.2f}' for x in os.getloadavg())} (2 cores shared)")
     print(f"setup:             {setup_seconds:.1f} s: {args.users:,} users, {bets:,} bets, ~{entries:,} ledger entries")
     print(f"ledger global sum: {global_sum_u} u")

@@ -1,7 +1,7 @@
 """Benchmark: settle a round of N bets (default 100 000) on PostgreSQL.
 
     .venv/bin/python bench/settle_bench.py [--bets 100000] [--users 20000]
-        [--url postgres://postgres@127.0.0.1:5432/updown_settle_bench]
+        [--url EXISTING_DATABASE_URL]
 
 Creates a fresh database (dropped and re-created), migrates it, then builds the
 round set-based in SQL: users and cash accounts, one deposit batch, N bets and one
@@ -17,12 +17,13 @@ the process's peak memory (the goal: < 300 MB at 1 000 000 bets). bench/bench.py
 """
 
 import argparse
-import os
 import resource
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlparse
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402
 
 
 def main() -> int:
@@ -30,26 +31,11 @@ def main() -> int:
     parser.add_argument("--bets", type=int, default=100_000)
     parser.add_argument("--users", type=int, default=20_000)
     parser.add_argument("--profile", action="store_true", help="print the slowest SQL statements of the settlement")
-    parser.add_argument("--url", default="postgres://postgres@127.0.0.1:5432/updown_settle_bench")
+    parser.add_argument("--url", default="", help="an existing database (default: a fresh one from bench/harness.py)")
     args = parser.parse_args()
 
-    import psycopg
-
-    parsed = urlparse(args.url)
-    dbname = parsed.path.lstrip("/")
-    admin_url = args.url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    os.environ["DATABASE_URL"] = args.url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
-    os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    url = args.url or harness.database_fresh("settle")
+    harness.django_setup(url)
     from django.db import connection, transaction
 
     from ledger.models import Account
@@ -58,7 +44,6 @@ def main() -> int:
     from rounds.selectors import round_verify
     from rounds.services import round_lock, round_open, round_settle
 
-    call_command("migrate", verbosity=0)
     code = "20250908"
     started = time.perf_counter()
     round_, _ = round_open(code=code, force=True)
@@ -150,7 +135,7 @@ def main() -> int:
         cursor.execute("SELECT COUNT(*) FROM ledger_entries WHERE ref_type = 'settlement'")
         (entries,) = cursor.fetchone()
     pool_left = Account.objects.get(code=Account.round_pool_code(code)).balance_u
-    print(f"database:          {connection.vendor} {dbname}")
+    print(f"database:          {connection.vendor} {connection.settings_dict['NAME']}")
     print(f"setup:             {setup_seconds:.2f} s ({args.users} users, {args.bets} bets)")
     print(f"settle:            {settle_seconds:.2f} s  <- round_settle, one transaction")
     print(f"  bets updated:    {settlement.bets_count} ({settlement.winners_count} winners)")
