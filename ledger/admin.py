@@ -52,8 +52,8 @@ class AccountAdmin(ReadOnlyAdmin):
                 if request_made is not None:
                     self.message_user(
                         request,
-                        f"Above {settings.FOUR_EYES_THRESHOLD_U} u: request {request_made[0].pk} waits for another "
-                        "finance user's approval (dashboard, pending approvals).",
+                        f"Above {format_usdc(settings.FOUR_EYES_THRESHOLD_U)}: request {request_made[0].pk} waits "
+                        "for another finance user's approval (dashboard, pending approvals).",
                         level=messages.WARNING,
                     )
                 return None

@@ -21,6 +21,7 @@ from audit.events import AuditAction
 from audit.services import audit_record
 from common.errors import ReasonRequired, permission_require
 from common.idempotency import replay_check, request_digest
+from common.money import format_usdc
 from common.types import User
 from ledger.exceptions import InsufficientFunds, InvalidAmount, UnbalancedBatch, UnknownAccount
 from ledger.models import Account, LedgerBatch, LedgerEntry
@@ -483,8 +484,8 @@ def ledger_manual_adjust(
     _manual_adjust_validate(acting_user=acting_user, amount_u=amount_u, direction=direction, reason=reason)
     if amount_u > settings.FOUR_EYES_THRESHOLD_U and getattr(acting_user, "pk", None):
         raise FourEyesRequired(
-            f"A manual {direction} above {settings.FOUR_EYES_THRESHOLD_U} u needs a second person: request it, "
-            "then another finance user approves it."
+            f"A manual {direction} above {format_usdc(settings.FOUR_EYES_THRESHOLD_U)} needs a second person: "
+            "request it, then another finance user approves it."
         )
     return _manual_adjust_post(
         user=user,
