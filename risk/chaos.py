@@ -1,0 +1,672 @@
+"""Chaos days: `simulate --faults` plays the trading days of `risk.simulation` while the world misbehaves.
+
+A seeded fault schedule (random.Random(f"chaos:{seed}")) places faults in each day's timeline, against
+the real services and processes, never a mock of our own code:
+
+    08:00 ET  the lifecycle tick opens the round          beat_twice: two ticks at once
+    08:05     deposits; webhook_repeat: a deposit delivered 2-5 times through the real signed webhook
+              (POST /api/v1/deposits/webhook), out of order with another; the rest of them at 20:00
+    09:30..   bets (the simulator's own mix)               db_blip: PostgreSQL terminates our backend
+                                                           between a bet and its commit; the client retries
+    12:00     withdrawals requested
+    13:00     payout run through the custodian behind the PayoutAdapter interface (`ChaosCustodian`):
+              custodian_fail (refused), custodian_timeout (the send times out, never received),
+              custodian_late_success (the send times out, the payout lands after the claim's lease ran
+              out; staff "mark failed" it in between); runs again at 13:07, 16:00 and 21:00
+    15:59:59  the tick locks                               beat_late: minutes late (bets still refused)
+    16:05     the tick settles AUTO                        beat_late / beat_twice again
+    end       the invariant checker (`day_check`)
+
+After every day the checker proves, with ledger_audit's and reconcile's own code and the simulator's own
+model of every synthetic bettor (deposits - stakes + payouts + refunds - withdrawals, the payouts and
+refunds computed here from the closes it recorded and what the custodian says), that nothing was lost.
+One seed gives one schedule and one fingerprint (`fingerprint`: balances, bets, rounds, withdrawals,
+without ids or timestamps).
+"""
+
+import hashlib
+import json
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import time_machine
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, connection, connections, transaction
+from django.test import Client, override_settings
+from django.utils import timezone
+
+import withdrawals.services.payouts as payouts
+from betting.services import bet_place
+from ledger.selectors import ledger_audit, user_balance_u
+from marketdata.selectors import market_close_at, market_timezone, official_close_get, reference_close_get
+from rounds.models import Round
+from rounds.services import round_lifecycle_tick
+from withdrawals.adapters import COMPLETED, FAILED, PENDING, UNKNOWN, PayoutStatus, SimulatedPayoutAdapter
+from withdrawals.exceptions import PayoutInFlight, PayoutRejected, PayoutUnavailable
+from withdrawals.models import SimulatedPayout, Withdrawal
+from withdrawals.services import withdrawal_request
+from withdrawals.webhooks import webhook_signature
+
+from risk.simulation import USDC, BetEvent, DayRow, Simulator
+
+FAULT_KINDS = (
+    "webhook_repeat",
+    "custodian_fail",
+    "custodian_timeout",
+    "custodian_late_success",
+    "db_blip",
+    "beat_late",
+    "beat_twice",
+    "restore",
+    "worker_kill",
+    "web_kill",
+    "source_down",
+    "source_slow",
+    "source_lies",
+    "source_garbage",
+)
+NOT_BUILT = {
+    "restore": "not built yet (morning backup restored at night)",
+    "worker_kill": "not built yet in simulate (tests/proof/test_kill9.py proves it alone)",
+    "web_kill": "live mode only (simulate --live)",
+    "source_down": "needs the price sources of h-oracle",
+    "source_slow": "needs the price sources of h-oracle",
+    "source_lies": "needs the price sources of h-oracle",
+    "source_garbage": "needs the price sources of h-oracle",
+}
+WEBHOOK_PATH = "/api/v1/deposits/webhook"
+CHAOS_START = "20250106"  # a fixed first day: one seed plays the same days whatever today is
+
+
+def fault_kinds_parse(text: str) -> list[str]:
+    """"all" or KIND[,KIND...] -> kinds in FAULT_KINDS order; ValueError names an unknown kind."""
+    text = (text or "").strip()
+    if text == "all":
+        return list(FAULT_KINDS)
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    unknown = [k for k in kinds if k not in FAULT_KINDS]
+    if unknown or not kinds:
+        raise ValueError(f"Unknown fault kind {', '.join(unknown) or '(none)'}; one of: all, {', '.join(FAULT_KINDS)}.")
+    return [k for k in FAULT_KINDS if k in kinds]
+
+
+def kinds_skipped(kinds: list[str]) -> dict[str, str]:
+    """The asked kinds this run cannot play, with why (shown in the table)."""
+    skipped = {k: NOT_BUILT[k] for k in kinds if k in NOT_BUILT}
+    if "db_blip" in kinds and connection.vendor != "postgresql":
+        skipped["db_blip"] = "PostgreSQL only (SQLite has no backend to terminate)"
+    return skipped
+
+
+@dataclass(frozen=True)
+class Fault:
+    day: int  # 1-based, the day's number in the run
+    kind: str
+    n: int  # the fault's own draw: deliveries, minutes late, which bet, ...
+
+    def describe(self) -> str:
+        return f"{self.kind}(n={self.n}) on day {self.day}"
+
+
+def fault_schedule(*, seed: int, days: int, kinds: list[str], rate: float) -> list[Fault]:
+    """Each kind on each day with probability `rate`, and every kind at least once; from the seed alone."""
+    rng = random.Random(f"chaos:{seed}")
+    faults = []
+    for day in range(1, days + 1):
+        for kind in kinds:
+            if rng.random() < rate:
+                faults.append(Fault(day, kind, rng.randrange(2, 6)))
+    for kind in kinds:
+        if not any(f.kind == kind for f in faults):
+            faults.append(Fault(rng.randrange(1, days + 1), kind, rng.randrange(2, 6)))
+    return sorted(faults, key=lambda f: (f.day, FAULT_KINDS.index(f.kind)))
+
+
+# --- the custodian: the simulated payout rail behind the real PayoutAdapter interface -------------
+
+
+class CustodianPlan:
+    """What the custodian will do with a reference (in this process): fail | timeout | late (+ when it lands)."""
+
+    def __init__(self) -> None:
+        self.behaviour: dict[str, str] = {}
+        self.lands_at: dict[str, datetime] = {}
+        self.sends: Counter = Counter()
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+PLAN = CustodianPlan()
+
+
+class ChaosCustodian(SimulatedPayoutAdapter):
+    """`PAYOUT_ADAPTER = "risk.chaos.ChaosCustodian"`: the simulated custodian (its `simulated_payouts` table,
+    idempotent by reference) told by `PLAN` to refuse, time out, or pay late."""
+
+    def __init__(self) -> None:
+        super().__init__(failure_rate=0.0, delay_seconds=0.0)
+
+    def _land(self, reference: str) -> None:
+        lands_at = PLAN.lands_at.get(reference)
+        if lands_at is not None and timezone.now() >= lands_at:
+            SimulatedPayout.objects.filter(reference=reference, state=PENDING).update(
+                state=COMPLETED, tx_hash="0x" + hashlib.sha256(f"sim:{reference}".encode()).hexdigest()
+            )
+            PLAN.lands_at.pop(reference)
+
+    def send(self, destination: str, amount_u: int, reference: str) -> str:
+        PLAN.sends[reference] += 1
+        behaviour = PLAN.behaviour.get(reference)
+        self._land(reference)
+        if behaviour == "fail" and not SimulatedPayout.objects.filter(reference=reference).exists():
+            SimulatedPayout.objects.create(
+                reference=reference, destination=destination, amount_u=amount_u, state=FAILED, reason="chaos: refused"
+            )
+        if behaviour == "timeout":
+            PLAN.behaviour.pop(reference)  # never received; the next send goes through
+            raise PayoutUnavailable("payout service timed out (chaos: never received)")
+        if behaviour == "late":
+            payout = SimulatedPayout.objects.filter(reference=reference).first()
+            if payout is None:
+                SimulatedPayout.objects.create(
+                    reference=reference, destination=destination, amount_u=amount_u, state=PENDING
+                )
+                raise PayoutUnavailable("payout service timed out (chaos: received, lands later)")
+            if payout.state == PENDING:
+                raise PayoutUnavailable("payout service answered 409 (in progress)")
+        return super().send(destination, amount_u, reference)
+
+    def status(self, reference: str, tx_hash: str = "") -> PayoutStatus:
+        self._land(reference)
+        payout = SimulatedPayout.objects.filter(reference=reference).first()
+        if payout is None:
+            return PayoutStatus(UNKNOWN)
+        return PayoutStatus(payout.state, tx_hash=payout.tx_hash, reason=payout.reason, amount_u=payout.amount_u)
+
+
+# --- the checker ------------------------------------------------------------------------------
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class ChaosDay:
+    number: int
+    code: str
+    faults: list[Fault]
+    checks: list[Check] = field(default_factory=list)
+    fault_5xx: int = 0
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.ok]
+
+
+class InvariantBroken(Exception):
+    def __init__(self, *, seed: int, day: ChaosDay, check: Check) -> None:
+        self.seed, self.day, self.check = seed, day, check
+        before = day.faults[-1].describe() if day.faults else "no fault that day"
+        super().__init__(
+            f"seed {seed} day {day.number} ({day.code}): after {before}: invariant {check.name} broke: "
+            f"{check.detail}. Replay: simulate --replay {seed} --day {day.number}"
+        )
+
+
+# --- the simulator ---------------------------------------------------------------------------
+
+
+class ChaosSimulator(Simulator):
+    """`Simulator` with a fault schedule, the lifecycle run by its tick, a payout run, and a check each day."""
+
+    def __init__(self, *, kinds: list[str], rate: float, stop_after: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.skipped = kinds_skipped(kinds)
+        playable = [k for k in kinds if k not in self.skipped]
+        self.schedule = fault_schedule(seed=self.seed, days=len(self.days), kinds=playable, rate=rate)
+        self.stop_after = stop_after
+        self.model_cash = [0] * self.bettor_count
+        self.day_bets: list[tuple[int, str, int]] = []
+        self.withdrawals: dict[int, tuple[int, int, str]] = {}  # id -> (bettor, amount_u, reference)
+        self.replay_mismatches: list[str] = []
+        self.blip_event: int | None = None
+        self.event_seq = 0
+        self.responses_5xx = 0
+        self.chaos_days: list[ChaosDay] = []
+        self.injected: Counter = Counter()
+        self.expected_flags: set[int] = set()
+        self.refunds_modelled: set[int] = set()
+
+    # --- the model's hooks ------------------------------------------------------------------
+
+    def on_deposit(self, bettor: int, amount_u: int) -> None:
+        self.model_cash[bettor] += amount_u
+
+    def on_bet(self, event: BetEvent, bet) -> None:
+        self.model_cash[event.bettor] -= bet.stake_u
+        self.day_bets.append((event.bettor, bet.side, bet.stake_u))
+
+    def on_replay(self, event: BetEvent, first: tuple[int, int] | None, again: tuple[int, int]) -> None:
+        if first is not None and first != again:
+            self.replay_mismatches.append(f"bettor {event.bettor} seq {event.seq}: {first} then {again}")
+
+    def on_withdrawal(self, bettor: int, withdrawal) -> None:
+        self.model_cash[bettor] -= withdrawal.amount_u
+        self.withdrawals[withdrawal.pk] = (bettor, withdrawal.amount_u, withdrawal.reference)
+
+    def place(self, **request):
+        self.event_seq += 1
+        if self.blip_event is None or self.event_seq != self.blip_event:
+            return bet_place(**request)
+        self.injected["db_blip"] += 1
+        try:
+            with transaction.atomic():
+                bet_place(**request)
+                _terminate_own_backend()
+        except DatabaseError:
+            connection.close()  # the client sees a dropped connection and retries the same request
+        else:
+            raise AssertionError("db_blip: the transaction committed on a terminated backend")
+        return bet_place(**request)
+
+    # --- one day ----------------------------------------------------------------------------
+
+    def play_day(self, day: date) -> DayRow:
+        number = self.days.index(day) + 1
+        code = day.strftime("%Y%m%d")
+        faults = [f for f in self.schedule if f.day == number]
+        chaos_day = ChaosDay(number=number, code=code, faults=faults)
+        if self.stop_after is not None and number > self.stop_after:
+            return DayRow(code=code, note=f"after day {self.stop_after}: not replayed")
+        with override_settings(
+            PAYOUT_ADAPTER="risk.chaos.ChaosCustodian", EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"
+        ):
+            row = self._play_chaos_day(day, code, {f.kind: f for f in faults}, chaos_day)
+        if not row.note:
+            self._refund_model()
+            chaos_day.checks = day_check(self, code=code)
+            self.chaos_days.append(chaos_day)
+            for check in chaos_day.failures:
+                raise InvariantBroken(seed=self.seed, day=chaos_day, check=check)
+        return row
+
+    def _tick(self, clock, at: datetime, *, twice: bool) -> None:
+        clock.move_to(at)
+        if not twice:
+            round_lifecycle_tick()
+            return
+        self.injected["beat_twice"] += 1
+        if connection.vendor != "postgresql":
+            round_lifecycle_tick()
+            round_lifecycle_tick()
+            return
+        errors: list[BaseException] = []
+
+        def tick() -> None:
+            try:
+                round_lifecycle_tick()
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                errors.append(exc)
+            finally:
+                close_old_connections()
+                connection.close()
+
+        threads = [threading.Thread(target=tick) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+
+    def _play_chaos_day(self, day: date, code: str, faults: dict[str, Fault], chaos_day: ChaosDay) -> DayRow:
+        started = time.monotonic()
+        row = DayRow(code=code)
+        close_at = market_close_at(day=day)
+        rng = random.Random(f"{self.seed}:{code}")
+        drift = rng.gauss(0, 0.01)
+        next_price = (self.price * (1 + Decimal(str(round(drift, 6))))).quantize(Decimal("0.01"))
+        if close_at is None:
+            row.note = "market closed"
+            return row
+        if Round.objects.filter(code=code).exists():
+            row.note = "round exists: skipped (chaos needs a fresh database)"
+            return row
+        chaos = random.Random(f"chaos:{self.seed}:{code}")  # the faults' own draws: the day's stream is untouched
+        tz = market_timezone()
+        morning = datetime.combine(day, datetime.min.time(), tzinfo=tz).replace(hour=8)
+        opens_at = morning.replace(hour=9, minute=30)
+        lock_at = close_at - timedelta(seconds=1)
+        self.day_bets = []
+        late = faults.get("beat_late")
+        twice = faults.get("beat_twice")
+        twice_at = chaos.choice(["open", "lock", "settle"]) if twice else ""
+        with time_machine.travel(morning, tick=False) as clock:
+            self._tick(clock, morning, twice=twice_at == "open")
+            self._deposits(row, rng, day)
+            webhooks = self._webhook_plan(faults.get("webhook_repeat"), chaos, code)
+            clock.move_to(morning.replace(minute=5))
+            self._deliver(webhooks, late=False)
+            events = self._bet_events(rng, opens_at=opens_at, lock_at=lock_at)
+            self.event_seq = 0
+            self.blip_event = chaos.randrange(1, len(events) + 1) if "db_blip" in faults and events else None
+            withdraw_at = opens_at.replace(hour=12)
+            withdrawn = False
+            for event in events:
+                if not withdrawn and event.at >= withdraw_at:
+                    clock.move_to(withdraw_at)
+                    self._withdrawals(row, rng, code)
+                    self._payouts(clock, withdraw_at.replace(hour=13), faults, chaos, code)
+                    withdrawn = True
+                clock.move_to(event.at)
+                self._bet(row, event, code)
+            self._tick(clock, lock_at + timedelta(minutes=late.n if late else 0), twice=twice_at == "lock")
+            if late:
+                self.injected["beat_late"] += 1
+            clock.move_to(lock_at + timedelta(seconds=2))
+            self._bet(row, BetEvent(lock_at, rng.randrange(self.bettor_count), 999, "bad_late", "UP", 2 * USDC), code)
+            clock.move_to(close_at + timedelta(minutes=1))
+            previous = self.price
+            self.price = self.synthetic_close(day=day, price=next_price)
+            settle_at = close_at + timedelta(minutes=5 + (late.n if late else 0))
+            t0 = time.monotonic()
+            self._tick(clock, settle_at, twice=twice_at == "settle")
+            row.settle_seconds = time.monotonic() - t0
+            self._settle_model(code, previous=previous)
+            for at_hour in (16, 21):
+                clock.move_to(morning.replace(hour=at_hour, minute=30))
+                payouts.withdrawals_process(source="beat")
+            clock.move_to(morning.replace(hour=20))
+            self._deliver(webhooks, late=True)
+        round_ = Round.objects.get(code=code)
+        settlement = getattr(round_, "settlement", None)
+        row.result = round_.result or round_.status
+        if settlement is not None:
+            row.fee_u, row.dust_u = settlement.fee_u, settlement.dust_u
+            row.settled_at_et = f"{settle_at.astimezone(tz):%H:%M:%S} ET"
+        row.volume_u = sum(stake for _, _, stake in self.day_bets)
+        row.wall_seconds = time.monotonic() - started
+        return row
+
+    def summary(self, *, broken: "InvariantBroken | None") -> dict[str, Any]:
+        """What `make chaos` adds up: days, faults by kind, checks, failures, the fingerprint."""
+        failures = [str(broken)] if broken is not None else []
+        return {
+            "seed": self.seed,
+            "days": len(self.chaos_days),
+            "bettors": self.bettor_count,
+            "faults": dict(sorted(self.injected.items())),
+            "scheduled": dict(sorted(Counter(f.kind for f in self.schedule).items())),
+            "skipped": self.skipped,
+            "checks": sum(len(d.checks) for d in self.chaos_days),
+            "failures": failures,
+            "fingerprint": fingerprint() if broken is None else "",
+        }
+
+    def synthetic_close(self, *, day: date, price: Decimal) -> Decimal:
+        from risk.simulation import synthetic_close_record
+
+        return synthetic_close_record(day=day, price=price)
+
+    # --- the model of settlement ------------------------------------------------------------
+
+    def _settle_model(self, code: str, *, previous: Decimal) -> None:
+        """What each bettor is owed, from the closes this simulator recorded and its own bets; credited to the
+        model only when the round says SETTLED (a LOCKED round owes nothing yet)."""
+        round_ = Round.objects.get(code=code)
+        if round_.status != Round.Status.SETTLED:
+            return
+        day = datetime.strptime(code, "%Y%m%d").date()
+        close = official_close_get(symbol=settings.MARKET_SYMBOL, day=day)
+        reference = reference_close_get(symbol=settings.MARKET_SYMBOL, day=day)
+        assert close is not None and reference is not None
+        up = sum(s for _, side, s in self.day_bets if side == "UP")
+        down = sum(s for _, side, s in self.day_bets if side == "DOWN")
+        result = "UP" if close.price > reference.price else "DOWN" if close.price < reference.price else "VOID"
+        if up == 0 or down == 0:
+            result = "VOID"
+        self.model_result = {**getattr(self, "model_result", {}), code: result}
+        for bettor, side, stake in self.day_bets:
+            if result == "VOID":
+                self.model_cash[bettor] += stake
+            elif side == result:
+                winners, losers = (up, down) if result == "UP" else (down, up)
+                self.model_cash[bettor] += stake + stake * (losers - losers * round_.fee_bps // 10_000) // winners
+
+    def _refund_model(self) -> None:
+        """A withdrawal the custodian refused is owed back: the custodian's word, not our rows."""
+        for pk, (bettor, amount_u, reference) in self.withdrawals.items():
+            if pk not in self.refunds_modelled and SimulatedPayout.objects.filter(reference=reference, state=FAILED):
+                self.model_cash[bettor] += amount_u
+                self.refunds_modelled.add(pk)
+
+    # --- money edges ------------------------------------------------------------------------
+
+    def _webhook_plan(self, fault: Fault | None, chaos: random.Random, code: str) -> list[tuple[dict, bool]]:
+        """Two deposits, A delivered `n` times and B 2 times, shuffled; some deliveries only at 20:00 (late)."""
+        if fault is None:
+            return []
+        self.injected["webhook_repeat"] += 1
+        deliveries = []
+        for label, times in (("a", fault.n), ("b", 2)):
+            bettor = chaos.randrange(self.bettor_count)
+            payload = {
+                "tx_id": f"chaos:{self.seed}:{code}:webhook-{label}",
+                "amount_u": chaos.choice([50, 100, 300]) * USDC,
+                "user_id": str(self.users[bettor].pk),
+            }
+            deliveries += [(dict(payload, bettor=bettor), chaos.random() < 0.3) for _ in range(times)]
+        chaos.shuffle(deliveries)
+        return deliveries
+
+    def _deliver(self, deliveries: list[tuple[dict, bool]], *, late: bool) -> None:
+        client = Client()
+        for payload, is_late in deliveries:
+            if is_late != late:
+                continue
+            bettor = payload["bettor"]
+            body = json.dumps(
+                {k: v for k, v in payload.items() if k != "bettor"} | {"timestamp": int(time.time())}
+            ).encode()
+            response = client.post(
+                WEBHOOK_PATH, data=body, content_type="application/json", HTTP_X_SIGNATURE=webhook_signature(raw_body=body)
+            )
+            if response.status_code >= 500:
+                self.responses_5xx += 1
+                continue
+            if response.status_code != 200:
+                raise AssertionError(f"webhook answered {response.status_code}: {response.content[:200]!r}")
+            if response.json()["credited"]:
+                self.model_cash[bettor] += payload["amount_u"]
+
+    def _payouts(self, clock, at: datetime, faults: dict[str, Fault], chaos: random.Random, code: str) -> None:
+        """The payout run, with the custodian's faults on today's withdrawals (one each, in id order)."""
+        kinds = [k for k in ("custodian_fail", "custodian_timeout", "custodian_late_success") if k in faults]
+        today = sorted(pk for pk in self.withdrawals if Withdrawal.objects.filter(pk=pk, status="QUEUED").exists())
+        for kind in kinds[len(today) :]:  # a fault needs a withdrawal to hit: one more, from a funded bettor
+            for _ in range(self.bettor_count):
+                index = chaos.randrange(self.bettor_count)
+                if user_balance_u(user_id=self.users[index].pk) >= 10 * USDC:
+                    withdrawal, _ = withdrawal_request(
+                        user=self.users[index],
+                        amount_u=5 * USDC,
+                        source="cli",
+                        idempotency_key=f"chaos-{self.seed}-{code}-{kind}",
+                    )
+                    self.on_withdrawal(index, withdrawal)
+                    today.append(withdrawal.pk)
+                    break
+        late_ids = []
+        for kind, pk in zip(kinds, today, strict=False):
+            reference = self.withdrawals[pk][2]
+            PLAN.behaviour[reference] = {"custodian_fail": "fail", "custodian_timeout": "timeout"}.get(kind, "late")
+            if kind == "custodian_late_success":
+                lease = settings.WITHDRAWAL_PROCESSING_LEASE_SECONDS
+                PLAN.lands_at[reference] = at + timedelta(seconds=lease) + timedelta(minutes=5 + faults[kind].n)
+                late_ids.append(pk)
+            self.injected[kind] += 1
+        clock.move_to(at)
+        payouts.withdrawals_process(source="beat")
+        clock.move_to(at + timedelta(seconds=settings.WITHDRAWAL_PROCESSING_LEASE_SECONDS + 30))
+        for pk in late_ids:  # staff see it stuck and "mark failed": refused, flagged for reconciliation
+            try:
+                payouts.withdrawal_fail(withdrawal_id=pk, reason="chaos: stuck, staff mark failed", source="admin")
+            except PayoutInFlight:
+                self.expected_flags.add(pk)
+        clock.move_to(at + timedelta(seconds=settings.WITHDRAWAL_PROCESSING_LEASE_SECONDS + 60))
+        payouts.withdrawals_process(source="beat")
+
+
+def _terminate_own_backend() -> None:
+    """Another connection ends ours (pg_terminate_backend) while our transaction is open, and waits for it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    killer = connections.create_connection("default")
+    try:
+        with killer.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+            for _ in range(200):
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+                if cursor.fetchone()[0] == 0:
+                    break
+                time.sleep(0.01)
+    finally:
+        killer.close()
+
+
+# --- the invariants -------------------------------------------------------------------------
+
+
+def day_check(sim: ChaosSimulator, *, code: str) -> list[Check]:
+    """Every invariant, after one simulated day (see the module docstring)."""
+    from ops.models import Alert
+    from ops.reports import reconcile
+    from rounds.models import RoundSettlement
+
+    checks = []
+    audit = ledger_audit()
+    checks.append(
+        Check(
+            "batches_sum_to_zero",
+            not audit.unbalanced_batches and audit.global_sum_u == 0,
+            f"unbalanced {audit.unbalanced_batches[:3]}, global {audit.global_sum_u}",
+        )
+    )
+    checks.append(Check("cached_balances_equal_entries", not audit.balance_mismatches, str(audit.balance_mismatches[:3])))
+    result = reconcile(payout_days=None)
+    failing = [f"{label}: {problems[:2]}" for label, ok, problems in result.checks if not ok]
+    checks.append(Check("reconcile", result.ok, "; ".join(failing)))
+    wrong = []
+    for index, user in enumerate(sim.users):
+        cash = user_balance_u(user_id=user.pk)
+        if cash != sim.model_cash[index]:
+            wrong.append(f"{user.email} cash {cash} u, model {sim.model_cash[index]} u")
+    checks.append(Check("bettor_cash_equals_model", not wrong, "; ".join(wrong[:5])))
+    both = []
+    for pk, (_bettor, amount_u, reference) in sim.withdrawals.items():
+        status = Withdrawal.objects.get(pk=pk).status
+        paid = SimulatedPayout.objects.filter(reference=reference, state=COMPLETED).exists()
+        if status == Withdrawal.Status.FAILED and paid:
+            both.append(f"withdrawal {pk} ({amount_u} u) paid at the custodian and refunded")
+    checks.append(Check("never_paid_and_refunded", not both, "; ".join(both)))
+    round_ = Round.objects.get(code=code)
+    settlements = RoundSettlement.objects.filter(round=round_).count()
+    from ledger.models import LedgerBatch
+
+    batches = LedgerBatch.objects.filter(ref_type="settlement", ref_id=code).count()
+    open_alert = Alert.objects.filter(status=Alert.Status.OPEN, summary__contains=code).exists()
+    once = (round_.status == Round.Status.SETTLED and settlements == 1 and batches == 1) or (
+        round_.status == Round.Status.LOCKED and settlements == 0 and open_alert
+    )
+    expected = getattr(sim, "model_result", {}).get(code)
+    checks.append(
+        Check(
+            "round_settled_once",
+            once and (expected is None or round_.result == expected),
+            f"{code} {round_.status} {round_.result} (model {expected}), {settlements} settlements, {batches} batches",
+        )
+    )
+    checks.append(Check("same_key_same_answer", not sim.replay_mismatches, "; ".join(sim.replay_mismatches[:3])))
+    flags_missing = []
+    for pk in sim.expected_flags:
+        withdrawal = Withdrawal.objects.get(pk=pk)
+        if withdrawal.status == Withdrawal.Status.PROCESSING and not withdrawal.needs_reconciliation:
+            flags_missing.append(f"withdrawal {pk} not flagged for reconciliation")
+    checks.append(Check("fault_raised_its_flag", not flags_missing, "; ".join(flags_missing)))
+    checks.append(Check("no_unexplained_5xx", sim.responses_5xx == 0, f"{sim.responses_5xx} responses 5xx"))
+    return checks
+
+
+def fingerprint() -> str:
+    """sha256 of balances, bets, rounds and withdrawals of the synthetic bettors, without ids or timestamps."""
+    from betting.models import Bet
+
+    from risk.simulation import SYNTHETIC_DOMAIN
+
+    domain = "@" + SYNTHETIC_DOMAIN
+    users = {}
+    from common.types import User as _User  # noqa: F401 - the type only
+
+    from django.contrib.auth import get_user_model
+
+    for user in get_user_model().objects.filter(email__endswith=domain).order_by("email"):
+        users[user.pk] = (user.email, user_balance_u(user_id=user.pk))
+    bets = sorted(
+        (r.round.code, users[r.user_id][0], r.side, r.stake_u, r.status, r.payout_u)
+        for r in Bet.objects.filter(user_id__in=users).select_related("round")
+    )
+    rounds = list(
+        Round.objects.order_by("code").values_list("code", "status", "result", "up_pool_u", "down_pool_u")
+    )
+    references = {}
+    withdrawals = []
+    for w in Withdrawal.objects.filter(user_id__in=users):
+        references[w.reference] = users[w.user_id][0]
+        withdrawals.append((users[w.user_id][0], w.amount_u, w.status, w.needs_reconciliation))
+    custodian = sorted(
+        (references.get(str(p.reference), "?"), p.amount_u, p.state) for p in SimulatedPayout.objects.all()
+    )
+    state = {
+        "balances": sorted(users.values()),
+        "bets": bets,
+        "rounds": [list(r) for r in rounds],
+        "withdrawals": sorted(withdrawals),
+        "custodian": custodian,
+    }
+    return hashlib.sha256(json.dumps(state, default=str, sort_keys=True).encode()).hexdigest()
+
+
+def chaos_table(summaries: list[dict[str, Any]]) -> list[str]:
+    """One table over runs: seeds, days, faults by kind (injected; skipped kinds say why), checks, failures."""
+    injected: Counter = Counter()
+    skipped: dict[str, str] = {}
+    for summary in summaries:
+        injected.update(summary["faults"])
+        skipped.update(summary["skipped"])
+    lines = [
+        f"chaos: {len(summaries)} seed(s), {sum(s['days'] for s in summaries)} day(s) simulated, "
+        f"{sum(s['checks'] for s in summaries)} invariant checks, "
+        f"{sum(len(s['failures']) for s in summaries)} failure(s)",
+        f"{'fault kind':<24} {'injected':>8}  note",
+    ]
+    for kind in FAULT_KINDS:
+        if kind in skipped:
+            lines.append(f"{kind:<24} {'-':>8}  skipped: {skipped[kind]}")
+        elif kind in injected:
+            lines.append(f"{kind:<24} {injected[kind]:>8}")
+    for summary in summaries:
+        for failure in summary["failures"]:
+            lines.append(f"FAIL {failure}")
+    return lines
