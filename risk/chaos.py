@@ -27,6 +27,7 @@ without ids or timestamps).
 import hashlib
 import json
 import random
+import shutil
 import threading
 import time
 from collections import Counter
@@ -73,7 +74,6 @@ FAULT_KINDS = (
 )
 NOT_BUILT = {
     "restore": "not built yet (morning backup restored at night)",
-    "worker_kill": "not built yet in simulate (tests/proof/test_kill9.py proves it alone)",
     "web_kill": "live mode only (simulate --live)",
     "source_down": "needs the price sources of h-oracle",
     "source_slow": "needs the price sources of h-oracle",
@@ -101,6 +101,8 @@ def kinds_skipped(kinds: list[str]) -> dict[str, str]:
     skipped = {k: NOT_BUILT[k] for k in kinds if k in NOT_BUILT}
     if "db_blip" in kinds and connection.vendor != "postgresql":
         skipped["db_blip"] = "PostgreSQL only (SQLite has no backend to terminate)"
+    if "worker_kill" in kinds and (connection.vendor != "postgresql" or not shutil.which("redis-server")):
+        skipped["worker_kill"] = "PostgreSQL and redis-server only (a real worker on a private broker)"
     return skipped
 
 
@@ -256,10 +258,67 @@ class ChaosSimulator(Simulator):
         self.expected_flags: set[int] = set()
         self.refunds_modelled: set[int] = set()
         self.model_bets_total = 0
+        self.redis: Any = None
+        self.kills: list[str] = []  # where each worker_kill struck: settlement | payout
 
     def run(self):
         PLAN.reset()
-        return super().run()
+        try:
+            return super().run()
+        finally:
+            if self.redis is not None:
+                self.redis.stop()
+                self.redis = None
+
+    def _worker(self, **env: str):
+        from risk.chaos_processes import PrivateRedis, Worker
+
+        if self.redis is None:
+            self.redis = PrivateRedis()
+        return Worker(self.redis.url, **env).start()
+
+    def _worker_kill_settlement(self, clock, at: datetime, code: str) -> None:
+        """kill -9 of the real worker half-way through the settlement's transaction; a restarted one settles."""
+        from ledger.selectors import HOUSE_ACCOUNT
+        from risk.chaos_processes import kill9_while_waiting, wait_for
+
+        clock.move_to(at)
+        worker = self._worker()
+        try:
+            kill9_while_waiting(worker, account=HOUSE_ACCOUNT, task="rounds.lifecycle_tick")
+        finally:
+            worker.stop()
+        if Round.objects.get(code=code).status != Round.Status.LOCKED:
+            raise AssertionError(f"worker_kill: round {code} is not LOCKED after the killed settlement")
+        restarted = self._worker()
+        try:
+            restarted.send("rounds.lifecycle_tick")
+            wait_for(lambda: Round.objects.get(code=code).status == Round.Status.SETTLED, "the settlement")
+        finally:
+            restarted.stop()
+        self.injected["worker_kill"] += 1
+        self.kills.append("settlement")
+
+    def _worker_kill_payout(self, withdrawal_id: int) -> None:
+        """kill -9 of the real worker between a payout sent and recorded; a restarted one asks, then records."""
+        from ledger.models import Account
+        from risk.chaos_processes import kill9_while_waiting, wait_for
+
+        lease = {"WITHDRAWAL_PROCESSING_LEASE_SECONDS": "1"}
+        worker = self._worker(**lease)
+        try:
+            kill9_while_waiting(worker, account=Account.EXTERNAL_WITHDRAWALS, task="withdrawals.process_batch", limit=1)
+        finally:
+            worker.stop()
+        restarted = self._worker(**lease)
+        try:
+            time.sleep(1.2)  # the dead worker's lease (real time: the worker's clock is not travelled)
+            restarted.send("withdrawals.process_batch", limit=1)
+            wait_for(lambda: Withdrawal.objects.get(pk=withdrawal_id).status == "COMPLETED", "the resumed payout")
+        finally:
+            restarted.stop()
+        self.injected["worker_kill"] += 1
+        self.kills.append("payout")
 
     # --- the model's hooks ------------------------------------------------------------------
 
@@ -395,7 +454,15 @@ class ChaosSimulator(Simulator):
             self.price = self.synthetic_close(day=day, price=next_price)
             settle_at = close_at + timedelta(minutes=5 + (late.n if late else 0))
             t0 = time.monotonic()
-            self._tick(clock, settle_at, twice=twice_at == "settle")
+            kill = faults.get("worker_kill")
+            up = sum(s for _, side, s in self.day_bets if side == "UP")
+            down = sum(s for _, side, s in self.day_bets if side == "DOWN")
+            if kill and kill.n % 2 == 0 and up and down and self.price != previous:  # a settlement that pays
+                self._worker_kill_settlement(clock, settle_at, code)
+            else:
+                self._tick(clock, settle_at, twice=twice_at == "settle")
+                if kill and kill.n % 2 == 0:  # nothing to pay (VOID): the kill goes to a payout run instead
+                    self._worker_kill_payout(self._extra_withdrawal(chaos, code, "worker_kill"))
             row.settle_seconds = time.monotonic() - t0
             self._settle_model(code, previous=previous)
             for at_hour in (16, 21):
@@ -506,23 +573,25 @@ class ChaosSimulator(Simulator):
             if response.json()["credited"]:
                 self.model_cash[bettor] += payload["amount_u"]
 
+    def _extra_withdrawal(self, chaos: random.Random, code: str, label: str) -> int:
+        """A 5 USDC withdrawal from a bettor the fault's draw picks among the funded ones; its id."""
+        funded = [i for i, user in enumerate(self.users) if user_balance_u(user_id=user.pk) >= 10 * USDC]
+        index = chaos.choice(funded)
+        withdrawal, _ = withdrawal_request(
+            user=self.users[index], amount_u=5 * USDC, source="cli", idempotency_key=f"chaos-{self.seed}-{code}-{label}"
+        )
+        self.on_withdrawal(index, withdrawal)
+        return withdrawal.pk
+
     def _payouts(self, clock, at: datetime, faults: dict[str, Fault], chaos: random.Random, code: str) -> None:
         """The payout run, with the custodian's faults on today's withdrawals (one each, in id order)."""
         kinds = [k for k in ("custodian_fail", "custodian_timeout", "custodian_late_success") if k in faults]
         today = sorted(pk for pk in self.withdrawals if Withdrawal.objects.filter(pk=pk, status="QUEUED").exists())
+        kill = faults.get("worker_kill")
+        if kill and kill.n % 2 == 1:
+            self._worker_kill_payout(today.pop(0) if today else self._extra_withdrawal(chaos, code, "worker_kill"))
         for kind in kinds[len(today) :]:  # a fault needs a withdrawal to hit: one more, from a funded bettor
-            for _ in range(self.bettor_count):
-                index = chaos.randrange(self.bettor_count)
-                if user_balance_u(user_id=self.users[index].pk) >= 10 * USDC:
-                    withdrawal, _ = withdrawal_request(
-                        user=self.users[index],
-                        amount_u=5 * USDC,
-                        source="cli",
-                        idempotency_key=f"chaos-{self.seed}-{code}-{kind}",
-                    )
-                    self.on_withdrawal(index, withdrawal)
-                    today.append(withdrawal.pk)
-                    break
+            today.append(self._extra_withdrawal(chaos, code, kind))
         late_ids = []
         for kind, pk in zip(kinds, today, strict=False):
             reference = self.withdrawals[pk][2]
@@ -643,8 +712,11 @@ def fingerprint() -> str:
         (r.round.code, users[r.user_id][0], r.side, r.stake_u, r.status, r.payout_u)
         for r in Bet.objects.filter(user_id__in=users).select_related("round")
     )
+    codes = {code for code, *_ in bets}  # only the simulated days' rounds (a real worker's tick opens today's)
     rounds = list(
-        Round.objects.order_by("code").values_list("code", "status", "result", "up_pool_u", "down_pool_u")
+        Round.objects.filter(code__in=codes)
+        .order_by("code")
+        .values_list("code", "status", "result", "up_pool_u", "down_pool_u")
     )
     references = {}
     withdrawals = []

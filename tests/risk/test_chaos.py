@@ -125,3 +125,23 @@ def test_db_blip_terminates_our_backend_mid_bet_and_the_retry_places_it_once():
     assert len(day.checks) == 9 and not day.failures
     # every bet the model holds is one row: the terminated transaction left nothing behind
     assert Bet.objects.count() == simulator.model_bets_total
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(("seed", "where"), [(5, "settlement"), (2, "payout")])
+def test_worker_kill_mid_money_work_then_restarted_loses_nothing(seed, where):
+    # given: seed 5 kills the real worker half-way through the settlement (n even), seed 2 between a payout
+    # sent and recorded (n odd); both on day 1
+    simulator = _simulator(seed=seed, days=1, bettors=15, faults="worker_kill")
+    assert [(f.day, f.n % 2) for f in simulator.schedule][:1] == [(1, 0 if where == "settlement" else 1)]
+    # when
+    simulator.run()
+    # then: the restarted worker finished the work exactly once and every invariant holds
+    assert simulator.injected == {"worker_kill": 1}
+    assert simulator.kills == [where]
+    assert not simulator.chaos_days[0].failures
+    assert SimulatedPayout.objects.filter(state="completed").count() == Withdrawal.objects.filter(
+        status="COMPLETED"
+    ).count()
