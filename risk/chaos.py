@@ -26,14 +26,17 @@ without ids or timestamps).
 
 import hashlib
 import json
+import copy
 import random
 import shutil
+import tempfile
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import time_machine
@@ -73,7 +76,6 @@ FAULT_KINDS = (
     "source_garbage",
 )
 NOT_BUILT = {
-    "restore": "not built yet (morning backup restored at night)",
     "web_kill": "live mode only (simulate --live)",
     "source_down": "needs the price sources of h-oracle",
     "source_slow": "needs the price sources of h-oracle",
@@ -101,6 +103,8 @@ def kinds_skipped(kinds: list[str]) -> dict[str, str]:
     skipped = {k: NOT_BUILT[k] for k in kinds if k in NOT_BUILT}
     if "db_blip" in kinds and connection.vendor != "postgresql":
         skipped["db_blip"] = "PostgreSQL only (SQLite has no backend to terminate)"
+    if "restore" in kinds and connection.vendor != "postgresql":
+        skipped["restore"] = "PostgreSQL only here (pg_dump / pg_restore)"
     if "worker_kill" in kinds and (connection.vendor != "postgresql" or not shutil.which("redis-server")):
         skipped["worker_kill"] = "PostgreSQL and redis-server only (a real worker on a private broker)"
     return skipped
@@ -216,7 +220,7 @@ class ChaosDay:
     code: str
     faults: list[Fault]
     checks: list[Check] = field(default_factory=list)
-    fault_5xx: int = 0
+    restore_loss: Check | None = None
 
     @property
     def failures(self) -> list[Check]:
@@ -259,6 +263,7 @@ class ChaosSimulator(Simulator):
         self.refunds_modelled: set[int] = set()
         self.model_bets_total = 0
         self.redis: Any = None
+        self.restored: set[str] = set()
         self.kills: list[str] = []  # where each worker_kill struck: settlement | payout
 
     def run(self):
@@ -369,6 +374,8 @@ class ChaosSimulator(Simulator):
             if not row.note:
                 self._refund_model()
                 chaos_day.checks = day_check(self, code=code)
+                if chaos_day.restore_loss is not None:
+                    chaos_day.checks.insert(0, chaos_day.restore_loss)
                 self.chaos_days.append(chaos_day)
                 if chaos_day.failures:
                     raise InvariantBroken(seed=self.seed, day=chaos_day)
@@ -431,6 +438,7 @@ class ChaosSimulator(Simulator):
             webhooks = self._webhook_plan(faults.get("webhook_repeat"), chaos, code)
             clock.move_to(morning.replace(minute=5))
             self._deliver(webhooks, late=False)
+            backup = self._morning_backup(clock, morning.replace(minute=30)) if "restore" in faults else None
             events = self._bet_events(rng, opens_at=opens_at, lock_at=lock_at)
             self.event_seq = 0
             self.blip_event = chaos.randrange(1, len(events) + 1) if "db_blip" in faults and events else None
@@ -472,6 +480,8 @@ class ChaosSimulator(Simulator):
                 if at_hour == 16:
                     clock.move_to(morning.replace(hour=20))
                     self._deliver(webhooks, late=True)
+            if backup is not None:
+                self._night_restore(clock, morning.replace(hour=22), backup, code, chaos_day)
         round_ = Round.objects.get(code=code)
         settlement = getattr(round_, "settlement", None)
         row.result = round_.result or round_.status
@@ -573,6 +583,56 @@ class ChaosSimulator(Simulator):
             if response.json()["credited"]:
                 self.model_cash[bettor] += payload["amount_u"]
 
+    # --- operations: the morning backup restored at night -------------------------------------
+
+    MODEL_STATE = ("model_cash", "withdrawals", "refunds_modelled", "model_bets_total", "expected_flags", "day_bets")
+
+    def _morning_backup(self, clock, at: datetime) -> tuple[Any, dict[str, Any], str]:
+        from ops.backup import backup_create
+
+        clock.move_to(at)
+        directory = tempfile.mkdtemp(prefix="chaos-backup-")
+        backup = backup_create(directory=Path(directory), source="cli", reason="chaos: the morning backup")
+        return backup, copy.deepcopy({name: getattr(self, name) for name in self.MODEL_STATE}), directory
+
+    def _night_restore(self, clock, at: datetime, backup: tuple[Any, dict[str, Any], str], code: str, day) -> None:
+        """Maintenance on, the loss listed and checked against the model, confirmed, restored; the model goes
+        back to the morning; maintenance off, and the round (now without bets) is locked and settled again."""
+        from ops.backup import backup_restore
+        from ops.exceptions import LossNotConfirmed
+        from ops.services import ops_maintenance
+
+        made, morning_model, directory = backup
+        clock.move_to(at)
+        ops_maintenance(active=True, reason="chaos: restore the morning backup", source="cli")
+        clock.move_to(at + timedelta(minutes=5))
+        lost_bets = self.model_bets_total - morning_model["model_bets_total"]
+        lost_withdrawals = len(self.withdrawals) - len(morning_model["withdrawals"])
+        try:
+            backup_restore(path=made.path, source="cli")
+            raise AssertionError("restore: ran without the loss confirmed")
+        except LossNotConfirmed as exc:
+            loss = exc.loss
+        listed = (loss.summary["bets"], loss.summary["withdrawals"])
+        day.restore_loss = Check(
+            "restore_lost_what_the_model_expects",
+            listed == (lost_bets, lost_withdrawals) and loss.summary["settlements"] == 1,
+            f"the loss lists {listed[0]} bets, {listed[1]} withdrawals, {loss.summary['settlements']} settlement(s); "
+            f"the model expects {lost_bets}, {lost_withdrawals}, 1",
+        )
+        backup_restore(path=made.path, confirm_loss=loss.sha256, source="cli", reason="chaos: restore drill")
+        shutil.rmtree(directory, ignore_errors=True)
+        for name, value in morning_model.items():
+            setattr(self, name, value)
+        self.injected["restore"] += 1
+        self.restored.add(code)
+        previous = reference_close_get(symbol=settings.MARKET_SYMBOL, day=datetime.strptime(code, "%Y%m%d").date())
+        assert previous is not None
+        self.synthetic_close(day=datetime.strptime(code, "%Y%m%d").date(), price=self.price)  # the close was lost too
+        ops_maintenance(active=False, source="cli")
+        self._tick(clock, at + timedelta(minutes=10), twice=False)
+        self._settle_model(code, previous=previous.price)
+
     def _extra_withdrawal(self, chaos: random.Random, code: str, label: str) -> int:
         """A 5 USDC withdrawal from a bettor the fault's draw picks among the funded ones; its id."""
         funded = [i for i, user in enumerate(self.users) if user_balance_u(user_id=user.pk) >= 10 * USDC]
@@ -636,6 +696,7 @@ def _terminate_own_backend() -> None:
 
 def day_check(sim: ChaosSimulator, *, code: str) -> list[Check]:
     """Every invariant, after one simulated day (see the module docstring)."""
+    from betting.models import Bet
     from ops.models import Alert
     from ops.reports import reconcile
     from rounds.models import RoundSettlement
@@ -672,7 +733,8 @@ def day_check(sim: ChaosSimulator, *, code: str) -> list[Check]:
 
     batches = LedgerBatch.objects.filter(ref_type="settlement", ref_id=code).count()
     open_alert = Alert.objects.filter(status=Alert.Status.OPEN, summary__contains=code).exists()
-    once = (round_.status == Round.Status.SETTLED and settlements == 1 and batches == 1) or (
+    moved = 1 if Bet.objects.filter(round=round_).exists() else 0  # a round without bets moves no money
+    once = (round_.status == Round.Status.SETTLED and settlements == 1 and batches == moved) or (
         round_.status == Round.Status.LOCKED and settlements == 0 and open_alert
     )
     expected = getattr(sim, "model_result", {}).get(code)
@@ -690,6 +752,9 @@ def day_check(sim: ChaosSimulator, *, code: str) -> list[Check]:
         if withdrawal.status == Withdrawal.Status.PROCESSING and not withdrawal.needs_reconciliation:
             flags_missing.append(f"withdrawal {pk} not flagged for reconciliation")
     checks.append(Check("fault_raised_its_flag", not flags_missing, "; ".join(flags_missing)))
+    if code in sim.restored:
+        raised = Alert.objects.filter(key__startswith="restore:", status=Alert.Status.OPEN).exists()
+        checks.append(Check("restore_raised_its_alert", raised, "no open restore alert"))
     checks.append(Check("no_unexplained_5xx", sim.responses_5xx == 0, f"{sim.responses_5xx} responses 5xx"))
     return checks
 

@@ -124,6 +124,7 @@ class Command(BaseCommand):
             raise CommandError(f"{days[-1]:%Y%m%d} has not closed yet: chaos plays past days only. [day_not_past]")
         logging.getLogger("rounds.services").setLevel(logging.WARNING)
         logging.getLogger("withdrawals.services.payouts").setLevel(logging.CRITICAL)
+        logging.getLogger("kombu").setLevel(logging.ERROR)
         simulator = ChaosSimulator(
             days=days,
             bettors=options["bettors"],
