@@ -24,9 +24,9 @@ One seed gives one schedule and one fingerprint (`fingerprint`: balances, bets, 
 without ids or timestamps).
 """
 
+import copy
 import hashlib
 import json
-import copy
 import random
 import shutil
 import tempfile
@@ -49,15 +49,15 @@ import withdrawals.services.payouts as payouts
 from betting.services import bet_place
 from ledger.selectors import ledger_audit, user_balance_u
 from marketdata.selectors import market_close_at, market_timezone, official_close_get, reference_close_get
+from risk.simulation import USDC, BetEvent, DayRow, Simulator
 from rounds.models import Round
+from rounds.selectors import round_code_parse
 from rounds.services import round_lifecycle_tick
 from withdrawals.adapters import COMPLETED, FAILED, PENDING, UNKNOWN, PayoutStatus, SimulatedPayoutAdapter
-from withdrawals.exceptions import PayoutInFlight, PayoutRejected, PayoutUnavailable
+from withdrawals.exceptions import PayoutInFlight, PayoutUnavailable
 from withdrawals.models import SimulatedPayout, Withdrawal
 from withdrawals.services import withdrawal_request
 from withdrawals.webhooks import webhook_signature
-
-from risk.simulation import USDC, BetEvent, DayRow, Simulator
 
 FAULT_KINDS = (
     "webhook_repeat",
@@ -87,7 +87,7 @@ CHAOS_START = "20250106"  # a fixed first day: one seed plays the same days what
 
 
 def fault_kinds_parse(text: str) -> list[str]:
-    """"all" or KIND[,KIND...] -> kinds in FAULT_KINDS order; ValueError names an unknown kind."""
+    """ "all" or KIND[,KIND...] -> kinds in FAULT_KINDS order; ValueError names an unknown kind."""
     text = (text or "").strip()
     if text == "all":
         return list(FAULT_KINDS)
@@ -264,6 +264,7 @@ class ChaosSimulator(Simulator):
         self.model_bets_total = 0
         self.redis: Any = None
         self.restored: set[str] = set()
+        self.webhook_answers: dict[str, int] = {}
         self.kills: list[str] = []  # where each worker_kill struck: settlement | payout
 
     def run(self):
@@ -520,7 +521,7 @@ class ChaosSimulator(Simulator):
         round_ = Round.objects.get(code=code)
         if round_.status != Round.Status.SETTLED:
             return
-        day = datetime.strptime(code, "%Y%m%d").date()
+        day = round_code_parse(code=code)
         close = official_close_get(symbol=settings.MARKET_SYMBOL, day=day)
         reference = reference_close_get(symbol=settings.MARKET_SYMBOL, day=day)
         assert close is not None and reference is not None
@@ -572,15 +573,18 @@ class ChaosSimulator(Simulator):
             body = json.dumps(
                 {k: v for k, v in payload.items() if k != "bettor"} | {"timestamp": int(time.time())}
             ).encode()
-            response = client.post(
-                WEBHOOK_PATH, data=body, content_type="application/json", HTTP_X_SIGNATURE=webhook_signature(raw_body=body)
-            )
+            signature = webhook_signature(raw_body=body)
+            response = client.post(WEBHOOK_PATH, data=body, content_type="application/json", HTTP_X_SIGNATURE=signature)
             if response.status_code >= 500:
                 self.responses_5xx += 1
                 continue
             if response.status_code != 200:
                 raise AssertionError(f"webhook answered {response.status_code}: {response.content[:200]!r}")
-            if response.json()["credited"]:
+            answer = response.json()
+            first = self.webhook_answers.setdefault(payload["tx_id"], answer["id"])
+            if first != answer["id"]:  # the same delivery again must answer the same deposit
+                self.replay_mismatches.append(f"webhook {payload['tx_id']}: deposit {first} then {answer['id']}")
+            if answer["credited"]:
                 self.model_cash[bettor] += payload["amount_u"]
 
     # --- operations: the morning backup restored at night -------------------------------------
@@ -626,9 +630,9 @@ class ChaosSimulator(Simulator):
             setattr(self, name, value)
         self.injected["restore"] += 1
         self.restored.add(code)
-        previous = reference_close_get(symbol=settings.MARKET_SYMBOL, day=datetime.strptime(code, "%Y%m%d").date())
+        previous = reference_close_get(symbol=settings.MARKET_SYMBOL, day=round_code_parse(code=code))
         assert previous is not None
-        self.synthetic_close(day=datetime.strptime(code, "%Y%m%d").date(), price=self.price)  # the close was lost too
+        self.synthetic_close(day=round_code_parse(code=code), price=self.price)  # the close was lost too
         ops_maintenance(active=False, source="cli")
         self._tick(clock, at + timedelta(minutes=10), twice=False)
         self._settle_model(code, previous=previous.price)
@@ -710,7 +714,8 @@ def day_check(sim: ChaosSimulator, *, code: str) -> list[Check]:
             f"unbalanced {audit.unbalanced_batches[:3]}, global {audit.global_sum_u}",
         )
     )
-    checks.append(Check("cached_balances_equal_entries", not audit.balance_mismatches, str(audit.balance_mismatches[:3])))
+    mismatches = audit.balance_mismatches
+    checks.append(Check("cached_balances_equal_entries", not mismatches, str(mismatches[:3])))
     result = reconcile(payout_days=None)
     failing = [f"{label}: {problems[:2]}" for label, ok, problems in result.checks if not ok]
     checks.append(Check("reconcile", result.ok, "; ".join(failing)))
@@ -761,16 +766,13 @@ def day_check(sim: ChaosSimulator, *, code: str) -> list[Check]:
 
 def fingerprint() -> str:
     """sha256 of balances, bets, rounds and withdrawals of the synthetic bettors, without ids or timestamps."""
-    from betting.models import Bet
+    from django.contrib.auth import get_user_model
 
+    from betting.models import Bet
     from risk.simulation import SYNTHETIC_DOMAIN
 
     domain = "@" + SYNTHETIC_DOMAIN
     users = {}
-    from common.types import User as _User  # noqa: F401 - the type only
-
-    from django.contrib.auth import get_user_model
-
     for user in get_user_model().objects.filter(email__endswith=domain).order_by("email"):
         users[user.pk] = (user.email, user_balance_u(user_id=user.pk))
     bets = sorted(

@@ -54,6 +54,9 @@ def run_seed(args: argparse.Namespace, seed: int, template: str) -> dict:
         summary = {"seed": seed, "days": 0, "faults": {}, "skipped": {}, "checks": 0, "fingerprint": ""}
         summary["failures"] = [f"seed {seed}: simulate exited {done.returncode}: " + " | ".join(tail)]
     summary["wall"] = wall
+    outcome = "ok" if not summary["failures"] else "FAIL"
+    line = f"seed {seed}: {summary['days']} day(s), {summary['checks']} checks, {wall:.0f} s, {outcome}"
+    print(line, file=sys.stderr)
     return summary
 
 
@@ -91,7 +94,8 @@ def main() -> int:
     print(f"{'seed':>6} {'days':>4} {'faults':>6} {'checks':>6} {'wall s':>7}  fingerprint / failure")
     for s in summaries:
         outcome = s["fingerprint"][:16] if not s["failures"] else "FAIL"
-        print(f"{s['seed']:>6} {s['days']:>4} {sum(s['faults'].values()):>6} {s['checks']:>6} {s['wall']:>7.1f}  {outcome}")
+        faults = sum(s["faults"].values())
+        print(f"{s['seed']:>6} {s['days']:>4} {faults:>6} {s['checks']:>6} {s['wall']:>7.1f}  {outcome}")
     for line in chaos_table(summaries):
         print(line)
     failed = [s for s in summaries if s["failures"]]

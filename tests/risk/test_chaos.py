@@ -77,9 +77,7 @@ def test_the_same_seed_twice_gives_the_same_fingerprint():
 
 
 @pytest.mark.money
-def test_without_the_in_flight_recheck_a_late_success_is_paid_and_refunded_and_the_checker_names_it(
-    db, monkeypatch
-):
+def test_without_the_in_flight_recheck_a_late_success_is_paid_and_refunded_and_the_checker_names_it(db, monkeypatch):
     # given: staff's "mark failed" no longer re-checks that a PROCESSING payout may be at the custodian
     # (as if the processing code had asked it): it refunds at once
     real_fail = payouts.withdrawal_fail
@@ -142,6 +140,7 @@ def test_worker_kill_mid_money_work_then_restarted_loses_nothing(seed, where):
     assert simulator.injected == {"worker_kill": 1}
     assert simulator.kills == [where]
     assert not simulator.chaos_days[0].failures
-    assert SimulatedPayout.objects.filter(state="completed").count() == Withdrawal.objects.filter(
-        status="COMPLETED"
-    ).count()
+    assert (
+        SimulatedPayout.objects.filter(state="completed").count()
+        == Withdrawal.objects.filter(status="COMPLETED").count()
+    )
