@@ -281,7 +281,7 @@ class ChaosSimulator(Simulator):
 
         if self.redis is None:
             self.redis = PrivateRedis()
-        return Worker(self.redis.url, **env).start()
+        return Worker(self.redis.url, CHAOS_CLOCK=timezone.now().isoformat(), **env).start()
 
     def _worker_kill_settlement(self, clock, at: datetime, code: str) -> None:
         """kill -9 of the real worker half-way through the settlement's transaction; a restarted one settles."""

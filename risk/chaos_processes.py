@@ -1,8 +1,9 @@
 """Real processes for the chaos days: a private redis-server and a Celery worker to kill -9.
 
-The same shape as tests/proof/test_kill9.py: `celery -A config worker --pool=solo` on this run's
-database and a private broker (never the shared 6379), killed with SIGKILL while a second connection
-holds the ledger row its transaction needs next, so it dies mid-transaction.
+The same shape as tests/proof/test_kill9.py: `celery -A config worker --pool=solo` (through
+risk.chaos_worker, on the simulated clock: CHAOS_CLOCK) on this run's database and a private broker
+(never the shared 6379), killed with SIGKILL while a second connection holds the ledger row its
+transaction needs next, so it dies mid-transaction.
 """
 
 import os
@@ -22,7 +23,6 @@ from celery import Celery
 from django.db import connection, connections
 
 BASE_DIR = Path(__file__).resolve().parents[1]
-CELERY = str(Path(sys.executable).with_name("celery"))
 PORTS = range(18700, 18800)  # this work's own port range
 
 
@@ -89,8 +89,9 @@ class Worker:
     def start(self) -> "Worker":
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
-                [CELERY, "-A", "config", "worker", "--pool=solo", "--loglevel=INFO", "--without-heartbeat",
-                 "--without-gossip", "--without-mingle", "-n", f"chaos-{uuid.uuid4().hex[:6]}@%h"],
+                [sys.executable, "-m", "risk.chaos_worker", "-A", "config", "worker", "--pool=solo",
+                 "--loglevel=INFO", "--without-heartbeat", "--without-gossip", "--without-mingle",
+                 "-n", f"chaos-{uuid.uuid4().hex[:6]}@%h"],
                 cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         wait_for(lambda: b"ready." in self.log.read_bytes(), "the worker to be ready")
