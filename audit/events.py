@@ -36,6 +36,10 @@ class AuditAction(models.TextChoices):
     # market data
     MARKETDATA_SET_CLOSE = "marketdata.set_close"
     MARKETDATA_CALENDAR_OVERRIDE = "marketdata.calendar_override"
+    MARKETDATA_SOURCE_CHANGE = "marketdata.source_change"
+    MARKETDATA_SOURCE_TEST = "marketdata.source_test"
+    MARKETDATA_CLOSE_QUORUM = "marketdata.close_quorum"
+    MARKETDATA_TICKS_ARCHIVE = "marketdata.ticks_archive"
     # operations
     EMERGENCY_STOP_ON = "ops.emergency_stop.on"
     EMERGENCY_STOP_OFF = "ops.emergency_stop.off"
@@ -45,3 +49,8 @@ class AuditAction(models.TextChoices):
     CIRCUIT_BREAKER_RESET = "ops.circuit_breaker.reset"
     BACKUP = "ops.backup"
     RESTORE = "ops.restore"
+    # four eyes (approvals)
+    APPROVAL_REQUEST = "approval.request"
+    APPROVAL_GRANT = "approval.grant"
+    APPROVAL_CANCEL = "approval.cancel"
+    APPROVAL_EXPIRE = "approval.expire"

@@ -14,9 +14,9 @@ from common.api import AmountField, ErrorSerializer, paginated_response
 from common.auth import LOCKOUT_MESSAGE, ClientScopedRateThrottle
 from common.errors import ApplicationError
 from common.parsers import StrictJSONParser
-from ledger.selectors import user_balance_u, user_statement
+from ledger.selectors import user_balance_u
 from ops.metrics import bet_accepted, bet_rejected
-from rounds.selectors import round_code_parse
+from rounds.selectors import bet_receipt_get, round_code_parse
 
 
 class AuthTokenApi(APIView):
@@ -71,27 +71,6 @@ class MeApi(APIView):
         user = request.user
         body = {"id": user.pk, "email": user.email, "balance_u": user_balance_u(user_id=user.pk)}
         return Response(self.OutputSerializer(body).data)
-
-
-class MeStatementApi(APIView):
-    """The caller's own cash ledger lines, newest first."""
-
-    class OutputSerializer(serializers.Serializer):
-        id = serializers.IntegerField()
-        amount_u = serializers.IntegerField()
-        ref_type = serializers.CharField()
-        ref_id = serializers.CharField()
-        batch = serializers.IntegerField(source="batch_id")
-        ts = serializers.DateTimeField()
-
-    @extend_schema(responses={200: OutputSerializer(many=True)})
-    def get(self, request):
-        return paginated_response(
-            queryset=user_statement(user_id=request.user.pk),
-            serializer_class=self.OutputSerializer,
-            request=request,
-            view=self,
-        )
 
 
 # --- Bets ---------------------------------------------------------------------------------
@@ -232,6 +211,26 @@ class BetsApi(APIView):
             source="api",
             acting_user=acting_user,
         )
+
+
+class BetReceiptApi(APIView):
+    """The caller's receipt of one of their settled bets: the leaf, its Merkle path, the published settlement.
+
+    Save the body as receipt.json and run `python -m rounds.verify_receipt receipt.json` (standard
+    library only): it checks the path against the root of `/api/v1/rounds/<code>/settlement` and
+    recomputes the payout from the published pools and fee.
+    """
+
+    @extend_schema(
+        responses={
+            200: OpenApiResponse(description="The receipt (see the README, Receipts)."),
+            401: OpenApiResponse(ErrorSerializer, description="Missing or invalid token."),
+            404: OpenApiResponse(ErrorSerializer, description="`unknown_bet`."),
+            409: OpenApiResponse(ErrorSerializer, description="`round_not_settled` or `no_receipts`."),
+        },
+    )
+    def get(self, request, bet_id: int):
+        return Response(bet_receipt_get(user=request.user, bet_id=bet_id))
 
 
 class BetDetailApi(APIView):

@@ -151,6 +151,21 @@ def bet_payouts_iter(*, round_id: int) -> Iterator[tuple[int, int]]:
         last_id = page[-1][0]
 
 
+def bet_receipt_rows_iter(*, round_id: int) -> Iterator[tuple[int, Any, str, int, int]]:
+    """(bet id, user id, side, stake_u, payout_u) of every bet of the round in id order, paged: the receipts' leaves."""
+    last_id = 0
+    while True:
+        page = list(
+            Bet.objects.filter(round_id=round_id, id__gt=last_id)
+            .order_by("id")
+            .values_list("id", "user_id", "side", "stake_u", "payout_u")[:BET_PAGE]
+        )
+        yield from page
+        if len(page) < BET_PAGE:
+            return
+        last_id = page[-1][0]
+
+
 def bet_payouts_by_user_sql(*, round_id: int) -> tuple[str, list[Any]]:
     """A SELECT of (user_id, amount_u): what each user's settled bets pay, for ledger_post_from_sql."""
     return "SELECT user_id, payout_u AS amount_u FROM bets WHERE round_id = %s AND payout_u > 0", [round_id]
@@ -173,6 +188,13 @@ def bet_get(*, user: User, bet_id: Any) -> Bet:
     if bet is None:
         raise UnknownBet(f"No bet {bet_id} of yours.")
     return bet
+
+
+def bets_round_and_side(*, bet_ids: list[Any]) -> dict[str, tuple[str, str]]:
+    """{str(bet id): (round code, side)} for statement lines (ledger ref_ids are strings)."""
+    ids = [int(i) for i in bet_ids if str(i).isdigit()]
+    rows = Bet.objects.filter(pk__in=ids).values_list("pk", "round__code", "side")
+    return {str(pk): (code, side) for pk, code, side in rows}
 
 
 def bet_by_idempotency_key(*, user_id: Any, idempotency_key: str) -> Bet | None:

@@ -10,6 +10,12 @@ SCHEDULE: dict[str, tuple[str, int]] = {
     "ops-beat-heartbeat": ("ops.beat_heartbeat", 30),
     "ops-evaluate-circuit-breaker": ("ops.evaluate_circuit_breaker", 60),
     "ops-evaluate-alerts": ("ops.evaluate_alerts", 60),
+    # marketdata: live ticks from every enabled source (each with its own timeout; a hanging one blocks nobody).
+    "marketdata-ingest-prices": ("marketdata.ingest_prices", 60),
+    # marketdata: nightly retention (asked hourly, archives in the 02:00 ET hour), PRICE_TICK_RETENTION_DAYS.
+    "marketdata-archive-ticks": ("marketdata.archive_ticks", 3600),
+    # approvals: a four-eyes request nobody approved in time expires (and leaves the dashboard).
+    "approvals-expire": ("approvals.expire", 60),
     # withdrawals: pay approved queued withdrawals, resume stale PROCESSING ones (status first).
     "withdrawals-process": ("withdrawals.process_batch", 60),
 }

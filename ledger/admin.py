@@ -1,11 +1,12 @@
 import uuid
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 
 from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call
 from ledger.models import Account, LedgerBatch, LedgerEntry
-from ledger.services import ledger_manual_adjust
+from ledger.services import ledger_manual_adjust, ledger_manual_adjust_request
 
 
 class ManualAdjustForm(forms.Form):
@@ -35,6 +36,26 @@ class AccountAdmin(ReadOnlyAdmin):
         form = action_form(request, ManualAdjustForm, initial={"idempotency_key": str(uuid.uuid4())})
         if form.is_bound and form.is_valid():
             data = form.cleaned_data
+            if data["amount_u"] > settings.FOUR_EYES_THRESHOLD_U:
+                request_made = admin_call(
+                    request,
+                    lambda: ledger_manual_adjust_request(
+                        user=account.owner,
+                        amount_u=data["amount_u"],
+                        direction=data["direction"],
+                        reason=data["reason"],
+                        acting_user=request.user,
+                        source="admin",
+                    ),
+                )
+                if request_made is not None:
+                    self.message_user(
+                        request,
+                        f"Above {settings.FOUR_EYES_THRESHOLD_U} u: request {request_made[0].pk} waits for another "
+                        "finance user's approval (dashboard, pending approvals).",
+                        level=messages.WARNING,
+                    )
+                return None
             posted = admin_call(
                 request,
                 lambda: ledger_manual_adjust(

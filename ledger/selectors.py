@@ -40,6 +40,22 @@ def user_statement(*, user_id: Any) -> QuerySet[LedgerEntry]:
     return LedgerEntry.objects.filter(account_id=Account.user_cash_code(user_id)).order_by("-id")
 
 
+def user_cash_entries_between(
+    *, user_id: Any, start: dt.datetime | None, end: dt.datetime
+) -> tuple[int, list[LedgerEntry]]:
+    """(balance before `start`, the user's cash lines in [start, end) in posting order, with their batch).
+
+    The opening balance is the sum of every earlier line (the ledger is append-only), so opening +
+    the lines is the balance at `end` to the micro-USDC.
+    """
+    entries = LedgerEntry.objects.filter(account_id=Account.user_cash_code(user_id))
+    opening_u = 0
+    if start is not None:
+        opening_u = entries.filter(ts__lt=start).aggregate(total=Sum("amount_u"))["total"] or 0
+        entries = entries.filter(ts__gte=start)
+    return opening_u, list(entries.filter(ts__lt=end).select_related("batch").order_by("id"))
+
+
 @dataclass(frozen=True)
 class Tvl:
     locked_u: int

@@ -14,6 +14,9 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import BigIntegerField, Case, F, Value, When
 from django.utils import timezone
 
+from approvals.exceptions import FourEyesRequired
+from approvals.models import ApprovalRequest
+from approvals.services import approval_grant, approval_reason, approval_request
 from audit.events import AuditAction
 from audit.services import audit_record
 from common.errors import ReasonRequired, permission_require
@@ -351,6 +354,19 @@ def account_ensure_user_cash(*, user: User) -> Account:
     return account
 
 
+MANUAL_ADJUST = "ledger.manual_adjust"
+
+
+def _manual_adjust_validate(*, acting_user: User | None, amount_u: int, direction: str, reason: str) -> None:
+    if acting_user is not None:
+        permission_require(acting_user, MANUAL_ADJUST, detail="You need the 'manual adjust' permission (finance).")
+    amount_validate(amount_u)
+    if direction not in ("credit", "debit"):
+        raise InvalidAmount("Direction must be 'credit' or 'debit'.", code="invalid_direction")
+    if not (reason or "").strip():
+        raise ReasonRequired("A manual adjustment needs a reason.")
+
+
 def ledger_manual_adjust(
     *,
     user: User,
@@ -365,16 +381,78 @@ def ledger_manual_adjust(
 
     This is the one path that may take the house below zero (a goodwill credit
     larger than the fees earned so far). `acting_user` None is the shell (the `adjust` command).
+    Four eyes: a person's adjustment above FOUR_EYES_THRESHOLD_U is refused here
+    (`four_eyes_required`): `ledger_manual_adjust_request`, then another person's
+    `ledger_manual_adjust_approve`.
     """
-    if acting_user is not None:
-        permission_require(
-            acting_user, "ledger.manual_adjust", detail="You need the 'manual adjust' permission (finance)."
+    _manual_adjust_validate(acting_user=acting_user, amount_u=amount_u, direction=direction, reason=reason)
+    if amount_u > settings.FOUR_EYES_THRESHOLD_U and getattr(acting_user, "pk", None):
+        raise FourEyesRequired(
+            f"A manual {direction} above {settings.FOUR_EYES_THRESHOLD_U} u needs a second person: request it, "
+            "then another finance user approves it."
         )
-    amount_validate(amount_u)
-    if direction not in ("credit", "debit"):
-        raise InvalidAmount("Direction must be 'credit' or 'debit'.", code="invalid_direction")
-    if not (reason or "").strip():
-        raise ReasonRequired("A manual adjustment needs a reason.")
+    return _manual_adjust_post(
+        user=user,
+        amount_u=amount_u,
+        direction=direction,
+        reason=reason,
+        acting_user=acting_user,
+        source=source,
+        idempotency_key=idempotency_key,
+    )
+
+
+def ledger_manual_adjust_request(
+    *, user: User, amount_u: int, direction: str, reason: str, acting_user: User | None, source: str
+) -> tuple[ApprovalRequest, bool]:
+    """Ask for a manual credit / debit another finance user must approve (any amount may be asked this way)."""
+    _manual_adjust_validate(acting_user=acting_user, amount_u=amount_u, direction=direction, reason=reason)
+    cash = account_ensure_user_cash(user=user).code
+    return approval_request(
+        kind=ApprovalRequest.Kind.LEDGER_ADJUST,
+        target=cash,
+        payload={"direction": direction, "amount_u": amount_u},
+        reason=reason,
+        actor=acting_user,
+        source=source,
+        subject_user=user,
+    )
+
+
+def ledger_manual_adjust_approve(*, request_id: Any, acting_user: User | None, source: str) -> Posted | None:
+    """Another finance user approves: the batch posts in the same transaction (None while more approvals are due)."""
+    with transaction.atomic():
+        request = approval_grant(
+            request_id=request_id,
+            kind=ApprovalRequest.Kind.LEDGER_ADJUST,
+            permission=MANUAL_ADJUST,
+            actor=acting_user,
+            source=source,
+        )
+        if request.status != ApprovalRequest.Status.APPROVED:
+            return None
+        assert request.subject_user is not None  # every adjustment request names its user
+        return _manual_adjust_post(
+            user=request.subject_user,
+            amount_u=int(request.payload["amount_u"]),
+            direction=request.payload["direction"],
+            reason=approval_reason(request, acting_user),
+            acting_user=acting_user,
+            source=source,
+            idempotency_key=f"approval:{request.pk}",
+        )
+
+
+def _manual_adjust_post(
+    *,
+    user: User,
+    amount_u: int,
+    direction: str,
+    reason: str,
+    acting_user: User | None,
+    source: str,
+    idempotency_key: str,
+) -> Posted:
     cash = account_ensure_user_cash(user=user).code
     sign = 1 if direction == "credit" else -1
     with transaction.atomic():

@@ -15,3 +15,12 @@ class InvalidSymbol(MarketDataError):
 
 class InvalidDate(MarketDataError):
     code = "invalid_date"
+
+
+class CloseNotYet(MarketDataError):
+    code = "close_not_yet"
+
+
+class UnknownSymbol(MarketDataError):
+    code = "unknown_symbol"
+    status = 404

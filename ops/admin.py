@@ -1,12 +1,25 @@
 from collections.abc import Callable
+from functools import partial
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
+from approvals.models import ApprovalRequest
+from betting.admin import UserAdmin
+from betting.models import User
 from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call
+from common.errors import ApplicationError
+from common.money import usdc
+from ops.approvals import approval_approve
 from ops.models import Alert, Heartbeat, OpsSwitch
 from ops.reports import switch_changed_by
-from ops.services import circuit_breaker_reset, ops_emergency_stop, ops_maintenance
+from ops.services import circuit_breaker_reset_request, ops_emergency_stop, ops_maintenance
+from ops.statement import NEW_YORK, period_parse, statement_csv, statement_get
 
 
 @admin.register(OpsSwitch)
@@ -71,9 +84,9 @@ for _name, _description, _title, _call in [
     ),
     (
         "circuit_breaker_reset",
-        "Reset the circuit breaker…",
-        "Reset the circuit breaker",
-        lambda request, reason: circuit_breaker_reset(reason=reason, actor=request.user, source="admin"),
+        "Request a circuit breaker reset (another operator approves)…",
+        "Request a circuit breaker reset",
+        lambda request, reason: circuit_breaker_reset_request(reason=reason, actor=request.user, source="admin"),
     ),
     (
         "maintenance_on",
@@ -102,3 +115,103 @@ class AlertAdmin(ReadOnlyAdmin):
 @admin.register(Heartbeat)
 class HeartbeatAdmin(ReadOnlyAdmin):
     list_display = ["name", "beat_at"]
+
+
+@admin.register(ApprovalRequest)
+class ApprovalRequestAdmin(ReadOnlyAdmin):
+    """Four-eyes requests: read-only rows; "Approve" sends each to its room's approve service."""
+
+    list_display = ["id", "kind", "target", "payload", "status", "requested_by_name", "reason", "expires"]
+    list_filter = ["status", "kind"]
+    search_fields = ["=id", "target", "reason", "requested_label"]
+    actions = ["approve"]
+
+    @admin.display(description="requested by")
+    def requested_by_name(self, row: ApprovalRequest) -> str:
+        return row.requested_label or "-"
+
+    @admin.display(description="expires", ordering="expires_at")  # the value names its zone (EST / EDT)
+    def expires(self, row: ApprovalRequest) -> str:
+        return timezone.localtime(row.expires_at, NEW_YORK).strftime("%Y-%m-%d %H:%M %Z")
+
+    @admin.action(description="Approve (four eyes: never your own request)…")
+    def approve(self, request, queryset):
+        rows = list(queryset.order_by("id"))
+        form = action_form(request)
+        if form.is_bound and form.is_valid():
+            reason = form.cleaned_data["reason"]
+            for row in rows:
+                admin_call(
+                    request,
+                    partial(
+                        approval_approve,
+                        request=row,
+                        actor=request.user,
+                        source="admin",
+                        reason=reason,
+                    ),
+                    success=f"Request {row.pk} ({row.kind} {row.target}) approved by {request.user.email}.",
+                )
+            return None
+        return action_confirmation(
+            self,
+            request,
+            queryset,
+            action="approve",
+            form=form,
+            title="Approve four-eyes requests",
+            explanation="The approved act is done at once, in the same transaction. "
+            "You cannot approve a request you made or one that moves your own money.",
+        )
+
+
+class UserStatementAdmin(UserAdmin):
+    """The user's page with their statement (ops.statement): a "Statement" link, a month per page, CSV."""
+
+    readonly_fields = [*UserAdmin.readonly_fields, "statement_link"]
+    fieldsets = [*UserAdmin.fieldsets, ("Money", {"fields": ["statement_link"]})]
+
+    @admin.display(description="statement")
+    def statement_link(self, user) -> str:
+        if not user.pk:
+            return "-"
+        url = reverse("admin:betting_user_statement", args=[user.pk])
+        return format_html('<a href="{}">Statement (opening, lines, closing, rounds; CSV)</a>', url)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.statement_view)
+        return [path("<path:object_id>/statement/", view, name="betting_user_statement"), *super().get_urls()]
+
+    def statement_view(self, request, object_id):
+        user = self.get_object(request, object_id)
+        if user is None or not self.has_view_permission(request, user):
+            raise PermissionDenied
+        month = request.GET.get("month") or timezone.localtime(timezone.now(), NEW_YORK).strftime("%Y-%m")
+        try:
+            start, end = period_parse(month=month)
+        except ApplicationError as exc:
+            messages.error(request, f"{exc.detail} [{exc.code}]")
+            month = timezone.localtime(timezone.now(), NEW_YORK).strftime("%Y-%m")
+            start, end = period_parse(month=month)
+        statement = statement_get(user=user, start=start, end=end)
+        if request.GET.get("format") == "csv":
+            response = HttpResponse(statement_csv(statement), content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = f'attachment; filename="statement-{month}.csv"'
+            return response
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Statement of {user.email}, {month} (America/New_York)",
+            "subject": user,
+            "month": month,
+            "statement": statement,
+            "opening": usdc(statement.opening_balance_u),
+            "closing": usdc(statement.closing_balance_u),
+            "lines": [(line, usdc(line.amount_u), usdc(line.balance_after_u)) for line in statement.lines],
+            "rounds": [(r, usdc(r.staked_u), usdc(r.returned_u), usdc(r.net_u)) for r in statement.rounds],
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/ops/statement.html", context)
+
+
+admin.site.unregister(User)
+admin.site.register(User, UserStatementAdmin)

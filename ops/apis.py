@@ -4,12 +4,15 @@ from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST
 from rest_framework import serializers
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
 from rest_framework.views import APIView
 
+from common.api import ErrorSerializer, StrictLimitOffsetPagination
 from ops.auth import OPS_AUTHENTICATION, OPS_TOKEN_AUTH, IsOpsOrStaff, acting_user, ops_request_allowed
 from ops.dashboard import dashboard_numbers, metrics_text
 from ops.health import health_report
@@ -17,7 +20,14 @@ from ops.migration_state import PENDING_CODE
 from ops.models import OpsSwitch
 from ops.reports import switch_changed_by
 from ops.selectors import maintenance_get, switch_get
-from ops.services import circuit_breaker_reset, ops_emergency_stop, ops_maintenance
+from ops.services import (
+    circuit_breaker_reset,
+    circuit_breaker_reset_approve,
+    circuit_breaker_reset_request,
+    ops_emergency_stop,
+    ops_maintenance,
+)
+from ops.statement import period_parse, statement_csv, statement_get
 
 
 @never_cache
@@ -160,10 +170,12 @@ class EmergencyStopApi(OpsApiView):
 
 
 class CircuitBreakerApi(OpsApiView):
-    """GET the breaker; POST {"reason"} resets it (an operator or the ops token, a reason always)."""
+    """GET the breaker; POST {"reason"} resets it (the ops token), or, from an operator's token, asks to
+    (202 with the four-eyes `approval_request`); POST {"approve": REQUEST_ID} from another operator lifts it."""
 
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField(required=False, allow_blank=True, max_length=1000, default="")
+        approve = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
 
     @extend_schema(responses={200: SwitchOutputSerializer})
     def get(self, request):
@@ -173,9 +185,21 @@ class CircuitBreakerApi(OpsApiView):
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        switch, _ = circuit_breaker_reset(
-            reason=data.validated_data["reason"], actor=acting_user(request), source=self.audit_source(request)
-        )
+        actor, source = acting_user(request), self.audit_source(request)
+        if "approve" in data.validated_data:
+            switch, _ = circuit_breaker_reset_approve(
+                request_id=data.validated_data["approve"], actor=actor, source=source
+            )
+        elif actor is not None:
+            approval, _ = circuit_breaker_reset_request(
+                reason=data.validated_data["reason"], actor=actor, source=source
+            )
+            return Response(
+                {"approval_request": approval.pk, "status": approval.status, "expires_at": approval.expires_at},
+                status=202,
+            )
+        else:
+            switch, _ = circuit_breaker_reset(reason=data.validated_data["reason"], actor=actor, source=source)
         return Response(SwitchOutputSerializer(_switch_out(switch)).data)
 
 
@@ -201,3 +225,74 @@ class MaintenanceApi(OpsApiView):
             source="api",
         )
         return Response(SwitchOutputSerializer(_switch_out(switch)).data)
+
+
+class StatementCsvRenderer(BaseRenderer):
+    """`?format=csv` or `Accept: text/csv`: the statement as CSV (an error as its JSON body)."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if isinstance(data, str):
+            return data.encode()
+        return JSONRenderer().render(data)
+
+
+class MeStatementApi(APIView):
+    """The caller's statement for `?from=YYYY-MM-DD&to=YYYY-MM-DD` (America/New_York days, both optional).
+
+    Opening and closing balance, every cash line oldest first with its description and the balance
+    after it, and a summary per round (staked, won, net). `results` and `count` keep the ledger
+    line fields (id, amount_u, ref_type, ref_id, batch, ts). CSV with `?format=csv` or `Accept: text/csv`.
+    """
+
+    renderer_classes = [*api_settings.DEFAULT_RENDERER_CLASSES, StatementCsvRenderer]  # type: ignore[list-item]
+
+    class LineSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        ts = serializers.DateTimeField()
+        amount_u = serializers.IntegerField()
+        balance_after_u = serializers.IntegerField()
+        ref_type = serializers.CharField()
+        ref_id = serializers.CharField()
+        batch = serializers.IntegerField(source="batch_id")
+        description = serializers.CharField()
+        round = serializers.CharField(allow_null=True)
+
+    class RoundSerializer(serializers.Serializer):
+        round = serializers.CharField()
+        result = serializers.CharField(allow_null=True)
+        staked_u = serializers.IntegerField()
+        won_u = serializers.IntegerField(source="returned_u")
+        net_u = serializers.IntegerField()
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("from", str, description="First day, YYYY-MM-DD (America/New_York)."),
+            OpenApiParameter("to", str, description="Last day, YYYY-MM-DD, inclusive."),
+        ],
+        responses={200: dict, 400: OpenApiResponse(ErrorSerializer, description="`invalid_period`.")},
+    )
+    def get(self, request):
+        start, end = period_parse(start=request.query_params.get("from"), end=request.query_params.get("to"))
+        statement = statement_get(user=request.user, start=start, end=end)
+        if request.accepted_renderer.format == "csv":
+            return Response(
+                statement_csv(statement),
+                headers={"Content-Disposition": 'attachment; filename="statement.csv"'},
+            )
+        # The lines are paged as before (limit / offset, `count`, `results`); the balances cover the period.
+        paginator = StrictLimitOffsetPagination()
+        page = paginator.paginate_queryset(statement.lines, request, view=self)
+        response = paginator.get_paginated_response(self.LineSerializer(page, many=True).data)
+        response.data = {
+            "from": start,
+            "to": end,
+            "opening_balance_u": statement.opening_balance_u,
+            "closing_balance_u": statement.closing_balance_u,
+            **response.data,
+            "rounds": self.RoundSerializer(statement.rounds, many=True).data,
+        }
+        return response

@@ -27,6 +27,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from approvals.exceptions import FourEyesRequired
+from approvals.models import ApprovalRequest
+from approvals.services import approval_grant, approval_reason, approval_request
 from audit.events import AuditAction
 from audit.selectors import audit_last_writes
 from audit.services import audit_record
@@ -40,7 +43,7 @@ from ops.backup_files import backup_verify, file_sha256, pg_args, pg_tool
 from ops.exceptions import LossNotConfirmed, OpsError, RestoreRefused
 from ops.restore_loss import Loss, restore_loss
 from ops.selectors import maintenance_get, ops_last_writes, ops_tables
-from ops.services import ops_switch_authorize
+from ops.services import CHANGE_OPS_SWITCH, ops_switch_authorize
 from rounds.selectors import rounds_last_writes
 from withdrawals.selectors import withdrawals_last_writes
 
@@ -275,11 +278,15 @@ def backup_restore(
     actor: User | None = None,
     source: str = "cli",
     reason: str = "",
+    approve: str = "",
 ) -> Restored:
     """Replace the database with the backup at `path`, once every refusal above has passed.
 
     Without `confirm_loss` equal to the loss list's SHA-256 this raises LossNotConfirmed carrying
-    the list, having changed nothing.
+    the list, having changed nothing. A named person (--actor) restores only with another
+    operator: the first run records a four-eyes request for exactly this file and this loss; a
+    second operator's run with `approve` = that request id restores. The shell without --actor
+    keeps its own authority.
     """
     ops_switch_authorize(actor=actor, act="A restore")  # before anything else: a refused person learns nothing more
     path = Path(path)
@@ -302,6 +309,10 @@ def backup_restore(
     reason = (reason or "").strip()
     if not reason:
         raise ReasonRequired("A restore needs a reason (--reason); it is recorded in the audit log and the alert.")
+    if actor is not None and actor.pk:
+        reason = _restore_four_eyes(
+            path=path, backup_sha=backup_sha, loss=loss, reason=reason, actor=actor, source=source, approve=approve
+        )
 
     _restore_database(path, maintenance_reason=f"restored from {path.name}: check it, then `maintenance off`")
     report = ledger_audit()
@@ -309,6 +320,45 @@ def backup_restore(
         path=path, backup_sha=backup_sha, loss=loss, ledger_ok=report.ok, actor=actor, source=source, reason=reason
     )
     return Restored(path=path, ledger_ok=report.ok, ledger_report=report, loss=loss)
+
+
+def _restore_four_eyes(
+    *, path: Path, backup_sha: str, loss: Loss, reason: str, actor: User, source: str, approve: str
+) -> str:
+    """Ask (raises FourEyesRequired naming the request) or approve; returns the reason the audit row keeps."""
+    # The file, not the loss: the request itself is written after the backup, so the loss list the second
+    # operator confirms (--confirm-loss) is read again at their run.
+    payload = {"file": path.name, "backup_sha256": backup_sha}
+    if not approve:
+        request, _ = approval_request(
+            kind=ApprovalRequest.Kind.RESTORE,
+            target=backup_sha,
+            payload=payload,
+            reason=reason,
+            actor=actor,
+            source=source,
+        )
+        raise FourEyesRequired(
+            f"A restore needs a second operator: request {request.pk} recorded. Another operator runs "
+            f"`restore {path} --confirm-loss SHA --reason ... --approve {request.pk} --actor EMAIL` (the loss list "
+            "is read again then). Nothing changed."
+        )
+    with transaction.atomic():
+        request = approval_grant(
+            request_id=approve,
+            kind=ApprovalRequest.Kind.RESTORE,
+            permission=CHANGE_OPS_SWITCH,
+            actor=actor,
+            source=source,
+        )
+        if request.payload != payload:
+            raise RestoreRefused(
+                f"Request {request.pk} is for another backup ({request.payload['file']}); nothing changed.",
+                code="approval_mismatch",
+            )
+        if request.status != ApprovalRequest.Status.APPROVED:
+            raise FourEyesRequired(f"Request {request.pk} needs another approval before the restore runs.")
+    return f"{approval_reason(request, actor)}: {reason}"
 
 
 def _after_restore(
@@ -323,6 +373,9 @@ def _after_restore(
 ) -> None:
     """Into the restored database, so they survive: the audit row and the P0 alert."""
     now = timezone.now()
+    if actor is not None and not type(actor).objects.filter(pk=actor.pk).exists():
+        # A staff account made after the backup is not in the restored database: name it in the reason.
+        reason, actor = f"{reason} (restored by {actor.email}, not in this backup)", None
     with transaction.atomic():
         audit_record(
             action=AuditAction.RESTORE,

@@ -55,6 +55,11 @@ def rule_times(settings, production: bool) -> list[str]:
         "OPS_BREAKER_WINDOW_SECONDS",
         "RESTORE_QUIET_SECONDS",
         "MAINTENANCE_RETRY_AFTER_SECONDS",
+        "ORACLE_CLOSE_ALLOWANCE_SECONDS",
+        "ORACLE_OVERDUE_RETRY_SECONDS",
+        "PRICE_INGEST_SECONDS",
+        "PRICE_TICK_STALE_SECONDS",
+        "PRICE_TICK_RETENTION_DAYS",
     ):
         if hasattr(settings, name) and (_int(settings, name) is None or getattr(settings, name) <= 0):
             problems.append(f"{name} must be a positive number of seconds, got {getattr(settings, name)!r}.")
@@ -66,6 +71,26 @@ def rule_times(settings, production: bool) -> list[str]:
             zoneinfo.ZoneInfo(str(getattr(settings, name, "")))
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             problems.append(f"{name} is not a known time zone: {getattr(settings, name, '')!r}.")
+    return problems
+
+
+def rule_oracle(settings, production: bool) -> list[str]:
+    problems = []
+    quorum = _int(settings, "ORACLE_QUORUM")
+    if quorum is None or quorum < 1:
+        problems.append(f"ORACLE_QUORUM must be a whole number of sources, at least 1, got {settings.ORACLE_QUORUM!r}.")
+    elif production and quorum < 2:
+        problems.append("ORACLE_QUORUM must be at least 2 in production: one source alone is no verification.")
+    deviation = _int(settings, "ORACLE_MAX_DEVIATION_BPS")
+    if deviation is None or not 0 <= deviation <= 10_000:
+        problems.append(
+            f"ORACLE_MAX_DEVIATION_BPS must be a whole number from 0 to 10000 (basis points), "
+            f"got {settings.ORACLE_MAX_DEVIATION_BPS!r}."
+        )
+    for name in ("PRICE_SOURCE_DOWN_FAILURES", "PRICE_FETCH_RETRIES"):
+        value = _int(settings, name)
+        if value is None or value < (1 if name == "PRICE_SOURCE_DOWN_FAILURES" else 0) or value > 10:
+            problems.append(f"{name} must be a whole number up to 10, got {getattr(settings, name)!r}.")
     return problems
 
 
@@ -171,6 +196,7 @@ STATIC_RULES: list[Callable] = [
     rule_fee,
     rule_amounts,
     rule_times,
+    rule_oracle,
     rule_alerts,
     rule_secrets,
     rule_deployment,

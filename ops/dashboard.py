@@ -8,10 +8,12 @@ counters of ops.metrics (summed over the gunicorn workers in multiprocess mode).
 import os
 
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from ledger.selectors import ledger_unbalanced_batch_count, tvl_get
+from marketdata.selectors import feed_status
+from marketdata.sources import REJECT_REASONS
 from ops import metrics  # noqa: F401 - registers the process counters this exposition includes
 from ops.models import OpsSwitch
 from ops.selectors import alerts_open, heartbeat_age_seconds, switches_active
@@ -82,6 +84,7 @@ class BusinessCollector:
         )
         yield GaugeMetricFamily("betting_alerts_open", "Open alerts", value=numbers["alerts_open"])
         yield from exposure_gauges(current)
+        yield from price_feed_metrics()
 
 
 def exposure_gauges(current) -> list[GaugeMetricFamily]:
@@ -115,6 +118,43 @@ def exposure_gauges(current) -> list[GaugeMetricFamily]:
         share.add_metric([side], exposure.top_share_bps(side) / 10_000 if exposure else 0)
     out.append(share)
     return out
+
+
+def price_feed_metrics():
+    """The feed's freshness (marketdata.selectors.feed_status, the thresholds the alert rules use)."""
+    feed = feed_status()
+    age = GaugeMetricFamily(
+        "betting_price_tick_age_seconds", "Seconds since the newest tick of a symbol (-1: never)", labels=["symbol"]
+    )
+    for symbol in feed.symbols:
+        age.add_metric([symbol.symbol], -1 if symbol.age_seconds is None else symbol.age_seconds)
+    yield age
+    up = GaugeMetricFamily("betting_price_source_up", "1 while an enabled price source is healthy", labels=["source"])
+    for source in feed.sources:
+        if source.enabled:
+            up.add_metric([source.name], int(source.up))
+    yield up
+    polled = GaugeMetricFamily(
+        "betting_price_source_success_age_seconds",
+        "Seconds since an enabled price source last answered a usable quote (-1: never)",
+        labels=["source"],
+    )
+    for source in feed.sources:
+        if source.enabled:
+            age_s = None if source.last_success_at is None else (feed.now - source.last_success_at).total_seconds()
+            polled.add_metric([source.name], -1 if age_s is None else max(0.0, age_s))
+    yield polled
+    rejected = CounterMetricFamily(
+        "betting_price_quotes_rejected", "Quotes of price sources rejected, by reason", labels=["reason"]
+    )
+    totals = dict.fromkeys(REJECT_REASONS, 0)
+    for source in feed.sources:
+        for reason, count in source.rejected.items():
+            key = reason if reason in totals else "other"
+            totals[key] = totals.get(key, 0) + count
+    for reason, count in sorted(totals.items()):
+        rejected.add_metric([reason], count)
+    yield rejected
 
 
 def metrics_text() -> bytes:

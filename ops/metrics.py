@@ -18,6 +18,8 @@ import re
 
 from prometheus_client import Counter, Histogram
 
+from ops.kpi import settlement_duration_record
+
 BETS_ACCEPTED = Counter("betting_bets_accepted", "Bets accepted, by side", ["side"])
 BETS_REJECTED = Counter("betting_bets_rejected", "Bets refused, by error code", ["reason"])
 SETTLEMENT_DURATION = Histogram(
@@ -47,3 +49,4 @@ def bet_rejected(reason: str) -> None:
 
 def settlement_observed(seconds: float) -> None:
     SETTLEMENT_DURATION.observe(max(0.0, float(seconds)))
+    settlement_duration_record(seconds)  # shared: the breaker's slow-settlement rule reads it

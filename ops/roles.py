@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group, Permission
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Q
 
-APPS = ["audit", "betting", "ledger", "rounds", "withdrawals", "marketdata", "risk", "ops"]
+APPS = ["approvals", "audit", "betting", "ledger", "rounds", "withdrawals", "marketdata", "risk", "ops"]
 
 # (app_label, codename) pairs; "*custom" = every permission of the app that is not add/change/delete/view.
 # Acting on behalf of a user is one named permission per act, held by one role: the operator places
@@ -22,6 +22,7 @@ ROLES: dict[str, list[tuple[str, str]]] = {
         ("rounds", "settle_round"),
         ("rounds", "void_round"),
         ("ops", "change_opsswitch"),
+        ("marketdata", "change_pricesource"),  # enable / disable / test a price source
         ("betting", "place_bet_on_behalf"),
         ("risk", "change_limits"),
         ("risk", "add_selfexclusion"),

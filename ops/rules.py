@@ -19,10 +19,12 @@ from django.conf import settings
 
 from betting.selectors import bets_count
 from ledger.selectors import house_totals_u, ledger_audit
+from marketdata.selectors import close_failures, feed_status
+from ops.kpi import LATENCY_BOUNDS_MS, api_kpis, settlement_duration_last
 from ops.models import OpsSwitch
-from ops.selectors import event_count_total, heartbeat_age_seconds, switch_reason_if_active
+from ops.selectors import database_connections_use, event_count_total, heartbeat_age_seconds, switch_reason_if_active
 from risk.exposure import exposure_concerns
-from rounds.selectors import rounds_overdue
+from rounds.selectors import rounds_awaiting_close, rounds_overdue, rounds_voided_by_hand
 from withdrawals.selectors import withdrawals_failed_count, withdrawals_finished_counts, withdrawals_waiting_count
 
 logger = logging.getLogger(__name__)
@@ -46,6 +48,103 @@ class Finding:
 class Trip:
     rule: str
     reason: str
+    severity: str = "P1"
+
+
+# --- the manual's KPIs (seeds/000 "Key Performance Indicators", severities from "Incident Response") --------
+
+
+@dataclass(frozen=True)
+class KpiReading:
+    """One KPI now: its value, its limit, whether it is over, and the manual's severity when it is."""
+
+    rule: str
+    label: str
+    value: str
+    limit: str
+    over: bool
+    severity: str
+    reason: str = ""
+
+
+def kpi_readings(now: datetime) -> list[KpiReading]:
+    """5xx rate (P1: "API degradation, high error rates"), p95 latency (P2: "slow responses"), database
+    connections (P1: database connection trouble ahead) and the last settlement's duration (P1: settlement
+    latency, "oracle investigation"). Read from the shared cache counters and the database server."""
+    window = settings.OPS_KPI_WINDOW_SECONDS
+    api = api_kpis(window_seconds=window, now=now.timestamp())
+    enough = api.requests >= settings.OPS_KPI_MIN_REQUESTS
+    readings = []
+    rate_limit = settings.OPS_KPI_ERROR_RATE
+    readings.append(
+        KpiReading(
+            "api_error_rate",
+            f"API 5xx rate ({window // 60} min)",
+            f"{api.error_rate:.2%} of {api.requests}",
+            f"> {rate_limit:.0%}",
+            enough and api.error_rate > rate_limit,
+            "P1",
+            f"{api.errors} of {api.requests} API responses were 5xx in {window} s "
+            f"({api.error_rate:.1%} > {rate_limit:.0%})",
+        )
+    )
+    p95_limit = settings.OPS_KPI_P95_MS
+    slow = api.requests and api.share_within(p95_limit) < 0.95
+    p95_text = "-" if not api.requests else (f"≤ {api.p95_ms} ms" if api.p95_ms else f"> {LATENCY_BOUNDS_MS[-1]} ms")
+    readings.append(
+        KpiReading(
+            "api_latency",
+            f"API p95 latency ({window // 60} min)",
+            p95_text,
+            f"> {p95_limit} ms",
+            bool(enough and slow),
+            "P2",
+            f"p95 API latency above {p95_limit} ms: {1 - api.share_within(p95_limit):.1%} of {api.requests} "
+            f"responses took longer in {window} s",
+        )
+    )
+    pool = database_connections_use()
+    if pool is not None:
+        used, most = pool
+        use = used / most if most else 0.0
+        readings.append(
+            KpiReading(
+                "db_pool",
+                "Database connections",
+                f"{used} of {most} ({use:.0%})",
+                f"> {settings.OPS_KPI_DB_POOL_USE:.0%}",
+                use > settings.OPS_KPI_DB_POOL_USE,
+                "P1",
+                f"{used} of {most} database connections in use ({use:.0%} > {settings.OPS_KPI_DB_POOL_USE:.0%})",
+            )
+        )
+    last = settlement_duration_last()
+    recent = last is not None and now.timestamp() - last["at"] <= 86400
+    seconds = last["seconds"] if last is not None else 0.0
+    readings.append(
+        KpiReading(
+            "settlement_slow",
+            "Last settlement (24 h)",
+            f"{seconds:.1f} s" if recent else "-",
+            f"> {settings.OPS_KPI_SETTLEMENT_SECONDS:.0f} s",
+            bool(recent and seconds > settings.OPS_KPI_SETTLEMENT_SECONDS),
+            "P1",
+            f"the last settlement took {seconds:.1f} s (> {settings.OPS_KPI_SETTLEMENT_SECONDS:.0f} s)",
+        )
+    )
+    return readings
+
+
+def alert_kpis(now: datetime) -> list[Finding]:
+    return [Finding(f"kpi:{r.rule}", r.severity, f"KPI {r.label}: {r.reason}") for r in kpi_readings(now) if r.over]
+
+
+def breaker_kpis(now: datetime) -> Trip | None:
+    """The first KPI over its limit opens the breaker, with its reason and severity."""
+    for reading in kpi_readings(now):
+        if reading.over:
+            return Trip(reading.rule, f"[{reading.severity}] {reading.reason}", reading.severity)
+    return None
 
 
 # --- alert rules ---------------------------------------------------------------------------------
@@ -86,6 +185,27 @@ def alert_auto_no_close(now: datetime) -> list[Finding]:
         for row in rounds_overdue(now=now)
         if row.marked
     ]
+
+
+def oracle_no_quorum_finding(*, code: str, reason: str) -> Finding:
+    """Also raised by round_settle the moment AUTO finds no quorum (rounds.services)."""
+    return Finding(
+        f"oracle_no_quorum:{code}",
+        "P1",
+        f"Round {code} stays LOCKED: the price sources gave no quorum ({reason}). "
+        "Verify the close and enter it with set_close, or settle by hand with a reason.",
+    )
+
+
+def alert_oracle_no_quorum(now: datetime) -> list[Finding]:
+    """A LOCKED round past settle_at whose latest quorum check of a close it needs found no quorum."""
+    findings = []
+    for code, symbol, day, previous in rounds_awaiting_close(now=now):
+        failures = close_failures(keys=[(symbol, day), (symbol, previous)])
+        if failures:
+            reason = "; ".join(f"{key[1]:%Y-%m-%d}: {why}" for key, why in failures.items())
+            findings.append(oracle_no_quorum_finding(code=code, reason=reason))
+    return findings
 
 
 def alert_ledger_imbalance(now: datetime) -> list[Finding]:
@@ -191,9 +311,51 @@ def alert_exposure(now: datetime) -> list[Finding]:
     ]
 
 
+def alert_price_feed_stale(now: datetime) -> list[Finding]:
+    """In market hours, a symbol whose newest tick is older than the feed's target (marketdata.selectors)."""
+    return [
+        Finding(
+            f"price_feed_stale:{s.symbol}",
+            "P2",
+            f"Price feed for {s.symbol} is stale: "
+            + ("no tick yet" if s.age_seconds is None else f"newest tick {int(s.age_seconds)} s old")
+            + f" (target {s.target_seconds} s).",
+        )
+        for s in feed_status(now=now).stale_symbols
+    ]
+
+
+def alert_price_source_down(now: datetime) -> list[Finding]:
+    feed = feed_status(now=now)
+    return [
+        Finding(
+            f"price_source_down:{s.name}",
+            "P2",
+            f"Price source {s.name} is down: {s.consecutive_failures} failure(s) in a row, last error: "
+            f"{s.last_error or 'never answered'}.",
+        )
+        for s in feed.fetched_sources_enabled
+        if not s.up
+    ]
+
+
+def alert_emergency_void(now: datetime) -> list[Finding]:
+    """A round voided by one person (four eyes waived: a VOID refunds stakes only) is raised for a day."""
+    return [
+        Finding(
+            f"emergency_void:{row.round.code}",
+            "P1",
+            f"Round {row.round.code} was VOIDED by hand by {row.settled_by.email if row.settled_by else row.source}"
+            f" (emergency refund of {row.paid_out_u} u): {row.reason}",
+        )
+        for row in rounds_voided_by_hand(since=now - timedelta(hours=24))
+    ]
+
+
 ALERT_RULES: list[Callable[[datetime], list[Finding]]] = [
     alert_settlement_overdue,
     alert_auto_no_close,
+    alert_oracle_no_quorum,
     alert_ledger_imbalance,
     alert_emergency_stop,
     alert_breaker_open,
@@ -202,6 +364,10 @@ ALERT_RULES: list[Callable[[datetime], list[Finding]]] = [
     alert_withdrawal_failure_burst,
     alert_beat_stale,
     alert_exposure,
+    alert_price_feed_stale,
+    alert_price_source_down,
+    alert_emergency_void,
+    alert_kpis,
 ]
 
 
@@ -280,6 +446,15 @@ def breaker_unusual_betting(now: datetime) -> Trip | None:
     return None
 
 
+def breaker_no_price_source(now: datetime) -> Trip | None:
+    """In market hours with a feed configured, not one enabled source healthy: prices cannot be trusted."""
+    feed = feed_status(now=now)
+    enabled = feed.fetched_sources_enabled
+    if not feed.market_open or not enabled or any(s.up for s in enabled):
+        return None
+    return Trip("no_price_source", f"none of the {len(enabled)} enabled price source(s) is healthy in market hours")
+
+
 BREAKER_RULES: list[Callable[[datetime], Trip | None]] = [
     breaker_ledger_audit,
     breaker_settlement_overdue,
@@ -287,6 +462,8 @@ BREAKER_RULES: list[Callable[[datetime], Trip | None]] = [
     breaker_withdrawal_failures,
     breaker_bet_rejections,
     breaker_unusual_betting,
+    breaker_no_price_source,
+    breaker_kpis,
 ]
 
 

@@ -7,6 +7,8 @@ module reads only ops' own tables and imports no other app.
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
+from django.db import connection
 from django.db.models import Max, QuerySet, Sum
 from django.utils import timezone
 
@@ -160,3 +162,20 @@ def alerts_open_board() -> list[OpenAlert]:
 def heartbeats_all() -> dict[str, datetime]:
     """{process name: its last heartbeat} of every process that ever beat ("beat", workers)."""
     return dict(Heartbeat.objects.order_by("name").values_list("name", "beat_at"))
+
+
+def database_connections_use() -> tuple[int, int] | None:
+    """(client connections open to this database server, the most it allows us), PostgreSQL only.
+
+    The most is OPS_KPI_DB_POOL_MAX when set (the app's own pool budget), else max_connections less the
+    superuser reserve. None on SQLite (no server, no pool).
+    """
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'), "
+            "current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
+        )
+        used, most = cursor.fetchone()
+    return int(used), int(settings.OPS_KPI_DB_POOL_MAX or most)

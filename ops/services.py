@@ -13,6 +13,9 @@ from celery import signature
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from approvals.exceptions import FourEyesRequired
+from approvals.models import ApprovalRequest
+from approvals.services import approval_grant, approval_reason, approval_request
 from audit.events import AuditAction
 from audit.services import audit_record
 from common.errors import ReasonRequired, permission_require
@@ -165,11 +168,24 @@ def circuit_breaker_open(*, rule: str, reason: str, actor: User | None = None, s
 
 
 def circuit_breaker_reset(*, reason: str, actor: User | None = None, source: str) -> tuple[OpsSwitch, bool]:
-    """Close the breaker, always with a reason; a person needs `ops.change_opsswitch`."""
+    """Close the breaker, always with a reason.
+
+    Four eyes: a named person (admin, an API user token, a command with --actor) cannot lift it
+    alone: `circuit_breaker_reset_request`, then another operator's `circuit_breaker_reset_approve`.
+    Without a person (the shell's own authority, the ops token) it closes at once, audited.
+    """
     ops_switch_authorize(actor=actor)  # before anything else: a refused person learns nothing more
     reason = (reason or "").strip()
     if not reason:
         raise ReasonRequired("Resetting the circuit breaker needs a reason (--reason).")
+    if getattr(actor, "pk", None):
+        raise FourEyesRequired(
+            "Lifting the circuit breaker needs a second operator: request it, then another operator approves it."
+        )
+    return _breaker_close(reason=reason, actor=actor, source=source)
+
+
+def _breaker_close(*, reason: str, actor: User | None, source: str) -> tuple[OpsSwitch, bool]:
     return _switch_set(
         name=OpsSwitch.Name.CIRCUIT_BREAKER,
         active=False,
@@ -179,6 +195,39 @@ def circuit_breaker_reset(*, reason: str, actor: User | None = None, source: str
         source=source,
         action=AuditAction.CIRCUIT_BREAKER_RESET,
     )
+
+
+BREAKER_TARGET = OpsSwitch.Name.CIRCUIT_BREAKER.value
+
+
+def circuit_breaker_reset_request(*, reason: str, actor: User | None, source: str) -> tuple[ApprovalRequest, bool]:
+    """Ask to lift the open breaker: a four-eyes request (nothing changes until another operator approves)."""
+    ops_switch_authorize(actor=actor)
+    if switch_reason_if_active(name=OpsSwitch.Name.CIRCUIT_BREAKER) is None:
+        raise FourEyesRequired("The circuit breaker is not open; there is nothing to lift.", code="breaker_not_open")
+    return approval_request(
+        kind=ApprovalRequest.Kind.BREAKER_RESET,
+        target=BREAKER_TARGET,
+        payload={},
+        reason=reason,
+        actor=actor,
+        source=source,
+    )
+
+
+def circuit_breaker_reset_approve(*, request_id: Any, actor: User | None, source: str) -> tuple[OpsSwitch, bool]:
+    """Another operator approves lifting the breaker: it closes in the same transaction, with the request's reason."""
+    with transaction.atomic():
+        request = approval_grant(
+            request_id=request_id,
+            kind=ApprovalRequest.Kind.BREAKER_RESET,
+            permission=CHANGE_OPS_SWITCH,
+            actor=actor,
+            source=source,
+        )
+        if request.status != ApprovalRequest.Status.APPROVED:
+            return _switch_locked(OpsSwitch.Name.CIRCUIT_BREAKER), False
+        return _breaker_close(reason=approval_reason(request, actor), actor=actor, source=source)
 
 
 def circuit_breaker_evaluate(

@@ -237,19 +237,23 @@ def _panels(now: datetime, memory: HoldersMemory | None) -> dict[str, Any]:
     feed = feed_status(now=now)
     out["feed"] = {
         "symbols": [
-            {"symbol": s.symbol, "newest": s.newest, "age_seconds": s.age_seconds, "target_seconds": s.target_seconds}
+            {
+                "symbol": s.symbol,
+                "newest": _iso(s.newest_tick_at) if s.newest_tick_at else "",
+                "age_seconds": s.age_seconds,
+                "target_seconds": s.target_seconds,
+                "stale": s.stale,
+            }
             for s in feed.symbols
         ],
-        "sources": [
+        "sources": [  # the enabled fetched sources, judged by feed_status's thresholds (the alert rules' own)
             {"name": s.name, "up": s.up, "success_rate": s.success_rate, "last_error": s.last_error}
-            for s in feed.sources
+            for s in feed.fetched_sources_enabled
         ],
     }
-    stale = any(
-        s.target_seconds is not None and (s.age_seconds is None or s.age_seconds > s.target_seconds)
-        for s in feed.symbols
-    )
-    levels["feed"] = LEVEL_RED if stale else LEVEL_AMBER if any(not s.up for s in feed.sources) else LEVEL_OK
+    stale = bool(feed.stale_symbols)
+    amber = any(s.colour != "green" for s in feed.fetched_sources_enabled)
+    levels["feed"] = LEVEL_RED if stale else LEVEL_AMBER if amber else LEVEL_OK
 
     beats = heartbeats_all()
     beats.setdefault("beat", None)  # type: ignore[arg-type]  # the beat must have one: its absence is an alert
@@ -471,7 +475,7 @@ def _feed_panel(data: dict[str, Any], level: str) -> Panel:
     for row in data["symbols"]:
         age = _span(row["age_seconds"]) if row["age_seconds"] is not None else "-"
         target = _span(row["target_seconds"]) if row["target_seconds"] is not None else "-"
-        table.add_row(row["symbol"], row["newest"] or "none", age, target)
+        table.add_row(row["symbol"], _et(row["newest"]) if row["newest"] else "none", age, target)
     parts: list[RenderableType] = [table]
     if data["sources"]:
         sources = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
@@ -482,7 +486,7 @@ def _feed_panel(data: dict[str, Any], level: str) -> Panel:
             sources.add_row(row["name"], "up" if row["up"] else "[red]DOWN[/red]", rate, row["last_error"] or "")
         parts.append(sources)
     else:
-        parts.append(Text("No price sources reporting (official closes only)."))
+        parts.append(Text("No price source enabled: closes are entered by operators."))
     return _panel(Group(*parts), "Price feed", level)
 
 

@@ -1,8 +1,19 @@
 from django.urls import path
 
-from ops.apis import CircuitBreakerApi, EmergencyStopApi, MaintenanceApi, OpsHealthApi, health, healthz, metrics
+from ops.apis import (
+    CircuitBreakerApi,
+    EmergencyStopApi,
+    MaintenanceApi,
+    MeStatementApi,
+    OpsHealthApi,
+    health,
+    healthz,
+    metrics,
+)
 
 urlpatterns = [
+    # The bettor's statement is a report over every room (ops.statement), so ops serves it.
+    path("me/statement", MeStatementApi.as_view(), name="me-statement"),
     path("ops/health", OpsHealthApi.as_view(), name="ops-health"),
     path("ops/emergency-stop", EmergencyStopApi.as_view(), name="ops-emergency-stop"),
     path("ops/circuit-breaker", CircuitBreakerApi.as_view(), name="ops-circuit-breaker"),
@@ -10,6 +21,8 @@ urlpatterns = [
 ]
 # The operating manual's own paths.
 runbook_urlpatterns = [
+    # The bettor's statement is a report over every room (ops.statement), so ops serves it.
+    path("me/statement", MeStatementApi.as_view(), name="me-statement"),
     path("healthz", healthz, name="healthz"),
     path("health", health, name="health"),
     path("metrics", metrics, name="metrics"),

@@ -13,9 +13,10 @@ from django.db.models import Count
 
 from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call
 from common.errors import ApplicationError
+from marketdata.display import evidence_html
 from rounds.models import Round, RoundSettlement
-from rounds.selectors import round_settlement_preview, round_transition_refusal
-from rounds.services import round_lock, round_settle
+from rounds.selectors import round_oracle_evidence, round_settlement_preview, round_transition_refusal
+from rounds.services import MANUAL_RESULTS, round_auto_closes_resolve, round_lock, round_result_request, round_settle
 
 
 @dataclass
@@ -52,6 +53,7 @@ class RoundAdmin(ReadOnlyAdmin):
     search_fields = ["code", "commit_hash", "settlement_digest"]
     ordering = ["-code"]
     inlines = [RoundSettlementInline]
+    readonly_fields = ["close_evidence", "reference_evidence"]
     actions = ["lock_rounds", "settle_up", "settle_down", "settle_auto", "void_rounds"]
 
     def get_queryset(self, request):
@@ -60,6 +62,14 @@ class RoundAdmin(ReadOnlyAdmin):
     @admin.display(description="bets", ordering="bet_count")
     def bet_count(self, obj) -> int:
         return obj.bet_count
+
+    @admin.display(description="oracle evidence: close")
+    def close_evidence(self, obj):
+        return evidence_html(round_oracle_evidence(round_=obj)["close"])
+
+    @admin.display(description="oracle evidence: previous close")
+    def reference_evidence(self, obj):
+        return evidence_html(round_oracle_evidence(round_=obj)["reference"])
 
     def has_lock_round_permission(self, request) -> bool:
         return request.user.has_perm("rounds.lock_round")
@@ -102,6 +112,26 @@ class RoundAdmin(ReadOnlyAdmin):
                         partial(round_lock, code=round_.code, acting_user=request.user, reason=reason, source="admin"),
                         success=f"Round {round_.code} locked.",
                     )
+                elif result in MANUAL_RESULTS:
+                    # Four eyes: a result chosen by hand is a request another operator approves.
+                    made = admin_call(
+                        request,
+                        partial(
+                            round_result_request,
+                            code=round_.code,
+                            result=result,
+                            reason=reason,
+                            acting_user=request.user,
+                            source="admin",
+                        ),
+                    )
+                    if made is not None:
+                        self.message_user(
+                            request,
+                            f"Round {round_.code} {result}: request {made[0].pk} waits for another operator's "
+                            "approval (dashboard, pending approvals).",
+                            level=messages.WARNING,
+                        )
                 else:
                     settlement = admin_call(
                         request,
@@ -132,6 +162,8 @@ class RoundAdmin(ReadOnlyAdmin):
                 row.error = f"{refusal.detail} [{refusal.code}]"
             elif result is not None:
                 try:
+                    if result == "AUTO":  # ask the price sources now, so the preview shows what AUTO will use
+                        round_auto_closes_resolve(round_.code)
                     row.preview = round_settlement_preview(code=round_.code, result=result)
                 except ApplicationError as exc:
                     row.error = f"{exc.detail} [{exc.code}]"

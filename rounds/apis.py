@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from common.api import ErrorSerializer, paginated_response
 from rounds.exceptions import NoCurrentRound
 from rounds.models import Round
-from rounds.selectors import round_current, round_get
+from rounds.selectors import round_current, round_get, round_oracle_evidence, round_settlement_public
 
 
 class RoundOutputSerializer(serializers.Serializer):
@@ -86,9 +86,16 @@ class RoundDetailApi(_PublicApi):
         settlement_digest = serializers.CharField()
         locked_at = serializers.DateTimeField(allow_null=True)
         settled_at = serializers.DateTimeField(allow_null=True)
+        oracle_evidence = serializers.SerializerMethodField(
+            help_text="Per close (close, reference): the latest quorum check and each source's quote, "
+            "accepted or rejected with its reason (null: no source was asked)."
+        )
 
         def get_pool_u(self, round_: Round) -> int:
             return round_.up_pool_u + round_.down_pool_u
+
+        def get_oracle_evidence(self, round_: Round) -> dict:
+            return round_oracle_evidence(round_=round_)
 
     @extend_schema(
         responses={
@@ -99,3 +106,23 @@ class RoundDetailApi(_PublicApi):
     )
     def get(self, request, code: str):
         return Response(self.OutputSerializer(round_get(code=code)).data)
+
+
+class RoundSettlementApi(_PublicApi):
+    """A settled round's public settlement: pools, fee, dust, the evidence, the receipts' Merkle root.
+
+    No login: anyone may hold the house to it. A bettor's receipt (`/api/v1/bets/<id>/receipt`)
+    proves their bet and payout are one leaf under `merkle_root`; `python -m rounds.verify_receipt`
+    checks it without trusting the house.
+    """
+
+    @extend_schema(
+        responses={
+            200: OpenApiResponse(description="The settlement (see the README, Receipts)."),
+            400: OpenApiResponse(ErrorSerializer, description="`invalid_round_code`."),
+            404: OpenApiResponse(ErrorSerializer, description="`unknown_round`."),
+            409: OpenApiResponse(ErrorSerializer, description="`round_not_settled`."),
+        },
+    )
+    def get(self, request, code: str):
+        return Response(round_settlement_public(code=code))

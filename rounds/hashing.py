@@ -6,7 +6,7 @@ part of the contract: change them only with a new `rule_version`.
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -33,7 +33,10 @@ def commit_hash_compute(
     fee_bps: int,
     rule_version: int,
     prev_commit_hash: str,
+    prev_settlement_digest: str = "",
 ) -> str:
+    """From rule_version 2 the chain also carries the previous round's settlement digest (and so its
+    receipts' Merkle root) as it stood when this round opened ("" if it was not settled yet)."""
     payload = {
         "code": code,
         "symbol": symbol,
@@ -43,6 +46,8 @@ def commit_hash_compute(
         "rule_version": int(rule_version),
         "prev_commit_hash": prev_commit_hash or "",
     }
+    if int(rule_version) >= 2:
+        payload["prev_settlement_digest"] = prev_settlement_digest or ""
     return hashlib.sha256(_canonical(payload)).hexdigest()
 
 
@@ -58,10 +63,13 @@ def settlement_digest_compute(
     down_pool_u: int,
     fee_u: int,
     payouts: Iterable[tuple[int, int]],
+    merkle_root: Callable[[], str] | None = None,
 ) -> str:
     """SHA-256 over a canonical JSON header line, then one "bet_id,payout_u" line per bet in id order.
 
     `payouts` must come sorted by bet id; it is streamed, so a million bets hash in flat memory.
+    From rule_version 2 a last line "merkle_root,<hex>" commits the receipts' root: `merkle_root`
+    is called once the payouts are consumed (the same pass over the bets builds the tree).
     """
     header = {
         "commit_hash": commit_hash,
@@ -77,4 +85,6 @@ def settlement_digest_compute(
     digest = hashlib.sha256(_canonical(header) + b"\n")
     for bet_id, payout_u in payouts:
         digest.update(f"{int(bet_id)},{int(payout_u)}\n".encode())
+    if merkle_root is not None:
+        digest.update(f"merkle_root,{merkle_root()}\n".encode())
     return digest.hexdigest()

@@ -33,6 +33,8 @@ class Round(models.Model):
     close_price = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
     close_source = models.CharField(max_length=64, blank=True)
     prev_commit_hash = models.CharField(max_length=64, blank=True)
+    # rule_version 2: the previous round's settlement digest when this one opened (in the commit hash).
+    prev_settlement_digest = models.CharField(max_length=64, blank=True, default="", db_default="")
     commit_hash = models.CharField(max_length=64)
     settlement_digest = models.CharField(max_length=64, blank=True)
     locked_at = models.DateTimeField(null=True, blank=True)
@@ -86,6 +88,9 @@ class RoundSettlement(models.Model):
     winners_count = models.PositiveIntegerField()
     ledger_batch_id = models.BigIntegerField(null=True, blank=True)
     digest = models.CharField(max_length=64)
+    # The receipts: Merkle root over (bet id, pseudonym, side, stake, payout) in bet id order (rounds.merkle);
+    # committed by the digest from rule_version 2. "" for settlements made before receipts existed.
+    merkle_root = models.CharField(max_length=64, blank=True, default="", db_default="")
     source = models.CharField(max_length=16)
     reason = models.TextField(blank=True)
     settled_by = models.ForeignKey(

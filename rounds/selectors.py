@@ -1,22 +1,25 @@
 """Reads about rounds: lookups, the current round, settlement previews, verification."""
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.db.models import BooleanField, ExpressionWrapper, Max, Q, QuerySet
 
 from betting.selectors import (
     RoundConcentration,
+    bet_get,
     bet_payout_preview,
     bet_payouts_iter,
+    bet_receipt_rows_iter,
     bet_round_concentration,
     bet_round_totals,
 )
 from marketdata.oracle import ClosePrice
-from marketdata.selectors import official_close_get, reference_close_get, trading_day_previous
+from marketdata.selectors import close_evidence_get, official_close_get, reference_close_get, trading_day_previous
 from rounds.exceptions import (
     InvalidResult,
     InvalidRoundCode,
@@ -28,6 +31,7 @@ from rounds.exceptions import (
     UnknownRound,
 )
 from rounds.hashing import commit_hash_compute, settlement_digest_compute
+from rounds.merkle import MerkleRoot, Pseudonyms, leaves_iter, merkle_path, payouts_into_tree
 from rounds.models import Round, RoundSettlement
 
 _CODE = re.compile(r"^\d{8}$")
@@ -227,10 +231,13 @@ class RoundVerification:
     digest_ok: bool | None  # None while not settled
     stored_digest: str
     computed_digest: str
+    root_ok: bool | None = None  # None while not settled, or settled before receipts (rule_version 1)
+    stored_root: str = ""
+    computed_root: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.commit_hash_ok and self.chain_ok and self.digest_ok is not False
+        return self.commit_hash_ok and self.chain_ok and self.digest_ok is not False and self.root_ok is not False
 
 
 def round_verify(*, code: str) -> RoundVerification:
@@ -244,13 +251,23 @@ def round_verify(*, code: str) -> RoundVerification:
         fee_bps=round_.fee_bps,
         rule_version=round_.rule_version,
         prev_commit_hash=round_.prev_commit_hash,
+        prev_settlement_digest=round_.prev_settlement_digest,
     )
-    previous = Round.objects.filter(id__lt=round_.pk).order_by("-id").only("code", "commit_hash").first()
+    previous = (
+        Round.objects.filter(id__lt=round_.pk).order_by("-id").only("code", "commit_hash", "settlement_digest").first()
+    )
     chain_ok = round_.prev_commit_hash == (previous.commit_hash if previous is not None else "")
+    # The previous digest the chain carries is the one it had when this round opened: "" or today's.
+    chain_ok = chain_ok and round_.prev_settlement_digest in ("", previous.settlement_digest if previous else "")
     settlement = RoundSettlement.objects.filter(round=round_).first()
-    computed_digest = ""
-    digest_ok = None
+    computed_digest = computed_root = ""
+    digest_ok = root_ok = None
     if settlement is not None:
+        receipts = MerkleRoot()
+        payouts: Iterable[tuple[int, int]] = bet_payouts_iter(round_id=round_.pk)
+        if round_.rule_version >= 2:
+            rows = bet_receipt_rows_iter(round_id=round_.pk)
+            payouts = payouts_into_tree(receipts, round_code=round_.code, rows=rows)
         computed_digest = settlement_digest_compute(
             commit_hash=computed_commit,
             result=settlement.result,
@@ -261,9 +278,13 @@ def round_verify(*, code: str) -> RoundVerification:
             up_pool_u=settlement.up_pool_u,
             down_pool_u=settlement.down_pool_u,
             fee_u=settlement.fee_u,
-            payouts=bet_payouts_iter(round_id=round_.pk),
+            payouts=payouts,
+            merkle_root=(lambda: receipts.root) if round_.rule_version >= 2 else None,
         )
         digest_ok = computed_digest == round_.settlement_digest == settlement.digest
+        if round_.rule_version >= 2:
+            computed_root = receipts.root
+            root_ok = computed_root == settlement.merkle_root
     return RoundVerification(
         code=round_.code,
         commit_hash_ok=computed_commit == round_.commit_hash,
@@ -275,6 +296,9 @@ def round_verify(*, code: str) -> RoundVerification:
         digest_ok=digest_ok,
         stored_digest=round_.settlement_digest,
         computed_digest=computed_digest,
+        root_ok=root_ok,
+        stored_root=settlement.merkle_root if settlement is not None else "",
+        computed_root=computed_root,
     )
 
 
@@ -356,6 +380,22 @@ def rounds_changed_since(*, since: datetime) -> list[Round]:
 
 def round_settlements_since(*, since: datetime) -> list[RoundSettlement]:
     return list(RoundSettlement.objects.filter(created_at__gte=since).select_related("round").order_by("id"))
+
+
+def round_results(*, codes: list[str]) -> dict[str, str | None]:
+    """{round code: result (None while unsettled)} for statement lines."""
+    return dict(Round.objects.filter(code__in=codes).values_list("code", "result"))
+
+
+def rounds_voided_by_hand(*, since: datetime) -> list[RoundSettlement]:
+    """Emergency voids: a person asked for VOID (admin, API, command), not AUTO finding no result."""
+    return list(
+        RoundSettlement.objects.filter(
+            created_at__gte=since, requested_result="VOID", source__in=("admin", "api", "cli")
+        )
+        .select_related("round", "settled_by")
+        .order_by("id")
+    )
 
 
 def rounds_tables() -> dict[str, str]:
@@ -481,3 +521,111 @@ def round_holders(*, round_id: int) -> RoundConcentration:
     cost grows with the round's bets (not with the table); bench/dashboard_bench.py measures it.
     """
     return bet_round_concentration(round_id=round_id)
+
+
+def rounds_awaiting_close(*, now: datetime) -> list[tuple[str, str, date, date]]:
+    """(code, symbol, day, previous trading day) of every LOCKED round past settle_at: the closes AUTO waits for."""
+    rows = Round.objects.filter(status=Round.Status.LOCKED, settle_at__lte=now).order_by("code")
+    result = []
+    for code, symbol in rows.values_list("code", "symbol"):
+        day = round_code_parse(code=code)
+        result.append((code, symbol, day, trading_day_previous(day=day)))
+    return result
+
+
+def round_oracle_evidence(*, round_: Round) -> dict[str, dict[str, Any] | None]:
+    """{"close": ..., "reference": ...}: marketdata's latest quorum evidence for the round's two closes (or None)."""
+    day = round_code_parse(code=round_.code)
+    return {
+        "close": close_evidence_get(symbol=round_.symbol, day=day),
+        "reference": close_evidence_get(symbol=round_.symbol, day=trading_day_previous(day=day)),
+    }
+
+
+# --- Receipts (public settlement, a bettor's receipt) ---------------------------------------------
+
+
+def _price_text(price: Any) -> str | None:
+    return None if price is None else f"{price:.6f}"
+
+
+def round_settlement_public(*, code: str) -> dict[str, Any]:
+    """What anyone may check of a settled round: pools, fee, dust, the evidence, the receipts' root.
+
+    Refused with `round_not_settled` (409) until it is settled. Names nobody: the receipts' leaves
+    carry per-round pseudonyms only (rounds.merkle).
+    """
+    round_ = round_get(code=code)
+    settlement = RoundSettlement.objects.filter(round=round_).first()
+    if settlement is None:
+        raise InvalidTransition(f"Round {round_.code} is {round_.status}: not settled yet.", code="round_not_settled")
+    manual = settlement.requested_result in ("UP", "DOWN", "VOID")
+    # The recorded closes and, when the price sources decided, the quorum's evidence: each source's
+    # price, timestamp and payload hash, accepted or rejected with the reason (marketdata's record).
+    evidence: dict[str, Any] = {
+        "kind": "manual" if manual else "oracle",
+        "requested_result": settlement.requested_result,
+        "close": {"price": _price_text(round_.close_price), "source": round_.close_source},
+        "reference": {"price": _price_text(round_.reference_price), "source": round_.reference_source},
+        "reason": round_.settle_reason,
+        "oracle": None if manual else round_oracle_evidence(round_=round_),
+    }
+    return {
+        "round": round_.code,
+        "symbol": round_.symbol,
+        "rule_version": round_.rule_version,
+        "result": settlement.result,
+        "up_pool_u": settlement.up_pool_u,
+        "down_pool_u": settlement.down_pool_u,
+        "fee_bps": round_.fee_bps,
+        "fee_u": settlement.fee_u,
+        "dust_u": settlement.dust_u,
+        "paid_out_u": settlement.paid_out_u,
+        "bets_count": settlement.bets_count,
+        "winners_count": settlement.winners_count,
+        "merkle_root": settlement.merkle_root,
+        "settlement_digest": settlement.digest,
+        "commit_hash": round_.commit_hash,
+        "prev_commit_hash": round_.prev_commit_hash,
+        "prev_settlement_digest": round_.prev_settlement_digest,
+        "settled_at": settlement.created_at,
+        "evidence": evidence,
+    }
+
+
+def bet_receipt_get(*, user: Any, bet_id: Any) -> dict[str, Any]:
+    """The owner's receipt of a settled bet: its leaf, the Merkle path to the published root, the settlement.
+
+    Another user's bet is `unknown_bet` (404) like a missing one. One streamed pass over the
+    round's bets (the path needs the siblings); `rounds.verify_receipt` checks the answer alone.
+    """
+    bet = bet_get(user=user, bet_id=bet_id)
+    published = round_settlement_public(code=bet.round.code)
+    if not published["merkle_root"]:
+        raise InvalidTransition(
+            f"Round {bet.round.code} was settled before receipts existed (rule_version 1).", code="no_receipts"
+        )
+    rows = bet_receipt_rows_iter(round_id=bet.round_id)
+    leaves: list[bytes] = []
+    index, pseudonym = -1, ""
+    for row, leaf in leaves_iter(round_code=bet.round.code, rows=rows):
+        if row[0] == bet.pk:
+            index = len(leaves)
+        leaves.append(leaf)
+    pseudonym = Pseudonyms(bet.round.code)(bet.user_id)
+    return {
+        "bet": {
+            "id": bet.pk,
+            "pseudonym": pseudonym,
+            "side": bet.side,
+            "stake_u": bet.stake_u,
+            "payout_u": bet.payout_u,
+            "status": bet.status,
+        },
+        "leaf": leaves[index].hex(),
+        "path": merkle_path(leaves, index),
+        "settlement": {
+            key: published[key]
+            for key in ("round", "result", "up_pool_u", "down_pool_u", "fee_bps", "fee_u", "merkle_root")
+        },
+    }

@@ -1,26 +1,43 @@
 """Round lifecycle: open -> lock -> settle. The only writers of rounds and settlements."""
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
+from celery import signature
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from approvals.exceptions import FourEyesRequired
+from approvals.models import ApprovalRequest
+from approvals.services import approval_grant, approval_reason, approval_request
 from audit.events import AuditAction
 from audit.services import audit_record
-from betting.selectors import bet_payouts_by_user_sql, bet_payouts_iter
+from betting.selectors import bet_payouts_by_user_sql, bet_payouts_iter, bet_receipt_rows_iter
 from betting.settlement import bets_settle
 from common.errors import ApplicationError, permission_require
 from common.types import User
 from ledger.selectors import HOUSE_ACCOUNT, account_balance_u, account_code_round_pool
 from ledger.services import Line, account_ensure_round_pool, ledger_post_from_sql
-from marketdata.selectors import market_close_at, market_timezone, market_today, trading_day_get
+from marketdata.selectors import (
+    close_check_last_at,
+    market_close_at,
+    market_timezone,
+    market_today,
+    trading_day_get,
+    trading_day_previous,
+)
+from marketdata.services import official_close_resolve
+from ops.alerts import alert_raise
 from ops.metrics import settlement_observed
+from ops.rules import oracle_no_quorum_finding
 from rounds.exceptions import (
     BettingClosed,
+    InvalidResult,
     InvalidTransition,
     MarketClosed,
     NoCurrentRound,
@@ -32,6 +49,7 @@ from rounds.exceptions import (
     UnknownRound,
 )
 from rounds.hashing import commit_hash_compute, settlement_digest_compute
+from rounds.merkle import MerkleRoot, payouts_into_tree
 from rounds.models import Round, RoundSettlement
 from rounds.selectors import (
     result_validate,
@@ -46,7 +64,7 @@ from rounds.selectors import (
 
 logger = logging.getLogger(__name__)
 
-RULE_VERSION = 1
+RULE_VERSION = 2  # 2: receipts (Merkle root in the digest, previous digest in the chain)
 LOCK_BEFORE_CLOSE = timedelta(seconds=1)
 SETTLE_AFTER_CLOSE = timedelta(minutes=5)
 
@@ -90,8 +108,9 @@ def round_open(
         existing = Round.objects.filter(code=code).first()
         if existing is not None:
             return existing, False
-        tail = Round.objects.order_by("-id").only("commit_hash").first()
+        tail = Round.objects.order_by("-id").only("commit_hash", "settlement_digest").first()
         prev_commit_hash = tail.commit_hash if tail is not None else ""
+        prev_settlement_digest = tail.settlement_digest if tail is not None else ""
         round_ = Round(
             code=code,
             symbol=settings.MARKET_SYMBOL,
@@ -100,6 +119,7 @@ def round_open(
             fee_bps=settings.FEE_BPS,
             rule_version=RULE_VERSION,
             prev_commit_hash=prev_commit_hash,
+            prev_settlement_digest=prev_settlement_digest,
         )
         round_.commit_hash = round_commit_hash(round_=round_)
         round_.save()
@@ -133,6 +153,7 @@ def round_commit_hash(*, round_: Round) -> str:
         fee_bps=round_.fee_bps,
         rule_version=round_.rule_version,
         prev_commit_hash=round_.prev_commit_hash,
+        prev_settlement_digest=round_.prev_settlement_digest,
     )
 
 
@@ -226,6 +247,11 @@ def _pool_refusal(*, round_code: str | None, now: datetime) -> ApplicationError:
     return BettingClosed(f"Betting on round {round_.code} closed at {round_.lock_at.isoformat()} (lock time).")
 
 
+MANUAL_RESULTS = ("UP", "DOWN")
+# A VOID asked from these is a person's emergency refund (ops.rules.alert_emergency_void raises a P1).
+EMERGENCY_SOURCES = ("admin", "api", "cli")
+
+
 def round_settle(
     *, code: str, result: str, reason: str = "", acting_user: User | None = None, source: str = "system"
 ) -> RoundSettlement:
@@ -236,25 +262,128 @@ def round_settle(
     write (bets, ledger batch, settlement, round, audit) is in one transaction, so a
     crash leaves the round LOCKED with nothing paid. AUTO without an official close
     raises NoOfficialClose and changes nothing.
+
+    Four eyes: a person may settle AUTO (the oracle decides) or VOID (the emergency refund, which
+    pays nobody more than they staked: one operator, audited and raised as a P1 alert), but a
+    result chosen by hand (UP / DOWN) is a request another person approves
+    (`round_result_request`, `round_result_approve`): refused here with `four_eyes_required`.
+    Without a person (the beat, code acting as the system) nothing is asked.
     """
     requested = result_validate(result=result)
     if requested == "VOID":
         _permission_require(acting_user, "rounds.void_round", "void a round")
     else:
         _permission_require(acting_user, "rounds.settle_round", "settle a round")
+    if requested in MANUAL_RESULTS and getattr(acting_user, "pk", None):
+        raise FourEyesRequired(
+            f"A manual {requested} result needs a second person: request it (settle_round --result {requested}, "
+            "or the admin action), then another operator approves it (settle_round --approve REQUEST_ID)."
+        )
     if source in ("admin", "api") and not (reason or "").strip():
         raise ReasonRequired("A manual settlement needs a reason.")
+    if requested == "AUTO":
+        round_auto_closes_resolve(code)
+    return _settle_observed(code, requested, reason or "", acting_user, source)
+
+
+def _settle_observed(code: str, requested: str, reason: str, acting_user: User | None, source: str) -> RoundSettlement:
+    """Settle in one transaction, time it, and have an emergency (manual) void alerted once it commits."""
     started = time.monotonic()
     try:
         with transaction.atomic():
-            settlement = _settle(code, requested, reason or "", acting_user, source)
+            settlement = _settle(code, requested, reason, acting_user, source)
             transaction.on_commit(lambda: settlement_observed(time.monotonic() - started))
+            if requested == "VOID" and source in EMERGENCY_SOURCES:
+                transaction.on_commit(_alerts_soon)  # ops.rules.alert_emergency_void raises the P1
             return settlement
     except IntegrityError as exc:
         # Only reachable if something bypassed the row lock: the unique settlement refused the twin.
         if RoundSettlement.objects.filter(round__code=str(code).strip()).exists():
             raise RoundAlreadySettled(f"Round {code} is already settled; nothing was changed.") from exc
         raise
+
+
+def round_auto_closes_resolve(code: str) -> None:
+    """Before AUTO's transaction: have marketdata make sure the round's two closes are known.
+
+    The sources are asked with no lock held. When they were asked and found no quorum, the round
+    stays LOCKED, a P1 alert names the reason (ops' alert service), and NoOfficialClose says it;
+    the manual path (set_close, or UP/DOWN/VOID with a reason) is unchanged.
+    """
+    round_ = round_get(code=code)
+    if round_.status != Round.Status.LOCKED:
+        return  # _settle refuses it with the precise reason
+    day = round_code_parse(code=round_.code)
+    failures = []
+    for day_ in (day, trading_day_previous(day=day)):
+        resolution = official_close_resolve(symbol=round_.symbol, day=day_)
+        if resolution.price is None and resolution.checked:
+            failures.append(f"{day_:%Y-%m-%d}: {resolution.reason}")
+    if failures:
+        reason = "; ".join(failures)
+        alert_raise(finding=oracle_no_quorum_finding(code=round_.code, reason=reason))
+        raise NoOfficialClose(
+            f"The price sources gave no accepted close ({reason}). Round {round_.code} stays LOCKED: enter the close "
+            "with set_close (or the admin) and settle AUTO, or settle UP/DOWN/VOID by hand with a reason."
+        )
+
+
+def _alerts_soon() -> None:
+    # By task name: rounds must not import ops.tasks (ops reads rounds). A broker hiccup must not undo
+    # the settlement; the beat's alert evaluation catches up.
+    with contextlib.suppress(Exception):
+        signature("ops.evaluate_alerts").delay()
+
+
+def round_result_request(
+    *, code: str, result: str, reason: str, acting_user: User | None, source: str
+) -> tuple[ApprovalRequest, bool]:
+    """Ask for a manual UP / DOWN result of a LOCKED round: a four-eyes request, nothing settled yet.
+
+    The same request again answers the first; another result for a round that waits already is
+    refused (`approval_pending`). Another operator approves it with `round_result_approve`.
+    """
+    _permission_require(acting_user, "rounds.settle_round", "settle a round")
+    requested = result_validate(result=result)
+    if requested not in MANUAL_RESULTS:
+        raise InvalidResult(
+            f"Only a manual UP or DOWN result waits for a second person; {requested} is settled at once."
+        )
+    round_ = round_get(code=code)
+    refusal = round_transition_refusal(round_=round_, action="settle")
+    if refusal is not None:
+        raise refusal
+    return approval_request(
+        kind=ApprovalRequest.Kind.ROUND_RESULT,
+        target=round_.code,
+        payload={"result": requested},
+        reason=reason,
+        actor=acting_user,
+        source=source,
+    )
+
+
+def round_result_approve(
+    *, request_id: int | str, acting_user: User | None, source: str, reason: str = ""
+) -> RoundSettlement | None:
+    """A second operator approves a manual result: the round settles in the same transaction.
+
+    Returns the settlement, or None while the request still needs more approvals. A refused
+    settlement (the round is no longer LOCKED, a pool mismatch) undoes the approval too.
+    """
+    with transaction.atomic():
+        request = approval_grant(
+            request_id=request_id,
+            kind=ApprovalRequest.Kind.ROUND_RESULT,
+            permission="rounds.settle_round",
+            actor=acting_user,
+            source=source,
+            reason=reason,
+        )
+        if request.status != ApprovalRequest.Status.APPROVED:
+            return None
+        why = approval_reason(request, acting_user)
+        return _settle_observed(request.target, request.payload["result"], why, acting_user, source)
 
 
 def _settle(code: str, requested: str, reason: str, acting_user: User | None, source: str) -> RoundSettlement:
@@ -324,6 +453,7 @@ def _settle(code: str, requested: str, reason: str, acting_user: User | None, so
     round_.close_source = close.source if close else ""
     round_.reference_price = reference.price if reference else None
     round_.reference_source = reference.source if reference else ""
+    receipts = MerkleRoot()
     digest = settlement_digest_compute(
         commit_hash=round_.commit_hash,
         result=plan.result,
@@ -334,11 +464,18 @@ def _settle(code: str, requested: str, reason: str, acting_user: User | None, so
         up_pool_u=plan.up_pool_u,
         down_pool_u=plan.down_pool_u,
         fee_u=plan.fee_u,
-        payouts=bet_payouts_iter(round_id=round_.pk),
+        # One pass over the bets feeds the digest and the receipts' tree (from rule_version 2).
+        **_digest_payouts(round_=round_, receipts=receipts),
     )
+    merkle_root = receipts.root if round_.rule_version >= 2 else ""
     winners_count = paid_count if plan.result != Round.Result.VOID else 0
     RoundSettlement.objects.filter(pk=settlement.pk).update(
-        dust_u=dust_u, paid_out_u=paid_out_u, winners_count=winners_count, ledger_batch_id=batch_id, digest=digest
+        dust_u=dust_u,
+        paid_out_u=paid_out_u,
+        winners_count=winners_count,
+        ledger_batch_id=batch_id,
+        digest=digest,
+        merkle_root=merkle_root,
     )
     round_.status = Round.Status.SETTLED
     round_.result = plan.result
@@ -382,6 +519,7 @@ def _settle(code: str, requested: str, reason: str, acting_user: User | None, so
             "bets_count": plan.bets_count,
             "ledger_batch": batch_id,
             "settlement_digest": digest,
+            "merkle_root": merkle_root,
         },
     )
     settlement.refresh_from_db()
@@ -389,6 +527,18 @@ def _settle(code: str, requested: str, reason: str, acting_user: User | None, so
         "settled round %s %s: paid %s u, fee %s u, dust %s u", round_.code, plan.result, paid_out_u, plan.fee_u, dust_u
     )
     return settlement
+
+
+def _digest_payouts(*, round_: Round, receipts: MerkleRoot) -> dict[str, Any]:
+    """The digest's `payouts` (and, from rule_version 2, `merkle_root`) from one streamed pass over the bets."""
+    if round_.rule_version < 2:
+        return {"payouts": bet_payouts_iter(round_id=round_.pk)}
+
+    rows = bet_receipt_rows_iter(round_id=round_.pk)
+    return {
+        "payouts": payouts_into_tree(receipts, round_code=round_.code, rows=rows),
+        "merkle_root": lambda: receipts.root,
+    }
 
 
 def round_mark_overdue(*, code: str, now: datetime | None = None, source: str = "beat") -> Round:
@@ -411,6 +561,13 @@ def round_mark_overdue(*, code: str, now: datetime | None = None, source: str = 
     return round_
 
 
+def _overdue_retry_due(*, code: str, symbol: str, now: datetime) -> bool:
+    """An overdue round is retried too, until someone settles it, but its sources are asked at most
+    every ORACLE_OVERDUE_RETRY_SECONDS (vendors ration their answers)."""
+    last = close_check_last_at(symbol=symbol, day=round_code_parse(code=code))
+    return last is None or (now - last).total_seconds() >= settings.ORACLE_OVERDUE_RETRY_SECONDS
+
+
 @dataclass
 class TickReport:
     opened: list[str] = field(default_factory=list)
@@ -418,6 +575,7 @@ class TickReport:
     settled: list[str] = field(default_factory=list)
     waiting_for_close: list[str] = field(default_factory=list)
     overdue: list[str] = field(default_factory=list)
+    still_overdue: list[str] = field(default_factory=list)  # marked before, retried, still no close
     errors: list[str] = field(default_factory=list)
 
 
@@ -451,15 +609,19 @@ def round_lifecycle_tick(*, now: datetime | None = None) -> TickReport:
         except InvalidTransition:
             pass  # someone (an operator, a twin tick) locked it first
     overdue = {row.code for row in rounds_overdue(now=now)}  # the one definition (settle_at + grace)
-    due = Round.objects.filter(status=Round.Status.LOCKED, settle_at__lte=now, overdue_since__isnull=True)
-    for code in due.order_by("code").values_list("code", flat=True):
+    due = Round.objects.filter(status=Round.Status.LOCKED, settle_at__lte=now)
+    for code, symbol, marked in due.order_by("code").values_list("code", "symbol", "overdue_since"):
+        if marked is not None and not _overdue_retry_due(code=code, symbol=symbol, now=now):
+            continue
         try:
             round_settle(code=code, result="AUTO", source="beat", reason="automatic settlement from the official close")
             report.settled.append(code)
         except InvalidTransition:
             pass  # settled by a twin tick or an operator meanwhile
         except NoOfficialClose:
-            if code in overdue:
+            if marked is not None:
+                report.still_overdue.append(code)
+            elif code in overdue:
                 round_mark_overdue(code=code, now=now)
                 report.overdue.append(code)
             else:

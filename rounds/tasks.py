@@ -14,5 +14,6 @@ def lifecycle_tick() -> dict:
         "settled": report.settled,
         "waiting_for_close": report.waiting_for_close,
         "overdue": report.overdue,
+        "still_overdue": report.still_overdue,
         "errors": report.errors,
     }

@@ -10,7 +10,19 @@ import ast
 import sys
 from pathlib import Path
 
-PACKAGES = ["audit", "betting", "ledger", "rounds", "withdrawals", "marketdata", "risk", "ops", "common", "config"]
+PACKAGES = [
+    "audit",
+    "approvals",
+    "betting",
+    "ledger",
+    "rounds",
+    "withdrawals",
+    "marketdata",
+    "risk",
+    "ops",
+    "common",
+    "config",
+]
 
 
 def modules(root: Path) -> dict[str, Path]:

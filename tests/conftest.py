@@ -46,6 +46,7 @@ def _system_rows_after_test_flush(sender, using="default", **kwargs) -> None:
         return
     importlib.import_module("ledger.migrations.0004_system_accounts").system_accounts_create(apps, None)
     importlib.import_module("ops.migrations.0006_switch_rows").switch_rows_create(apps, None)
+    importlib.import_module("marketdata.migrations.0003_source_presets").presets_create(apps, None)
 
 
 post_migrate.connect(_system_rows_after_test_flush, dispatch_uid="tests_system_rows_after_flush")
@@ -72,6 +73,18 @@ def pytest_collection_modifyitems(config, items):
 def _postgres_only(request):
     if request.node.get_closest_marker("postgres") and connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: run `make test-postgres` (SQLite cannot show a race)")
+
+
+@pytest.fixture(autouse=True)
+def _kpi_counters_fresh():
+    """Each test starts with no KPI counts (ops.kpi: the shared cache, this process's pending counts)."""
+    from django.core.cache import cache
+
+    from ops import kpi
+
+    cache.clear()
+    kpi._pending.clear()
+    yield
 
 
 @pytest.fixture

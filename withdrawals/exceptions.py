@@ -1,3 +1,4 @@
+import approvals.exceptions
 from common.errors import ApplicationError
 from ops.exceptions import EmergencyStopped
 
@@ -51,9 +52,8 @@ class InvalidTransition(WithdrawalError):
     status = 409
 
 
-class ApprovalRefused(WithdrawalError):
-    code = "approval_refused"
-    status = 403
+# Four eyes is the approvals leaf's: its refusal (own_request, same_approver, approver_required) is this one.
+ApprovalRefused = approvals.exceptions.ApprovalRefused
 
 
 # The emergency stop's one refusal (423 `emergency_stop`, as for bets): one class per code.

@@ -1,5 +1,6 @@
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.utils import timezone
@@ -199,6 +200,19 @@ def deposits_since(*, since: datetime) -> list[Deposit]:
 def withdrawals_changed_since(*, since: datetime) -> list[Withdrawal]:
     """Withdrawals changed from `since` on, with their user, by id."""
     return list(Withdrawal.objects.filter(updated_at__gte=since).select_related("user").order_by("id"))
+
+
+def statement_references(*, deposit_ids: list[Any], withdrawal_ids: list[Any]) -> dict[str, dict[str, Any]]:
+    """What a statement says of its deposit and withdrawal lines: {"deposit:<id>": {...}, "withdrawal:<id>": {...}}."""
+    found: dict[str, dict[str, Any]] = {}
+    digits = [int(i) for i in deposit_ids if str(i).isdigit()]
+    for pk, tx_id, source in Deposit.objects.filter(pk__in=digits).values_list("pk", "tx_id", "source"):
+        found[f"deposit:{pk}"] = {"tx_id": tx_id, "source": source}
+    digits = [int(i) for i in withdrawal_ids if str(i).isdigit()]
+    rows = Withdrawal.objects.filter(pk__in=digits).values_list("pk", "status", "destination", "tx_hash")
+    for pk, status, destination, tx_hash in rows:
+        found[f"withdrawal:{pk}"] = {"status": status, "destination": destination, "tx_hash": tx_hash}
+    return found
 
 
 def withdrawals_tables() -> dict[str, str]:

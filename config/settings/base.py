@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "django_prometheus",
     "axes",
     "audit",
+    "approvals",
     "betting",
     "ledger",
     "rounds",
@@ -53,6 +54,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     # Before sessions and auth: in maintenance the API answers 503 without touching anything else.
     "ops.maintenance.MaintenanceMiddleware",
+    # The manual's KPIs (5xx rate, p95 latency) in shared cache buckets, after maintenance (its 503s are no errors).
+    "ops.kpi.KpiMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -236,6 +239,15 @@ WITHDRAWAL_MAX_PER_DAY_U = env.int("WITHDRAWAL_MAX_PER_DAY_U", default=100_000_0
 # Four-eyes: above this a withdrawal waits for staff approval (1 or 2 approvers, never the requester).
 WITHDRAWAL_APPROVAL_THRESHOLD_U = env.int("WITHDRAWAL_APPROVAL_THRESHOLD_U", default=10_000_000_000)
 WITHDRAWAL_APPROVALS_REQUIRED = env.int("WITHDRAWAL_APPROVALS_REQUIRED", default=1)
+# Four eyes (approvals): a request for a second person's approval expires after this (a held
+# withdrawal's after WITHDRAWAL_APPROVAL_EXPIRY_SECONDS; the bettor may cancel it meanwhile).
+APPROVAL_EXPIRY_SECONDS = env.int("APPROVAL_EXPIRY_SECONDS", default=24 * 3600)
+WITHDRAWAL_APPROVAL_EXPIRY_SECONDS = env.int("WITHDRAWAL_APPROVAL_EXPIRY_SECONDS", default=7 * 24 * 3600)
+# A manual ledger credit or debit above this needs a second person (runbook: discrepancies > $1000 -> management).
+# Receipts: a bettor's pseudonym in a round's Merkle leaves is HMAC(this, "<round>:<user id>"). Keep it
+# secret and never change it (published roots would no longer match re-derived leaves).
+RECEIPT_PSEUDONYM_SECRET = env.str("RECEIPT_PSEUDONYM_SECRET", default=f"receipts:{SECRET_KEY}")
+FOUR_EYES_THRESHOLD_U = env.int("FOUR_EYES_THRESHOLD_U", default=1_000_000_000)
 # A newly registered payout address receives a staff-requested withdrawal without approval only after this.
 PAYOUT_ADDRESS_COOLING_OFF_HOURS = env.int("PAYOUT_ADDRESS_COOLING_OFF_HOURS", default=24)
 WITHDRAWAL_BATCH_SIZE = env.int("WITHDRAWAL_BATCH_SIZE", default=50)
@@ -270,6 +282,17 @@ OPS_BREAKER_REJECTION_MIN_COUNT = env.int("OPS_BREAKER_REJECTION_MIN_COUNT", def
 OPS_BREAKER_STAKE_SHARE = env.float("OPS_BREAKER_STAKE_SHARE", default=0.8)
 OPS_BREAKER_STAKE_SHARE_MIN_POOL_U = env.int("OPS_BREAKER_STAKE_SHARE_MIN_POOL_U", default=1_000_000_000)
 OPS_BREAKER_WINDOW_SECONDS = env.int("OPS_BREAKER_WINDOW_SECONDS", default=3600)
+# The manual's KPIs (ops.kpi, ops.rules): over OPS_KPI_WINDOW_SECONDS, with at least OPS_KPI_MIN_REQUESTS
+# API responses, the breaker opens on a 5xx rate above 1 % (P1) or a p95 above 500 ms (P2); on database
+# connections above 90 % of the server's (or OPS_KPI_DB_POOL_MAX) (P1); on a settlement slower than 60 s (P1).
+OPS_KPI_WINDOW_SECONDS = env.int("OPS_KPI_WINDOW_SECONDS", default=300)
+OPS_KPI_MIN_REQUESTS = env.int("OPS_KPI_MIN_REQUESTS", default=100)
+OPS_KPI_FLUSH_SECONDS = env.float("OPS_KPI_FLUSH_SECONDS", default=1.0)
+OPS_KPI_ERROR_RATE = env.float("OPS_KPI_ERROR_RATE", default=0.01)
+OPS_KPI_P95_MS = env.int("OPS_KPI_P95_MS", default=500)
+OPS_KPI_DB_POOL_USE = env.float("OPS_KPI_DB_POOL_USE", default=0.9)
+OPS_KPI_DB_POOL_MAX = env.int("OPS_KPI_DB_POOL_MAX", default=0)  # 0: the server's max_connections
+OPS_KPI_SETTLEMENT_SECONDS = env.float("OPS_KPI_SETTLEMENT_SECONDS", default=60.0)
 # Alerts: routes (email, Slack-compatible webhook), minimum severity per route (P0 most severe).
 ALERT_EMAIL_TO = env.list("ALERT_EMAIL_TO", default=[])
 ALERT_EMAIL_MIN_SEVERITY = env.str("ALERT_EMAIL_MIN_SEVERITY", default="P1")
@@ -293,7 +316,27 @@ PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 # report it.
 ROUND_SETTLE_GRACE_SECONDS = env.int("ROUND_SETTLE_GRACE_SECONDS", default=300)
 # The price oracle AUTO settlement asks (marketdata.oracle.PriceOracle).
-PRICE_ORACLE = env.str("PRICE_ORACLE", default="marketdata.oracle.OfficialCloseTableOracle")
+PRICE_ORACLE = env.str("PRICE_ORACLE", default="marketdata.oracle.QuorumOracle")
+# Quorum (marketdata.quorum): a close is accepted when this many fresh quotes of enabled sources agree
+# within ORACLE_MAX_DEVIATION_BPS of each other. Fresh: stamped at or after that day's close (13:00 ET on
+# an early close), at most ORACLE_CLOSE_ALLOWANCE_SECONDS after it, and not in the future.
+ORACLE_QUORUM = env.int("ORACLE_QUORUM", default=2)
+ORACLE_MAX_DEVIATION_BPS = env.int("ORACLE_MAX_DEVIATION_BPS", default=5)
+ORACLE_CLOSE_ALLOWANCE_SECONDS = env.int("ORACLE_CLOSE_ALLOWANCE_SECONDS", default=6 * 3600)
+# The beat retries AUTO for a round already marked overdue, asking its sources at most this often.
+ORACLE_OVERDUE_RETRY_SECONDS = env.int("ORACLE_OVERDUE_RETRY_SECONDS", default=300)
+# Ingestion (ingest_prices, beat every 60 s in config/schedule.py): symbols polled; a failing source waits
+# PRICE_INGEST_SECONDS * 2^(failures-1) (at most 15 min) before it is asked again; a tick older than
+# PRICE_TICK_STALE_SECONDS during market hours is a stale feed; a source is down after this many failures.
+PRICE_SYMBOLS = env.list("PRICE_SYMBOLS", default=["NDX"])
+PRICE_INGEST_SECONDS = env.int("PRICE_INGEST_SECONDS", default=60)
+PRICE_TICK_STALE_SECONDS = env.int("PRICE_TICK_STALE_SECONDS", default=300)  # the runbook's price-update lag
+PRICE_SOURCE_DOWN_FAILURES = env.int("PRICE_SOURCE_DOWN_FAILURES", default=3)
+PRICE_FETCH_RETRIES = env.int("PRICE_FETCH_RETRIES", default=1)
+# A CSV source may read a file (file://...) only inside this folder.
+PRICE_FILE_DIR = env.str("PRICE_FILE_DIR", default=str(VAR_DIR / "prices"))
+# Retention (archive_ticks, nightly): ticks older than this go, their days kept in price_tick_daily.
+PRICE_TICK_RETENTION_DAYS = env.int("PRICE_TICK_RETENTION_DAYS", default=30)
 
 LOGGING = {
     "version": 1,

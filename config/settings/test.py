@@ -52,9 +52,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite cannot ADD a UNIQUE column or one with a database default, so Django rebuilds the table and
     # the linter reads the rebuild's copy of every NOT NULL column as new ones. PostgreSQL (production)
     # lints both clean: a nullable column, and a column with a database default.
-    RELEASED_MIGRATIONS += ["0005_payout_reference", "0002_actor_label"]  # withdrawals, audit
+    RELEASED_MIGRATIONS += ["0005_payout_reference", "0002_actor_label", "0005_receipts"]  # withdrawals, audit, rounds
 MIGRATION_LINTER_OPTIONS = {
-    "include_apps": ["audit", "betting", "ledger", "marketdata", "ops", "risk", "rounds", "withdrawals"],
+    "include_apps": ["approvals", "audit", "betting", "ledger", "marketdata", "ops", "risk", "rounds", "withdrawals"],
     "ignore_initial_migrations": True,
     "ignore_name_contains": "_contract_",
     "ignore_name": RELEASED_MIGRATIONS,

@@ -1,15 +1,19 @@
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 from django import template
 from django.utils import timezone
 
+from approvals.selectors import approvals_pending
 from common.money import usdc
 from ops.charts import bar_chart
 from ops.dashboard import dashboard_numbers
 from ops.reports import house_pnl_by_day, tvl_by_day
+from ops.rules import kpi_readings
 from ops.selectors import alerts_open, switch_get
 
 register = template.Library()
+_NEW_YORK = ZoneInfo("America/New_York")
 
 
 @register.inclusion_tag("ops/dashboard.html", takes_context=True)
@@ -29,7 +33,17 @@ def ops_dashboard(context):
         seconds = int((current.lock_at - now).total_seconds())
         lock_in = f"{seconds // 3600} h {seconds % 3600 // 60} min"
     tvl = numbers["tvl"]
+    approvals = [
+        {
+            "request": req,
+            "payload": ", ".join(f"{k} {v}" for k, v in sorted(req.payload.items()) if k != "destination"),
+            "expires": timezone.localtime(req.expires_at, _NEW_YORK).strftime("%Y-%m-%d %H:%M %Z"),
+        }
+        for req in approvals_pending()[:20]
+    ]
     return {
+        "kpis": kpi_readings(now),
+        "approvals": approvals,
         "show": True,
         "round": current,
         "lock_in": lock_in,

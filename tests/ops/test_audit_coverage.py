@@ -22,7 +22,7 @@ def test_every_round_and_money_command_leaves_exactly_one_audit_event(settings):
         (["process_withdrawals", "--limit", "10"], None),
         (["open_round", "--code", "20250908"], "round.open"),
         (["lock_round", "--code", "20250908", "--reason", "drill"], "round.lock"),
-        (["set_close", "--symbol", "NDX", "--date", "2025-09-08", "--price", "21000.5"], None),
+        (["set_close", "--symbol", "NDX", "--date", "2025-09-05", "--price", "21000.5"], None),  # a past close
         (["settle_round", "--code", "20250908", "--result", "VOID", "--reason", "drill"], None),
         (["seed", "--users", "1", "--fund", "1000"], "deposit.credit"),
     ]

@@ -101,3 +101,48 @@ def test_a_live_beat_heartbeat_does_not_block_a_restore_in_maintenance(tmp_path)
     heartbeat_beat()
     restore_confirmed(backup)
     assert AuditEvent.objects.get(action="ops.restore").after["ledger_audit_ok"] is True
+
+
+@pytest.mark.money
+@pytest.mark.django_db(transaction=True)
+def test_a_named_operator_restores_only_with_a_second(tmp_path):
+    import re
+    import time
+    from io import StringIO
+
+    from approvals.models import ApprovalRequest
+    from tests.factories import role_user
+
+    bettor = UserFactory()
+    fund(bettor, 100_000_000)
+    role_user("operator", email="a@example.com")
+    role_user("operator", email="b@example.com")
+    call_command("backup", "--dir", str(tmp_path), "--reason", "drill")
+    backup = latest_backup(tmp_path)
+    fund(bettor, 25_000_000)
+    call_command("maintenance", "on", "--reason", "restore drill")
+
+    def run(*extra: str) -> str:
+        time.sleep(1.05)  # the quiet period
+        out = StringIO()
+        call_command("restore", str(backup), "--quiet-seconds", "1", "--reason", "drill", *extra, stdout=out)
+        return out.getvalue()
+
+    def loss_sha() -> str:
+        out = StringIO()
+        time.sleep(1.05)
+        with pytest.raises(CommandError, match=r"\[loss_not_confirmed\]"):
+            call_command("restore", str(backup), "--quiet-seconds", "1", stdout=out)
+        return re.search(r"Loss SHA-256: ([0-9a-f]{64})", out.getvalue()).group(1)
+
+    with pytest.raises(CommandError, match=r"\[four_eyes_required\]"):
+        run("--confirm-loss", loss_sha(), "--actor", "a@example.com")
+    request = ApprovalRequest.objects.get(kind="restore")
+    assert user_balance_u(user_id=bettor.pk) == 125_000_000  # nothing restored
+    with pytest.raises(CommandError, match=r"\[own_request\]"):
+        run("--confirm-loss", loss_sha(), "--approve", str(request.pk), "--actor", "a@example.com")
+    out = run("--confirm-loss", loss_sha(), "--approve", str(request.pk), "--actor", "b@example.com")
+    assert "Ledger audit passed after restore." in out
+    assert user_balance_u(user_id=bettor.pk) == 100_000_000
+    event = AuditEvent.objects.get(action="ops.restore")
+    assert event.actor.email == "b@example.com" and "requested by a@example.com" in event.reason

@@ -156,7 +156,15 @@ def test_reset_api_needs_an_operator_or_token(api, bettor, client):
     assert api(bettor).post("/api/v1/ops/circuit-breaker", {"reason": "r"}, format="json").status_code == 403
     assert client.post("/api/v1/ops/circuit-breaker", {"reason": "r"}).status_code == 401
     staff = role_user("operator")
-    assert api(staff).post("/api/v1/ops/circuit-breaker", {"reason": "r"}, format="json").status_code == 200
+    asked = api(staff).post("/api/v1/ops/circuit-breaker", {"reason": "r"}, format="json")
+    assert asked.status_code == 202 and betting_halt() is not None  # four eyes: a request
+    mine = api(staff).post("/api/v1/ops/circuit-breaker", {"approve": asked.json()["approval_request"]}, format="json")
+    assert (mine.status_code, mine.json()["code"]) == (403, "own_request")
+    staff = role_user("operator")
+    approved = api(staff).post(
+        "/api/v1/ops/circuit-breaker", {"approve": asked.json()["approval_request"]}, format="json"
+    )
+    assert approved.status_code == 200
     assert betting_halt() is None
     assert AuditEvent.objects.get(action="ops.circuit_breaker.reset").actor == staff
 

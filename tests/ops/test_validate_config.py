@@ -34,6 +34,11 @@ BAD = [
     ("SIMULATION_ENABLED", True, "SIMULATION_ENABLED must be off in production"),
     ("CELERY_BROKER_URL", "filesystem://", "CELERY_BROKER_URL must be Redis or RabbitMQ"),
     ("ALERT_EMAIL_TO", [], "No alert route"),
+    ("ORACLE_QUORUM", 0, "ORACLE_QUORUM must be a whole number of sources, at least 1"),
+    ("ORACLE_QUORUM", 1, "ORACLE_QUORUM must be at least 2 in production"),
+    ("ORACLE_MAX_DEVIATION_BPS", -1, "ORACLE_MAX_DEVIATION_BPS must be a whole number from 0 to 10000"),
+    ("PRICE_TICK_STALE_SECONDS", 0, "PRICE_TICK_STALE_SECONDS must be a positive number of seconds"),
+    ("PRICE_SOURCE_DOWN_FAILURES", 0, "PRICE_SOURCE_DOWN_FAILURES must be a whole number up to 10"),
 ]
 
 

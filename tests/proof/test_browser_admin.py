@@ -68,9 +68,29 @@ def test_operator_settles_a_locked_round_through_the_confirmation_page(live_serv
     page.fill("textarea[name=reason]", "close verified on two sources")
     page.click("input[type=submit][value^='Confirm']")
 
-    # then: SETTLED UP, the success message, the exact payouts, the audit entry with the operator
+    # then: four eyes: a request waits for another operator, nothing is settled yet
     page.wait_for_selector("ul.messagelist")
-    assert "settled UP: paid 5980000 u to 2 winning bets, fee 20000 u" in page.locator("ul.messagelist").inner_text()
+    assert "waits for another operator's approval" in page.locator("ul.messagelist").inner_text()
+    assert Round.objects.get(pk=round_.pk).status == "LOCKED"
+    page.goto(f"{live_server.url}/admin/")
+    assert f"round_result {ROUND_CODE} result UP" in page.locator("#ops-dashboard").inner_text()
+    page.screenshot(path=f"{SCREENSHOTS}/pending-approval.png", full_page=True)
+
+    # when: a second operator approves it on the approvals page
+    page.context.clear_cookies()
+    _staff("second@example.com", "operator")
+    admin_login(page, live_server.url, email="second@example.com")
+    page.goto(f"{live_server.url}/admin/approvals/approvalrequest/")
+    page.check("input[name=_selected_action]")
+    page.select_option("select[name=action]", "approve")
+    page.click("button[name=index]")
+    page.fill("textarea[name=reason]", "checked the close too")
+    page.click("input[type=submit][value^='Confirm']")
+
+    # then: SETTLED UP, the success message, the exact payouts, the audit entries with both operators
+    page.wait_for_selector("ul.messagelist")
+    assert "approved by second@example.com" in page.locator("ul.messagelist").inner_text()
+    page.goto(f"{live_server.url}/admin/rounds/round/")
     assert "Settled" in page.locator("#result_list").inner_text()
     page.screenshot(path=f"{SCREENSHOTS}/settled.png", full_page=True)
     settled = Round.objects.get(pk=round_.pk)
@@ -82,9 +102,10 @@ def test_operator_settles_a_locked_round_through_the_confirmation_page(live_serv
     page.goto(f"{live_server.url}/admin/audit/auditevent/?action=round.settle")
     audit = page.locator("#result_list").inner_text()
     page.screenshot(path=f"{SCREENSHOTS}/audit.png", full_page=True)
-    assert "round.settle" in audit and "close verified on two sources" in audit and "operator@example.com" in audit
+    assert "round.settle" in audit and "close verified on two sources" in audit and "second@example.com" in audit
     event = AuditEvent.objects.get(action="round.settle")
-    assert (event.source, event.object_id, event.actor.email) == ("admin", ROUND_CODE, "operator@example.com")
+    assert (event.source, event.object_id, event.actor.email) == ("admin", ROUND_CODE, "second@example.com")
+    assert "requested by operator@example.com, approved by second@example.com" in event.reason
 
 
 def test_read_only_auditor_sees_no_settle_action(live_server, page, locked_round_with_bets):

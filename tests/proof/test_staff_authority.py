@@ -154,10 +154,15 @@ def test_only_the_operator_resets_the_breaker_through_the_api(staff, role):
     assert betting_halt().code == "circuit_breaker"
     assert AuditEvent.objects.count() == audits
     # the operator may
-    reset = api_client_for(staff["operator"]).post("/api/v1/ops/circuit-breaker", {"reason": "fixed"}, format="json")
+    asked = api_client_for(staff["operator"]).post("/api/v1/ops/circuit-breaker", {"reason": "fixed"}, format="json")
+    assert asked.status_code == 202 and betting_halt() is not None  # four eyes: another operator approves
+    second = role_user("operator", email="operator2@example.com")
+    reset = api_client_for(second).post(
+        "/api/v1/ops/circuit-breaker", {"approve": asked.json()["approval_request"]}, format="json"
+    )
     assert reset.status_code == 200 and betting_halt() is None
     event = AuditEvent.objects.get(action="ops.circuit_breaker.reset")
-    assert (event.actor, event.source) == (staff["operator"], "api")
+    assert (event.actor, event.source) == (second, "api")
 
 
 def test_the_ops_token_still_switches_and_is_audited_as_the_token(client, settings):

@@ -4,6 +4,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
+from approvals.models import ApprovalRequest
 from audit.models import AuditEvent
 from betting.models import Bet
 from ledger.selectors import user_balance_u
@@ -21,6 +22,13 @@ def staff_with(*codenames):
     perms = Permission.objects.filter(codename__in=["view_round", "view_bet", *codenames])
     user.user_permissions.add(*perms)
     return user
+
+
+def _approve_in_admin(client, request):
+    client.force_login(staff_with("settle_round", "view_approvalrequest"))
+    data = {"action": "approve", "_selected_action": [request.pk], "confirm": "yes", "reason": "checked"}
+    response = client.post(reverse("admin:approvals_approvalrequest_changelist"), data, follow=True)
+    assert f"Request {request.pk} (round_result" in response.content.decode()
 
 
 @pytest.fixture
@@ -68,15 +76,19 @@ def test_settle_up_shows_a_preview_then_needs_a_reason(client, bets_round):
     assert page.status_code == 200 and page.context["form"].errors
     assert Round.objects.get(pk=round_.pk).status == "LOCKED"
 
-    # with a reason it settles, audited with the staff member
+    # with a reason it is a four-eyes request: nothing settled yet
     response = client.post(reverse(CHANGELIST), {**data, "confirm": "yes", "reason": "verified close on two sources"})
     assert response.status_code == 302
+    assert Round.objects.get(pk=round_.pk).status == "LOCKED"
+    # another operator approves it on the approvals page: it settles, audited with both
+    _approve_in_admin(client, ApprovalRequest.objects.get(kind="round_result", target=round_.code))
     assert Round.objects.get(pk=round_.pk).result == "UP"
     # UP pool 4 000 000, DOWN 2 000 000: fee 20 000; a: 1 000 000 + 495 000, b: 3 000 000 + 1 485 000
     assert user_balance_u(user_id=a.pk) == 10_000_000_000 + 495_000
     assert user_balance_u(user_id=b.pk) == 10_000_000_000 + 1_485_000
     event = AuditEvent.objects.get(action="round.settle")
-    assert (event.source, event.reason, event.actor.is_staff) == ("admin", "verified close on two sources", True)
+    assert (event.source, event.actor.is_staff) == ("admin", True)
+    assert event.reason.startswith("verified close on two sources (requested by ")
 
 
 def test_settle_auto_without_close_shows_the_refusal_and_changes_nothing(client, bets_round):
@@ -117,6 +129,8 @@ def test_settling_twice_from_the_admin_is_a_red_message(client, bets_round):
     client.force_login(staff_with("settle_round"))
     data = {"action": "settle_up", "_selected_action": [round_.pk], "confirm": "yes", "reason": "first"}
     client.post(reverse(CHANGELIST), data)
+    _approve_in_admin(client, ApprovalRequest.objects.get(kind="round_result"))
+    client.force_login(staff_with("settle_round"))
     response = client.post(reverse(CHANGELIST), {**data, "reason": "second"}, follow=True)
     assert "round_already_settled" in response.content.decode()
     assert AuditEvent.objects.filter(action="round.settle").count() == 1

@@ -60,6 +60,7 @@ def test_full_day_locks_then_settles_auto(users):
             "settled": ["20250908"],
             "waiting_for_close": [],
             "overdue": [],
+            "still_overdue": [],
             "errors": [],
         }
     round_.refresh_from_db()

@@ -3,6 +3,7 @@ from datetime import date
 import pytest
 from django.contrib.auth.models import Permission
 
+from approvals.exceptions import FourEyesRequired
 from audit.models import AuditEvent
 from betting.models import Bet
 from common.errors import PermissionDenied
@@ -17,7 +18,7 @@ from rounds.exceptions import (
 )
 from rounds.models import Round, RoundSettlement
 from rounds.selectors import round_settlement_preview
-from rounds.services import round_lock, round_settle
+from rounds.services import round_lock, round_result_request, round_settle
 from tests.conftest import assert_ledger_invariants
 from tests.factories import UserFactory
 from tests.rounds.conftest import place_bet, set_close
@@ -303,7 +304,9 @@ def test_staff_need_the_permissions(open_round):
     staff = type(staff).objects.get(pk=staff.pk)
     with pytest.raises(PermissionDenied):
         round_settle(code=open_round.code, result="VOID", acting_user=staff, reason="x", source="admin")
-    assert round_settle(code=open_round.code, result="UP", acting_user=staff, reason="x", source="admin")
+    with pytest.raises(FourEyesRequired):  # a result by hand is a request another operator approves
+        round_settle(code=open_round.code, result="UP", acting_user=staff, reason="x", source="admin")
+    assert round_result_request(code=open_round.code, result="UP", acting_user=staff, reason="x", source="admin")[1]
 
 
 def test_preview_matches_the_settlement(open_round, users):

@@ -5,6 +5,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from approvals.models import ApprovalRequest
 from audit.models import AuditEvent
 from betting.models import Bet
 from ledger.models import LedgerEntry
@@ -13,6 +14,7 @@ from marketdata.models import OfficialClose
 from rounds.models import Round
 from rounds.selectors import round_verify
 from rounds.services import round_lock, round_open, round_settle
+from tests.factories import role_user
 from tests.rounds.conftest import place_bet
 
 pytestmark = [pytest.mark.django_db, pytest.mark.money]
@@ -80,7 +82,11 @@ def test_runbook_commands_open_lock_settle(users):
     place_bet(round_, a, "UP", 1_000_000)
     place_bet(round_, b, "DOWN", 1_000_000)
     assert "LOCKED" in run("lock_round", "--code", "20250908")
-    out = run("settle_round", "--code", "20250908", "--result", "UP")
+    out = run("settle_round", "--code", "20250908", "--result", "UP")  # by hand: a four-eyes request
+    request = ApprovalRequest.objects.get(kind="round_result", target="20250908")
+    assert f"--approve {request.pk}" in out and Round.objects.get(code="20250908").status == "LOCKED"
+    role_user("operator", email="second@example.com")
+    out = run("settle_round", "--approve", str(request.pk), "--actor", "second@example.com")
     assert "SETTLED: UP" in out and "Fee:        10000 u" in out
     assert user_balance_u(user_id=a.pk) == 10_000_000_000 + 990_000
 
@@ -148,9 +154,13 @@ def test_round_commands_take_actor_check_its_permission_and_name_it(users):
     assert Round.objects.get(code="20250908").status == "OPEN"
     run("lock_round", "--code", "20250908", "--actor", "op@example.com")
     run("settle_round", "--code", "20250908", "--result", "UP", "--reason", "drill", "--actor", "op@example.com")
-    events = AuditEvent.objects.filter(action__in=["round.lock", "round.settle"]).order_by("id")
+    second = role_user("operator", email="op2@example.com")
+    request = ApprovalRequest.objects.get(kind="round_result")
+    run("settle_round", "--approve", str(request.pk), "--actor", "op2@example.com")
+    events = AuditEvent.objects.filter(action__in=["round.lock", "approval.request", "round.settle"]).order_by("id")
     assert [(e.action, e.actor, e.actor_label) for e in events] == [
         ("round.lock", operator, "op@example.com"),
-        ("round.settle", operator, "op@example.com"),
+        ("approval.request", operator, "op@example.com"),
+        ("round.settle", second, "op2@example.com"),
     ]
     assert user_balance_u(user_id=a.pk) == 10_000_000_000 + 990_000

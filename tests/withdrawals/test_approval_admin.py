@@ -67,7 +67,7 @@ def test_the_requester_cannot_approve(rich_bettor):
     )
     with pytest.raises(ApprovalRefused) as refused:
         withdrawal_approve(withdrawal_id=withdrawal.pk, acting_user=requester)
-    assert refused.value.code == "own_withdrawal"
+    assert refused.value.code == "own_request"
     assert Withdrawal.objects.get(pk=withdrawal.pk).approved_by is None
 
 
@@ -191,7 +191,7 @@ def test_admin_approving_own_request_is_a_red_message(rich_bettor):
         follow=True,
     )
     messages = [str(m) for m in response.context["messages"]]
-    assert any("own_withdrawal" in m for m in messages)
+    assert any("own_request" in m for m in messages)
     assert Withdrawal.objects.get(pk=withdrawal.pk).approved_by is None
 
 

@@ -15,6 +15,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from approvals.models import ApprovalRequest
+from approvals.services import approval_cancel_pending
 from audit.events import AuditAction
 from audit.services import audit_record
 from common.errors import ReasonRequired, permission_require
@@ -214,6 +216,7 @@ def _withdrawal_refund(withdrawal: Withdrawal, *, reason: str, source: str, acti
         before={"status": before},
         after={"status": withdrawal.status, "payout_reference": withdrawal.reference},
     )
+    approval_cancel_pending(kind=ApprovalRequest.Kind.WITHDRAWAL, target=withdrawal.pk, source=source, reason=reason)
     transaction.on_commit(lambda: _notify_failure(withdrawal))
     return withdrawal
 

@@ -7,6 +7,9 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from approvals.models import ApprovalRequest
+from approvals.selectors import approval_pending_for
+from approvals.services import approval_cancel_pending, approval_grant, approval_request
 from audit.events import AuditAction
 from audit.services import audit_record
 from common.errors import permission_require
@@ -14,7 +17,6 @@ from common.idempotency import idempotency_key_validate, replay_check, request_d
 from common.types import User
 from ledger.services import amount_validate
 from withdrawals.exceptions import (
-    ApprovalRefused,
     DestinationRequired,
     InvalidTransition,
     WithdrawalLimitExceeded,
@@ -176,6 +178,8 @@ def withdrawal_request(
                 **({"held_because": held_because} if held_because else {}),
             },
         )
+        if held_because:
+            _approval_request(withdrawal=withdrawal, reason=held_because, source=source)
         if named and not on_behalf:
             # The user named this address in their own authenticated request: that is registering it.
             # Its cooling-off starts now; staff requests for the user may use it without approval later.
@@ -202,6 +206,9 @@ def withdrawal_cancel(*, withdrawal_id: int, user: User, source: str = "api") ->
         if withdrawal.status != Withdrawal.Status.QUEUED:
             raise InvalidTransition(f"Only a QUEUED withdrawal can be cancelled; this one is {withdrawal.status}.")
         withdrawal_post_refund(withdrawal=withdrawal, acting_user=user)
+        approval_cancel_pending(
+            kind=ApprovalRequest.Kind.WITHDRAWAL, target=withdrawal.pk, source=source, reason="cancelled by the bettor"
+        )
         withdrawal.status = Withdrawal.Status.CANCELLED
         withdrawal.finished_at = timezone.now()
         withdrawal.save(update_fields=["status", "finished_at", "updated_at"])
@@ -221,13 +228,32 @@ def withdrawal_is_approved(*, withdrawal: Withdrawal) -> bool:
     return not withdrawal.needs_approval or withdrawal.approvals >= settings.WITHDRAWAL_APPROVALS_REQUIRED
 
 
+def _approval_request(*, withdrawal: Withdrawal, reason: str, source: str) -> ApprovalRequest:
+    """The four-eyes request a held withdrawal waits on (approvals), asked by whoever requested it."""
+    request, _ = approval_request(
+        kind=ApprovalRequest.Kind.WITHDRAWAL,
+        target=str(withdrawal.pk),
+        payload={"amount_u": withdrawal.amount_u, "destination": withdrawal.destination},
+        reason=reason,
+        actor=withdrawal.requested_by,
+        source=source,
+        subject_user=withdrawal.user,
+        approvals_required=settings.WITHDRAWAL_APPROVALS_REQUIRED,
+        ttl_seconds=settings.WITHDRAWAL_APPROVAL_EXPIRY_SECONDS,
+    )
+    return request
+
+
 def withdrawal_approve(
     *, withdrawal_id: int, acting_user: User | None, source: str = "admin", reason: str = ""
 ) -> Withdrawal:
-    """Four-eyes: a staff user who neither owns nor requested it (nor approved it already) approves."""
-    approver = permission_require(
-        acting_user, APPROVE_WITHDRAWAL, detail="You need the 'approve withdrawal' permission."
-    )
+    """Four-eyes through approvals: a staff user who neither owns nor requested it (nor approved it already).
+
+    The rules are `approvals.services.approval_grant`'s; the withdrawal keeps who approved it
+    (`approved_by`, `second_approved_by`) for the payout run and the admin.
+    """
+    # First, so a refused person learns nothing more (approval_grant checks it again, for every kind).
+    permission_require(acting_user, APPROVE_WITHDRAWAL, detail="You need the 'approve withdrawal' permission.")
     with transaction.atomic():
         withdrawal = withdrawal_locked(withdrawal_id)
         if withdrawal.status != Withdrawal.Status.QUEUED or not withdrawal.needs_approval:
@@ -236,15 +262,24 @@ def withdrawal_approve(
             )
         if withdrawal_is_approved(withdrawal=withdrawal):
             raise InvalidTransition(f"Withdrawal {withdrawal.pk} is already approved.", code="already_approved")
-        if approver.pk in (withdrawal.user_id, withdrawal.requested_by_id):
-            raise ApprovalRefused("You cannot approve a withdrawal you own or requested.", code="own_withdrawal")
-        if approver.pk == withdrawal.approved_by_id:
-            raise ApprovalRefused("The second approval must come from another staff user.", code="same_approver")
+        # A withdrawal held before the approvals table existed gets its request now, in its requester's name.
+        request = approval_pending_for(
+            kind=ApprovalRequest.Kind.WITHDRAWAL, target=str(withdrawal.pk)
+        ) or _approval_request(withdrawal=withdrawal, reason="held for approval", source=source)
+        approval_grant(
+            request_id=request.pk,
+            kind=ApprovalRequest.Kind.WITHDRAWAL,
+            permission=APPROVE_WITHDRAWAL,
+            actor=acting_user,
+            source=source,
+            reason=reason,
+        )
+        assert acting_user is not None  # approval_grant refused anyone else
         now = timezone.now()
         if withdrawal.approved_by_id is None:
-            withdrawal.approved_by, withdrawal.approved_at = approver, now
+            withdrawal.approved_by, withdrawal.approved_at = acting_user, now
         else:
-            withdrawal.second_approved_by, withdrawal.second_approved_at = approver, now
+            withdrawal.second_approved_by, withdrawal.second_approved_at = acting_user, now
         withdrawal.save(
             update_fields=["approved_by", "approved_at", "second_approved_by", "second_approved_at", "updated_at"]
         )
@@ -255,6 +290,10 @@ def withdrawal_approve(
             object_type="withdrawal",
             object_id=withdrawal.pk,
             reason=reason,
-            after={"approvals": withdrawal.approvals, "required": settings.WITHDRAWAL_APPROVALS_REQUIRED},
+            after={
+                "approvals": withdrawal.approvals,
+                "required": settings.WITHDRAWAL_APPROVALS_REQUIRED,
+                "approval_request": request.pk,
+            },
         )
     return withdrawal

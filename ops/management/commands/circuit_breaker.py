@@ -6,7 +6,12 @@ from ops.management.commands.emergency_stop import switch_line
 from ops.models import OpsSwitch
 from ops.rules import breaker_trips
 from ops.selectors import switch_get
-from ops.services import circuit_breaker_evaluate, circuit_breaker_reset
+from ops.services import (
+    circuit_breaker_evaluate,
+    circuit_breaker_reset,
+    circuit_breaker_reset_approve,
+    circuit_breaker_reset_request,
+)
 
 
 class Command(BaseCommand):
@@ -15,11 +20,28 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("action", choices=["status", "evaluate", "reset"])
         parser.add_argument("--reason", default="", help="Why the breaker may close (required for reset).")
+        parser.add_argument(
+            "--approve", default="", metavar="REQUEST_ID", help="reset: approve another operator's reset request"
+        )
         add_actor_argument(parser)
 
-    def handle(self, *args, action: str, reason: str, **options):
+    def handle(self, *args, action: str, reason: str, approve: str, **options):
         actor = actor_from_options(options)
-        if action == "reset":
+        if action == "reset" and approve:
+            with command_errors():
+                _, changed = circuit_breaker_reset_approve(request_id=approve, actor=actor, source="cli")
+            self.stdout.write(self.style.SUCCESS("Circuit breaker reset.") if changed else "Approved; not reset yet.")
+        elif action == "reset" and actor is not None:
+            # A named operator asks; another approves (four eyes). The shell without --actor resets at once.
+            with command_errors():
+                request, _ = circuit_breaker_reset_request(reason=reason, actor=actor, source="cli")
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Reset requested (request {request.pk}): another operator runs "
+                    f"`circuit_breaker reset --approve {request.pk} --actor EMAIL`."
+                )
+            )
+        elif action == "reset":
             with command_errors():
                 _, changed = circuit_breaker_reset(reason=reason, actor=actor, source="cli")
             self.stdout.write(self.style.SUCCESS("Circuit breaker reset.") if changed else "Breaker was not open.")

@@ -29,9 +29,17 @@ class Command(BaseCommand):
             help="how long nothing may have written to the database (default RESTORE_QUIET_SECONDS)",
         )
         parser.add_argument("--reason", default="", help="why (required to restore); audit log and P0 alert")
+        parser.add_argument(
+            "--approve",
+            default="",
+            metavar="REQUEST_ID",
+            help="with --actor: approve another's restore request",
+        )
         add_actor_argument(parser)
 
-    def handle(self, *args, file: str, confirm_loss: str, quiet_seconds: int | None, reason: str, **options):
+    def handle(
+        self, *args, file: str, confirm_loss: str, quiet_seconds: int | None, reason: str, approve: str, **options
+    ):
         actor = actor_from_options(options)
         with command_errors():
             try:
@@ -42,6 +50,7 @@ class Command(BaseCommand):
                     actor=actor,
                     source="cli",
                     reason=reason,
+                    approve=approve,
                 )
             except LossNotConfirmed as exc:
                 self.stdout.write(exc.loss.text)

@@ -26,6 +26,12 @@ class Command(BaseCommand):
             line(report.digest_ok, "settlement digest", f" {report.stored_digest}")
             if not report.digest_ok:
                 self.stdout.write(f"           recomputed {report.computed_digest}")
+            if report.root_ok is None:
+                self.stdout.write("  --       receipts Merkle root (settled before receipts, rule_version 1)")
+            else:
+                line(report.root_ok, "receipts Merkle root", f" {report.stored_root}")
+                if not report.root_ok:
+                    self.stdout.write(f"           recomputed {report.computed_root}")
         else:
             self.stdout.write("  --       settlement digest (round not settled yet)")
         if not report.ok:
