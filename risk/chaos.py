@@ -296,6 +296,7 @@ class ChaosSimulator(Simulator):
             worker.stop()
         if Round.objects.get(code=code).status != Round.Status.LOCKED:
             raise AssertionError(f"worker_kill: round {code} is not LOCKED after the killed settlement")
+        clock.move_to(at + timedelta(minutes=1))
         restarted = self._worker()
         try:
             restarted.send("rounds.lifecycle_tick")
@@ -305,7 +306,7 @@ class ChaosSimulator(Simulator):
         self.injected["worker_kill"] += 1
         self.kills.append("settlement")
 
-    def _worker_kill_payout(self, withdrawal_id: int) -> None:
+    def _worker_kill_payout(self, clock, withdrawal_id: int) -> None:
         """kill -9 of the real worker between a payout sent and recorded; a restarted one asks, then records."""
         from ledger.models import Account
         from risk.chaos_processes import kill9_while_waiting, wait_for
@@ -316,9 +317,9 @@ class ChaosSimulator(Simulator):
             kill9_while_waiting(worker, account=Account.EXTERNAL_WITHDRAWALS, task="withdrawals.process_batch", limit=1)
         finally:
             worker.stop()
+        clock.move_to(timezone.now() + timedelta(minutes=2))  # the dead worker's lease has run out
         restarted = self._worker(**lease)
         try:
-            time.sleep(1.2)  # the dead worker's lease (real time: the worker's clock is not travelled)
             restarted.send("withdrawals.process_batch", limit=1)
             wait_for(lambda: Withdrawal.objects.get(pk=withdrawal_id).status == "COMPLETED", "the resumed payout")
         finally:
@@ -471,7 +472,7 @@ class ChaosSimulator(Simulator):
             else:
                 self._tick(clock, settle_at, twice=twice_at == "settle")
                 if kill and kill.n % 2 == 0:  # nothing to pay (VOID): the kill goes to a payout run instead
-                    self._worker_kill_payout(self._extra_withdrawal(chaos, code, "worker_kill"))
+                    self._worker_kill_payout(clock, self._extra_withdrawal(chaos, code, "worker_kill"))
             row.settle_seconds = time.monotonic() - t0
             self._settle_model(code, previous=previous)
             for at_hour in (16, 21):
@@ -653,7 +654,8 @@ class ChaosSimulator(Simulator):
         today = sorted(pk for pk in self.withdrawals if Withdrawal.objects.filter(pk=pk, status="QUEUED").exists())
         kill = faults.get("worker_kill")
         if kill and kill.n % 2 == 1:
-            self._worker_kill_payout(today.pop(0) if today else self._extra_withdrawal(chaos, code, "worker_kill"))
+            pk = today.pop(0) if today else self._extra_withdrawal(chaos, code, "worker_kill")
+            self._worker_kill_payout(clock, pk)
         for kind in kinds[len(today) :]:  # a fault needs a withdrawal to hit: one more, from a funded bettor
             today.append(self._extra_withdrawal(chaos, code, kind))
         late_ids = []
