@@ -27,6 +27,7 @@ without ids or timestamps).
 import copy
 import hashlib
 import json
+import os
 import random
 import shutil
 import tempfile
@@ -48,7 +49,9 @@ from django.utils import timezone
 import withdrawals.services.payouts as payouts
 from betting.services import bet_place
 from ledger.selectors import ledger_audit, user_balance_u
+from marketdata.oracle import source_specs
 from marketdata.selectors import market_close_at, market_timezone, official_close_get, reference_close_get
+from marketdata.services import price_source_update
 from risk.simulation import USDC, BetEvent, DayRow, Simulator
 from rounds.models import Round
 from rounds.selectors import round_code_parse
@@ -77,13 +80,11 @@ FAULT_KINDS = (
 )
 NOT_BUILT = {
     "web_kill": "live mode only (simulate --live)",
-    "source_down": "needs the price sources of h-oracle",
-    "source_slow": "needs the price sources of h-oracle",
-    "source_lies": "needs the price sources of h-oracle",
-    "source_garbage": "needs the price sources of h-oracle",
 }
 WEBHOOK_PATH = "/api/v1/deposits/webhook"
-CHAOS_START = "20250106"  # a fixed first day: one seed plays the same days whatever today is
+CHAOS_START = "20250106"
+PORTS = range(18700, 18800)  # this work's own port range (stub vendors, redis-server)
+SOURCE_TIMEOUT_MS = 1000  # a fixed first day: one seed plays the same days whatever today is
 
 
 def fault_kinds_parse(text: str) -> list[str]:
@@ -263,6 +264,9 @@ class ChaosSimulator(Simulator):
         self.refunds_modelled: set[int] = set()
         self.model_bets_total = 0
         self.redis: Any = None
+        self.stub: Any = None  # the price vendors' stub server, when a source_* kind is played
+        self.uses_sources = any(k.startswith("source_") for k in playable)
+        self.source_faults: dict[str, tuple[str, str]] = {}  # day code -> (source struck, kinds)
         self.restored: set[str] = set()
         self.webhook_answers: dict[str, int] = {}
         self.kills: list[str] = []  # where each worker_kill struck: settlement | payout
@@ -275,6 +279,9 @@ class ChaosSimulator(Simulator):
             if self.redis is not None:
                 self.redis.stop()
                 self.redis = None
+            if self.stub is not None:
+                self.stub.stop()
+                self.stub = None
 
     def _worker(self, **env: str):
         from risk.chaos_processes import PrivateRedis, Worker
@@ -435,6 +442,8 @@ class ChaosSimulator(Simulator):
         twice = faults.get("beat_twice")
         twice_at = chaos.choice(["open", "lock", "settle"]) if twice else ""
         with time_machine.travel(morning, tick=False) as clock:
+            if self.uses_sources and self.stub is None:
+                self._sources_start()
             self._tick(clock, morning, twice=twice_at == "open")
             self._deposits(row, rng, day)
             webhooks = self._webhook_plan(faults.get("webhook_repeat"), chaos, code)
@@ -461,7 +470,11 @@ class ChaosSimulator(Simulator):
             self._bet(row, BetEvent(lock_at, rng.randrange(self.bettor_count), 999, "bad_late", "UP", 2 * USDC), code)
             clock.move_to(close_at + timedelta(minutes=1))
             previous = self.price
-            self.price = self.synthetic_close(day=day, price=next_price)
+            if self.stub is not None:  # the close comes from the price sources' quorum at settlement
+                self._sources_answer(day, next_price, faults, chaos)
+                self.price = next_price
+            else:
+                self.price = self.synthetic_close(day=day, price=next_price)
             settle_at = close_at + timedelta(minutes=5 + (late.n if late else 0))
             t0 = time.monotonic()
             kill = faults.get("worker_kill")
@@ -517,18 +530,15 @@ class ChaosSimulator(Simulator):
     # --- the model of settlement ------------------------------------------------------------
 
     def _settle_model(self, code: str, *, previous: Decimal) -> None:
-        """What each bettor is owed, from the closes this simulator recorded and its own bets; credited to the
-        model only when the round says SETTLED (a LOCKED round owes nothing yet)."""
+        """What each bettor is owed, from the true closes (this simulator's prices) and its own bets; credited to
+        the model only when the round says SETTLED (a LOCKED round owes nothing yet)."""
         round_ = Round.objects.get(code=code)
         if round_.status != Round.Status.SETTLED:
             return
-        day = round_code_parse(code=code)
-        close = official_close_get(symbol=settings.MARKET_SYMBOL, day=day)
-        reference = reference_close_get(symbol=settings.MARKET_SYMBOL, day=day)
-        assert close is not None and reference is not None
         up = sum(s for _, side, s in self.day_bets if side == "UP")
         down = sum(s for _, side, s in self.day_bets if side == "DOWN")
-        result = "UP" if close.price > reference.price else "DOWN" if close.price < reference.price else "VOID"
+        close = self.price  # the true close: what the honest sources said (the model never reads the table)
+        result = "UP" if close > previous else "DOWN" if close < previous else "VOID"
         if up == 0 or down == 0:
             result = "VOID"
         self.model_result = {**getattr(self, "model_result", {}), code: result}
@@ -587,6 +597,74 @@ class ChaosSimulator(Simulator):
                 self.replay_mismatches.append(f"webhook {payload['tx_id']}: deposit {first} then {answer['id']}")
             if answer["credited"]:
                 self.model_cash[bettor] += payload["amount_u"]
+
+    # --- price sources: the three vendor presets on a local stub, one of them misbehaving -------
+
+    def _sources_start(self) -> None:
+        """The stub vendors (tests/marketdata/stub_vendors.py) on this run's ports; the presets pointed at it."""
+        from tests.marketdata import stub_vendors
+
+        ports, stub_vendors.PORTS = stub_vendors.PORTS, PORTS
+        try:
+            self.stub = stub_vendors.StubVendors()
+        finally:
+            stub_vendors.PORTS = ports
+        os.environ.setdefault("ALPHAVANTAGE_API_KEY", "av-test-key")  # the workers inherit them
+        os.environ.setdefault("TWELVEDATA_API_KEY", "td-test-key")
+        for source in source_specs(enabled_only=False):
+            host = stub_vendors.VENDOR_HOSTS[source.name]
+            config = {
+                key: value.replace(host, f"{self.stub.base}/{source.name}") if isinstance(value, str) else value
+                for key, value in source.config.items()
+            }
+            price_source_update(
+                name=source.name,
+                changes={"config": config, "enabled": True, "timeout_ms": SOURCE_TIMEOUT_MS},
+                channel="cli",
+                reason="chaos: the presets on the local stub vendors",
+            )
+
+    def _sources_answer(self, day: date, price: Decimal, faults: dict[str, Fault], chaos: random.Random) -> None:
+        """Every vendor answers the true close of `day`; the day's source faults all strike one of them."""
+        from tests.marketdata import stub_vendors as sv
+
+        kinds = [k for k in ("source_down", "source_slow", "source_lies", "source_garbage") if k in faults]
+        struck = chaos.choice(sorted(sv.VENDOR_HOSTS)) if kinds else ""
+        closes = {name: {day: str(price)} for name in sv.VENDOR_HOSTS}
+        if "source_lies" in kinds:
+            closes[struck] = {day: str((price * Decimal("1.01")).quantize(Decimal("0.01")))}
+        routes = {
+            "stooq": (sv.STOOQ_CLOSE, sv.stooq_daily),
+            "alphavantage": (sv.AV_QUERY, sv.alphavantage_daily),
+            "twelvedata": (sv.TD_SERIES, sv.twelvedata_series),
+        }
+        for name, (path, answer) in routes.items():
+            self.stub.set(path, answer(closes[name]))
+        if struck:
+            path, answer = routes[struck]
+            honest = answer(closes[struck])
+            down = "source_down" in kinds
+            slow = SOURCE_TIMEOUT_MS / 1000 + 0.5 if "source_slow" in kinds else 0.0
+            garbage = faults["source_garbage"].n % 3 if "source_garbage" in kinds else None
+
+            def misbehaving(query, headers):
+                if down:
+                    return 503, "text/plain", b"Service Unavailable", 0.0
+                if garbage == 0:
+                    return 200, "text/html", b"<!doctype html><html><body>Rate limit exceeded</body></html>", slow
+                if garbage is not None:  # a zero close, or one dated the next day
+                    wrong = {day: "0"} if garbage == 1 else {day + timedelta(days=1): str(price)}
+                    if struck == "twelvedata" and garbage == 2:
+                        return 200, "application/json", b'{"values": [], "status": "ok"}', slow
+                    status, ctype, body, _ = answer(wrong)(query, headers)
+                    return status, ctype, body, slow
+                status, ctype, body, _ = honest(query, headers)
+                return status, ctype, body, slow
+
+            self.stub.set(path, misbehaving)
+            self.source_faults[day.strftime("%Y%m%d")] = (struck, ",".join(kinds))
+            for kind in kinds:
+                self.injected[kind] += 1
 
     # --- operations: the morning backup restored at night -------------------------------------
 
@@ -762,8 +840,30 @@ def day_check(sim: ChaosSimulator, *, code: str) -> list[Check]:
     if code in sim.restored:
         raised = Alert.objects.filter(key__startswith="restore:", status=Alert.Status.OPEN).exists()
         checks.append(Check("restore_raised_its_alert", raised, "no open restore alert"))
+    if sim.stub is not None and code not in sim.restored:
+        close = official_close_get(symbol=settings.MARKET_SYMBOL, day=round_code_parse(code=code))
+        truth = sim.price
+        struck, kinds = sim.source_faults.get(code, ("", ""))
+        accepted_struck = struck and _source_accepted(code, struck)
+        checks.append(
+            Check(
+                "close_is_the_truth",
+                close is not None and close.price == truth and close.source == "quorum" and not accepted_struck,
+                f"close {close.price if close else None} ({close.source if close else '-'}), truth {truth}; "
+                f"{struck or 'no source'} struck by {kinds or '-'}{' and ACCEPTED' if accepted_struck else ''}",
+            )
+        )
     checks.append(Check("no_unexplained_5xx", sim.responses_5xx == 0, f"{sim.responses_5xx} responses 5xx"))
     return checks
+
+
+def _source_accepted(code: str, source: str) -> bool:
+    """Did the quorum that decided the day's close accept `source`'s quote?"""
+    from marketdata.models import CloseQuote
+
+    return CloseQuote.objects.filter(
+        close_check__date=round_code_parse(code=code), close_check__outcome="accepted", source=source, accepted=True
+    ).exists()
 
 
 def fingerprint() -> str:
