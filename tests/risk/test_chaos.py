@@ -144,3 +144,22 @@ def test_worker_kill_mid_money_work_then_restarted_loses_nothing(seed, where):
         SimulatedPayout.objects.filter(state="completed").count()
         == Withdrawal.objects.filter(status="COMPLETED").count()
     )
+
+
+@pytest.mark.money
+@pytest.mark.parametrize("kind", ["source_down", "source_slow", "source_lies", "source_garbage"])
+def test_a_misbehaving_price_source_is_outvoted_and_the_round_settles_on_the_true_close(db, kind):
+    from marketdata.models import CloseQuote, OfficialClose
+
+    simulator = _simulator(seed=8, days=1, bettors=12, faults=kind)
+    simulator.run()
+    assert simulator.injected == {kind: 1}
+    struck, kinds = simulator.source_faults["20250106"]
+    assert kinds == kind
+    close = OfficialClose.objects.get(date="2025-01-06")
+    assert (close.price, close.source) == (simulator.price, "quorum")
+    quotes = {q.source: q for q in CloseQuote.objects.filter(close_check__date="2025-01-06")}
+    assert sorted(quotes) == ["alphavantage", "stooq", "twelvedata"]
+    assert [name for name, q in sorted(quotes.items()) if not q.accepted] == [struck]
+    assert quotes[struck].reason  # why it was refused, recorded as evidence
+    assert not simulator.chaos_days[0].failures
