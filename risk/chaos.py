@@ -229,13 +229,13 @@ class ChaosDay:
 
 
 class InvariantBroken(Exception):
-    def __init__(self, *, seed: int, day: ChaosDay) -> None:
+    def __init__(self, *, seed: int, day: ChaosDay, run_args: str = "") -> None:
         self.seed, self.day, self.broken = seed, day, [c.name for c in day.failures]
         before = day.faults[-1].describe() if day.faults else "no fault that day"
         what = "; ".join(f"{c.name}: {c.detail}" for c in day.failures)
         super().__init__(
             f"seed {seed} day {day.number} ({day.code}): after {before}: invariant broke: {what}. "
-            f"Replay: simulate --replay {seed} --day {day.number}"
+            f"Replay: simulate --replay {seed} --day {day.number}{run_args}"
         )
 
 
@@ -251,6 +251,11 @@ class ChaosSimulator(Simulator):
         playable = [k for k in kinds if k not in self.skipped]
         self.schedule = fault_schedule(seed=self.seed, days=len(self.days), kinds=playable, rate=rate)
         self.stop_after = stop_after
+        # what a replay needs besides the seed: the schedule depends on the days, the kinds and the rate
+        self.run_args = (
+            f" --start {self.days[0]:%Y%m%d} --days {len(self.days)} --bettors {self.bettor_count} "
+            f"--faults {','.join(kinds)} --fault-rate {rate}"
+        )
         self.model_cash = [0] * self.bettor_count
         self.day_bets: list[tuple[int, str, int]] = []
         self.withdrawals: dict[int, tuple[int, int, str]] = {}  # id -> (bettor, amount_u, reference)
@@ -387,7 +392,7 @@ class ChaosSimulator(Simulator):
                     chaos_day.checks.insert(0, chaos_day.restore_loss)
                 self.chaos_days.append(chaos_day)
                 if chaos_day.failures:
-                    raise InvariantBroken(seed=self.seed, day=chaos_day)
+                    raise InvariantBroken(seed=self.seed, day=chaos_day, run_args=self.run_args)
         return row
 
     def _tick(self, clock, at: datetime, *, twice: bool) -> None:

@@ -96,7 +96,10 @@ def test_without_the_in_flight_recheck_a_late_success_is_paid_and_refunded_and_t
     message = str(broken.value)
     assert message.startswith("seed 3 day 1 (20250106): after custodian_late_success")
     assert "paid at the custodian and refunded" in message
-    assert message.endswith("Replay: simulate --replay 3 --day 1")
+    assert message.endswith(
+        "Replay: simulate --replay 3 --day 1 --start 20250106 --days 1 --bettors 20 "
+        "--faults custodian_late_success --fault-rate 0.3"
+    )
     refunded = Withdrawal.objects.get(status=Withdrawal.Status.FAILED)
     assert SimulatedPayout.objects.get(reference=refunded.reference).state == "completed"
 
@@ -163,3 +166,25 @@ def test_a_misbehaving_price_source_is_outvoted_and_the_round_settles_on_the_tru
     assert [name for name, q in sorted(quotes.items()) if not q.accepted] == [struck]
     assert quotes[struck].reason  # why it was refused, recorded as evidence
     assert not simulator.chaos_days[0].failures
+
+
+@pytest.mark.money
+def test_replay_plays_the_seed_up_to_that_day(db):
+    output = _chaos(
+        "--replay", "3", "--day", "1", "--days", "2", "--bettors", "20", "--faults", "custodian_late_success"
+    )
+    assert "chaos: 1 seed(s), 1 day(s) simulated, 9 invariant checks, 0 failure(s)" in output
+    assert set(Bet.objects.values_list("round__code", flat=True)) == {"20250106"}
+
+
+@pytest.mark.money
+def test_a_broken_invariant_is_a_command_error_naming_seed_day_fault_and_invariant(db, monkeypatch):
+    real_fail = payouts.withdrawal_fail
+    monkeypatch.setattr(payouts, "withdrawal_fail", lambda **kw: real_fail(**{**kw, "payout_checked": True}))
+    with pytest.raises(CommandError) as refused:
+        _chaos("--replay", "3", "--day", "1", "--days", "1", "--bettors", "20", "--faults", "custodian_late_success")
+    message = str(refused.value)
+    assert message.startswith("seed 3 day 1 (20250106): after custodian_late_success(n=")
+    assert "never_paid_and_refunded: withdrawal " in message
+    assert "Replay: simulate --replay 3 --day 1 --start 20250106 --days 1 --bettors 20" in message
+    assert message.endswith(" [invariant_broken]")
