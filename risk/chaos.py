@@ -281,12 +281,17 @@ class ChaosSimulator(Simulator):
         try:
             return super().run()
         finally:
-            if self.redis is not None:
-                self.redis.stop()
-                self.redis = None
+            self._broker_drop()
             if self.stub is not None:
                 self.stub.stop()
                 self.stub = None
+
+    def _broker_drop(self) -> None:
+        """After each kill: a fresh broker next time. The killed worker's message (acks late) is otherwise
+        restored by the next worker once its visibility timeout has passed on the simulated clock, a day later."""
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
 
     def _worker(self, **env: str):
         from risk.chaos_processes import PrivateRedis, Worker
@@ -315,6 +320,7 @@ class ChaosSimulator(Simulator):
             wait_for(lambda: Round.objects.get(code=code).status == Round.Status.SETTLED, "the settlement")
         finally:
             restarted.stop()
+            self._broker_drop()
         self.injected["worker_kill"] += 1
         self.kills.append("settlement")
 
@@ -332,10 +338,11 @@ class ChaosSimulator(Simulator):
         clock.move_to(timezone.now() + timedelta(minutes=2))  # the dead worker's lease has run out
         restarted = self._worker(**lease)
         try:
-            restarted.send("withdrawals.process_batch", limit=1)
+            restarted.send("withdrawals.process_batch")  # the killed batch comes back too (acks late)
             wait_for(lambda: Withdrawal.objects.get(pk=withdrawal_id).status == "COMPLETED", "the resumed payout")
         finally:
             restarted.stop()
+            self._broker_drop()
         self.injected["worker_kill"] += 1
         self.kills.append("payout")
 
@@ -735,10 +742,6 @@ class ChaosSimulator(Simulator):
         """The payout run, with the custodian's faults on today's withdrawals (one each, in id order)."""
         kinds = [k for k in ("custodian_fail", "custodian_timeout", "custodian_late_success") if k in faults]
         today = sorted(pk for pk in self.withdrawals if Withdrawal.objects.filter(pk=pk, status="QUEUED").exists())
-        kill = faults.get("worker_kill")
-        if kill and kill.n % 2 == 1:
-            pk = today.pop(0) if today else self._extra_withdrawal(chaos, code, "worker_kill")
-            self._worker_kill_payout(clock, pk)
         for kind in kinds[len(today) :]:  # a fault needs a withdrawal to hit: one more, from a funded bettor
             today.append(self._extra_withdrawal(chaos, code, kind))
         late_ids = []
@@ -760,6 +763,10 @@ class ChaosSimulator(Simulator):
                 self.expected_flags.add(pk)
         clock.move_to(at + timedelta(seconds=settings.WITHDRAWAL_PROCESSING_LEASE_SECONDS + 60))
         payouts.withdrawals_process(source="beat")
+        kill = faults.get("worker_kill")
+        if kill and kill.n % 2 == 1:  # after the runs above: the worker (acks late) finds only its own item due
+            clock.move_to(at + timedelta(minutes=10))
+            self._worker_kill_payout(clock, self._extra_withdrawal(chaos, code, "worker_kill"))
 
 
 def _terminate_own_backend() -> None:
