@@ -188,3 +188,18 @@ def test_a_broken_invariant_is_a_command_error_naming_seed_day_fault_and_invaria
     assert "never_paid_and_refunded: withdrawal " in message
     assert "Replay: simulate --replay 3 --day 1 --start 20250106 --days 1 --bettors 20" in message
     assert message.endswith(" [invariant_broken]")
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_seed_10_two_worker_kills_on_one_broker_and_a_late_success_the_same_day():
+    """Seed 10 (all kinds, 5 days) found that a killed worker's batch (acks late) comes back once its
+    visibility timeout passes on the simulated clock, a day later, and ran before the next kill's lock was
+    held. Harmless to the money (a batch is idempotent), but the chaos lost its aim: each kill now has its own
+    broker, and the payout kill comes after the day's own runs. The seed plays clean."""
+    simulator = _simulator(seed=10, days=5, bettors=30, faults="all")
+    assert [f.day for f in simulator.schedule if f.kind == "worker_kill"] == [2, 3]
+    simulator.run()
+    assert simulator.kills == ["payout", "payout"]
+    assert len(simulator.chaos_days) == 5 and not any(d.failures for d in simulator.chaos_days)
