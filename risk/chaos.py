@@ -3,23 +3,29 @@
 A seeded fault schedule (random.Random(f"chaos:{seed}")) places faults in each day's timeline, against
 the real services and processes, never a mock of our own code:
 
-    08:00 ET  the lifecycle tick opens the round          beat_twice: two ticks at once
+    08:00 ET  the lifecycle tick opens the round          beat_twice: two ticks at once (threads on PostgreSQL)
     08:05     deposits; webhook_repeat: a deposit delivered 2-5 times through the real signed webhook
-              (POST /api/v1/deposits/webhook), out of order with another; the rest of them at 20:00
+              (POST /api/v1/deposits/webhook), out of order with another; some of them only at 20:00
+    08:30     restore: the morning backup (pg_dump)
     09:30..   bets (the simulator's own mix)               db_blip: PostgreSQL terminates our backend
                                                            between a bet and its commit; the client retries
-    12:00     withdrawals requested
-    13:00     payout run through the custodian behind the PayoutAdapter interface (`ChaosCustodian`):
-              custodian_fail (refused), custodian_timeout (the send times out, never received),
-              custodian_late_success (the send times out, the payout lands after the claim's lease ran
-              out; staff "mark failed" it in between); runs again at 13:07, 16:00 and 21:00
+    12:30     withdrawals requested
+    13:30     payout runs (13:30, +lease+60 s, 16:30, 21:30) through the custodian behind the PayoutAdapter
+              interface (`ChaosCustodian`): custodian_fail (refused), custodian_timeout (times out, never
+              received), custodian_late_success (times out, pays after the claim's lease ran out; staff
+              "mark failed" it in between); worker_kill (odd n): kill -9 of a real Celery worker between a
+              payout sent and recorded, then a restarted one
     15:59:59  the tick locks                               beat_late: minutes late (bets still refused)
-    16:05     the tick settles AUTO                        beat_late / beat_twice again
+    16:05     the tick settles AUTO: the close from the three vendor presets on a local stub, by quorum;
+              source_down / source_slow / source_lies / source_garbage strike one of them;
+              worker_kill (even n): kill -9 of the worker half-way through the settlement; beat_late / twice
+    22:00     restore: maintenance on, the loss list checked against the model and confirmed, restored,
+              maintenance off, the round (now without bets) settled again
     end       the invariant checker (`day_check`)
 
 After every day the checker proves, with ledger_audit's and reconcile's own code and the simulator's own
-model of every synthetic bettor (deposits - stakes + payouts + refunds - withdrawals, the payouts and
-refunds computed here from the closes it recorded and what the custodian says), that nothing was lost.
+model of every synthetic bettor (deposits - stakes + payouts + refunds - withdrawals, the payouts computed
+here from the true closes, the refunds from what the custodian says), that nothing was lost.
 One seed gives one schedule and one fingerprint (`fingerprint`: balances, bets, rounds, withdrawals,
 without ids or timestamps).
 """
