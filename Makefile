@@ -92,6 +92,20 @@ bench-receipts: install
 	$(BIN)/python bench/receipts_bench.py
 
 # The runbook's status step (README, "Deploy and roll back"): every migration, then the one-line summary.
+# Chaos days (risk.chaos): `simulate --faults all` over SEEDS seeds x DAYS days x BETTORS bettors on PostgreSQL,
+# each seed on a fresh database (CHAOS_PG, CHAOS_DB_PREFIX); a table of faults by kind, checks and failures.
+# `make chaos DAYS=250` is the long run; `make chaos-replay SEED=7 DAY=3` plays one seed again up to that day.
+SEEDS ?= 20
+DAYS ?= 5
+BETTORS ?= 100
+CHAOS_JOBS ?= 2
+.PHONY: chaos chaos-replay
+chaos: install
+	$(BIN)/python scripts/chaos.py --seeds $(SEEDS) --days $(DAYS) --bettors $(BETTORS) --jobs $(CHAOS_JOBS)
+
+chaos-replay: install
+	$(BIN)/python scripts/chaos.py --replay $(SEED) --days $(DAYS) --bettors $(BETTORS) $(if $(DAY),--day $(DAY),) --keep-failed
+
 .PHONY: db-migration-status
 db-migration-status: install
 	$(BIN)/python manage.py showmigrations

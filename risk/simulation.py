@@ -278,6 +278,7 @@ class Simulator:
                 from_address=simulated_wallet_address(user_id=user.pk),
             )
             row.deposits_u += amount_u
+            self.on_deposit(index - 1, amount_u)
 
     def _bet_events(self, rng: random.Random, *, opens_at: datetime, lock_at: datetime) -> list[BetEvent]:
         up_bias = rng.uniform(0.3, 0.7)
@@ -323,9 +324,10 @@ class Simulator:
             attempts.append((side, stake_u, key))
         elif event.kind == "bad_conflict":
             attempts.append((side, stake_u + USDC, key))  # the same key, another request: 422
+        first: tuple[int, int] | None = None
         for attempt_side, attempt_stake_u, attempt_key in attempts:
             try:
-                bet, created = bet_place(
+                bet, created = self.place(
                     user=user,
                     side=attempt_side,
                     stake_u=attempt_stake_u,
@@ -340,8 +342,28 @@ class Simulator:
             if created:
                 row.bets += 1
                 row.volume_u += bet.stake_u
+                self.on_bet(event, bet)
+                first = (bet.pk, bet.stake_u)
             else:
                 row.replays += 1
+                self.on_replay(event, first, (bet.pk, bet.stake_u))
+
+    # --- what a subclass (risk.chaos) watches and where it steps in; nothing here -------------
+
+    def place(self, **request):
+        return bet_place(**request)
+
+    def on_deposit(self, bettor: int, amount_u: int) -> None:
+        pass
+
+    def on_bet(self, event: BetEvent, bet) -> None:
+        pass
+
+    def on_replay(self, event: BetEvent, first: tuple[int, int] | None, again: tuple[int, int]) -> None:
+        pass
+
+    def on_withdrawal(self, bettor: int, withdrawal) -> None:
+        pass
 
     def _withdrawals(self, row: DayRow, rng: random.Random, code: str) -> None:
         for index, user in enumerate(self.users):
@@ -352,13 +374,14 @@ class Simulator:
             if amount_u < USDC:
                 continue
             try:
-                withdrawal_request(
+                withdrawal, _ = withdrawal_request(
                     user=user, amount_u=amount_u, source="cli", idempotency_key=f"sim-{self.seed}-{code}-w{index}"
                 )
             except ApplicationError as exc:
                 row.refusals[f"withdrawal:{exc.code}"] += 1
                 continue
             row.withdrawals_u += amount_u
+            self.on_withdrawal(index, withdrawal)
 
 
 # --- the table ---------------------------------------------------------------------------------

@@ -1,3 +1,4 @@
+import json
 import logging
 import os
 import sys
@@ -37,6 +38,20 @@ class Command(BaseCommand):
         )
         parser.add_argument("--live", default="", metavar="URL", help="drive a running server over HTTP (today)")
         parser.add_argument("--i-know", action="store_true", help="run even with production settings")
+        parser.add_argument(
+            "--faults",
+            default="",
+            metavar="KIND[,KIND...]|all",
+            help="chaos days: a seeded fault schedule and an invariant check after every day (risk.chaos)",
+        )
+        parser.add_argument(
+            "--fault-rate", type=float, default=0.3, help="chance of each fault kind on each day (0..1, default 0.3)"
+        )
+        parser.add_argument("--replay", type=bounded_int(0, 2**31), default=None, metavar="SEED", help="replay a seed")
+        parser.add_argument(
+            "--day", type=bounded_int(1, 260), default=None, help="with --replay: stop after that day's check"
+        )
+        parser.add_argument("--summary-json", default="", metavar="PATH", help="with --faults: write the run's summary")
 
     def handle(self, *args, **options):
         module = os.environ.get("DJANGO_SETTINGS_MODULE", "") or getattr(settings, "SETTINGS_MODULE", "")
@@ -54,6 +69,11 @@ class Command(BaseCommand):
                 ):
                     self.stdout.write(line)
             return
+        if options["replay"] is not None:
+            options["seed"] = options["replay"]
+            options["faults"] = options["faults"] or "all"
+        if options["faults"]:
+            return self._chaos(options)
         today = market_today(now=timezone.now())
         start = None
         if options["start"]:
@@ -85,6 +105,53 @@ class Command(BaseCommand):
         self.stderr.write(f"wall time {report.wall_seconds:.1f} s; settlement ms per day: {settle_ms or '-'}")
         if not report.ledger_ok or not report.totals_match:
             raise CommandError("The table does not match the ledger (see above). [simulation_mismatch]")
+
+    def _chaos(self, options) -> None:
+        from risk.chaos import CHAOS_START, ChaosSimulator, InvariantBroken, chaos_table, fault_kinds_parse
+
+        try:
+            kinds = fault_kinds_parse(options["faults"])
+        except ValueError as exc:
+            raise CommandError(f"{exc} [unknown_fault]") from exc
+        if not 0 <= options["fault_rate"] <= 1:
+            raise CommandError("--fault-rate must be between 0 and 1. [bad_fault_rate]")
+        with command_errors():
+            start = date_parse(options["start"] or CHAOS_START)
+        days = trading_days(count=options["days"], start=start, today=market_today(now=timezone.now()))
+        if options["day"] is not None and options["day"] > len(days):
+            raise CommandError(f"--day {options['day']} is past the {len(days)} days played. [bad_day]")
+        if days[-1] >= market_today(now=timezone.now()):
+            raise CommandError(f"{days[-1]:%Y%m%d} has not closed yet: chaos plays past days only. [day_not_past]")
+        logging.getLogger("rounds.services").setLevel(logging.WARNING)
+        logging.getLogger("withdrawals.services.payouts").setLevel(logging.CRITICAL)
+        logging.getLogger("kombu").setLevel(logging.ERROR)
+        simulator = ChaosSimulator(
+            days=days,
+            bettors=options["bettors"],
+            seed=options["seed"],
+            kinds=kinds,
+            rate=options["fault_rate"],
+            stop_after=options["day"],
+            progress=self._progress,
+        )
+        self.stderr.write(
+            f"simulate --faults: seed {options['seed']}, {len(days)} day(s) {days[0]:%Y%m%d}..{days[-1]:%Y%m%d}, "
+            f"{options['bettors']} bettors, {len(simulator.schedule)} faults scheduled"
+        )
+        broken: InvariantBroken | None = None
+        try:
+            simulator.run()
+        except InvariantBroken as exc:
+            broken = exc
+        summary = simulator.summary(broken=broken)
+        for line in chaos_table([summary]):
+            self.stdout.write(line)
+        if options["summary_json"]:
+            with open(options["summary_json"], "w") as handle:
+                json.dump(summary, handle)
+        if broken is not None:
+            raise CommandError(f"{broken} [invariant_broken]")
+        self.stdout.write(f"fingerprint {summary['fingerprint']}")
 
     def _progress(self, line: str) -> None:
         self.stderr.write(line)
