@@ -619,14 +619,10 @@ class ChaosSimulator(Simulator):
     # --- price sources: the three vendor presets on a local stub, one of them misbehaving -------
 
     def _sources_start(self) -> None:
-        """The stub vendors (tests/marketdata/stub_vendors.py) on this run's ports; the presets pointed at it."""
-        from tests.marketdata import stub_vendors
+        """The stub vendors (marketdata/stub_vendors.py) on this run's ports; the presets pointed at it."""
+        from marketdata import stub_vendors
 
-        ports, stub_vendors.PORTS = stub_vendors.PORTS, PORTS
-        try:
-            self.stub = stub_vendors.StubVendors()
-        finally:
-            stub_vendors.PORTS = ports
+        self.stub = stub_vendors.StubVendors(ports=PORTS)
         os.environ.setdefault("ALPHAVANTAGE_API_KEY", "av-test-key")  # the workers inherit them
         os.environ.setdefault("TWELVEDATA_API_KEY", "td-test-key")
         for source in source_specs(enabled_only=False):
@@ -644,7 +640,7 @@ class ChaosSimulator(Simulator):
 
     def _sources_answer(self, day: date, price: Decimal, faults: dict[str, Fault], chaos: random.Random) -> None:
         """Every vendor answers the true close of `day`; the day's source faults all strike one of them."""
-        from tests.marketdata import stub_vendors as sv
+        from marketdata import stub_vendors as sv
 
         kinds = [k for k in ("source_down", "source_slow", "source_lies", "source_garbage") if k in faults]
         struck = chaos.choice(sorted(sv.VENDOR_HOSTS)) if kinds else ""

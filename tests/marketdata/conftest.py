@@ -1,6 +1,6 @@
 import pytest
 
-from tests.marketdata.stub_vendors import StubVendors, point_presets_at
+from marketdata.stub_vendors import StubVendors, point_presets_at
 from tests.rounds.conftest import users  # noqa: F401 (the fixture, for the round tests here)
 
 

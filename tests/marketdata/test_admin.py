@@ -12,9 +12,9 @@ from django.urls import reverse
 
 from audit.models import AuditEvent
 from marketdata.models import OfficialClose, PriceSource, PriceTick
+from marketdata.stub_vendors import STOOQ_CLOSE, STOOQ_QUOTE, stooq_daily
 from rounds.services import round_lock, round_open
 from tests.factories import UserFactory
-from tests.marketdata.stub_vendors import STOOQ_CLOSE, STOOQ_QUOTE, stooq_daily
 from tests.marketdata.test_oracle_quorum import serve
 from tests.rounds.conftest import place_bet
 

@@ -15,7 +15,7 @@ from marketdata.quorum import quorum_decide
 from marketdata.selectors import market_close_at
 from marketdata.services import official_close_resolve, price_source_test
 from marketdata.sources import Quote, SourceSpec, quotes_fetch_all
-from tests.marketdata.stub_vendors import (
+from marketdata.stub_vendors import (
     AV_QUERY,
     STOOQ_CLOSE,
     TD_SERIES,

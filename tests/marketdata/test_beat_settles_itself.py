@@ -19,9 +19,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from audit.models import AuditEvent
 from marketdata.models import CloseCheck
-from rounds.models import Round
-from rounds.services import round_lock, round_open
-from tests.marketdata.stub_vendors import (
+from marketdata.stub_vendors import (
     AV_QUERY,
     STOOQ_CLOSE,
     TD_SERIES,
@@ -29,6 +27,8 @@ from tests.marketdata.stub_vendors import (
     stooq_daily,
     twelvedata_series,
 )
+from rounds.models import Round
+from rounds.services import round_lock, round_open
 from tests.proof.test_kill9 import BASE_DIR, CELERY, Worker, _wait
 from tests.rounds.conftest import place_bet
 

@@ -9,7 +9,7 @@ import time_machine
 
 from marketdata.models import PriceSource, PriceTick, TickDaily
 from marketdata.services import prices_ingest
-from tests.marketdata.stub_vendors import STOOQ_QUOTE, TD_QUOTE, twelvedata_quote
+from marketdata.stub_vendors import STOOQ_QUOTE, TD_QUOTE, twelvedata_quote
 
 pytestmark = [pytest.mark.django_db, pytest.mark.money]
 NY = ZoneInfo("America/New_York")

@@ -11,9 +11,9 @@ from django.core.management import call_command
 from marketdata.models import PriceSource, PriceTick
 from marketdata.selectors import feed_status
 from marketdata.services import prices_ingest
+from marketdata.stub_vendors import AV_QUERY, STOOQ_QUOTE, TD_QUOTE, twelvedata_quote
 from ops.dashboard import metrics_text
 from ops.rules import alert_price_feed_stale, alert_price_source_down, breaker_no_price_source
-from tests.marketdata.stub_vendors import AV_QUERY, STOOQ_QUOTE, TD_QUOTE, twelvedata_quote
 
 pytestmark = pytest.mark.django_db
 NY = ZoneInfo("America/New_York")

@@ -17,12 +17,7 @@ from django.core.management import CommandError, call_command
 
 from marketdata.models import CloseCheck, OfficialClose, PriceSource
 from marketdata.services import official_close_resolve, official_close_set
-from ops.alerts import alerts_evaluate
-from ops.models import Alert
-from rounds.models import Round
-from rounds.services import round_lifecycle_tick, round_lock, round_open
-from tests.factories import UserFactory
-from tests.marketdata.stub_vendors import (
+from marketdata.stub_vendors import (
     AV_QUERY,
     STOOQ_CLOSE,
     TD_SERIES,
@@ -30,6 +25,11 @@ from tests.marketdata.stub_vendors import (
     stooq_daily,
     twelvedata_series,
 )
+from ops.alerts import alerts_evaluate
+from ops.models import Alert
+from rounds.models import Round
+from rounds.services import round_lifecycle_tick, round_lock, round_open
+from tests.factories import UserFactory
 from tests.rounds.conftest import place_bet
 
 pytestmark = [pytest.mark.django_db, pytest.mark.money]  # settlement pays out: both databases

@@ -1,6 +1,7 @@
 """A local stub of the three preset vendors (Stooq CSV, Alpha Vantage JSON, Twelve Data JSON).
 
-`StubVendors` is an http.server in a thread on a free port of 18100-18199. Each route (a path,
+For the tests and for rehearsals (`simulate --faults`): no vendor is reachable from a test or a chaos
+day. `StubVendors` is an http.server in a thread on a free port of `ports` (default 18100-18199). Each route (a path,
 query ignored) answers with a function of the query: `stub.set(path, fn)`; helpers below build
 answers shaped like each vendor's real format. `stub.base` replaces the vendors' hosts in the
 presets (`point_presets_at`), so the presets' own paths and parsing are what the tests run.
@@ -27,7 +28,7 @@ Answer = tuple[int, str, bytes, float]
 
 
 class StubVendors:
-    def __init__(self):
+    def __init__(self, ports: range = PORTS):
         self.routes: dict[str, Callable[[dict, dict], Answer]] = {}
         self.requests: list[tuple[str, dict, dict]] = []
         stub = self
@@ -54,14 +55,14 @@ class StubVendors:
             def log_message(self, *args):
                 pass
 
-        for port in PORTS:
+        for port in ports:
             try:
                 self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
                 break
             except OSError:
                 continue
         else:
-            raise RuntimeError("no free port in 18100-18199 for the stub vendors")
+            raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1} for the stub vendors")
         self.server.daemon_threads = True
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
