@@ -24,6 +24,7 @@ class OpsSwitch(models.Model):
 
     class Meta:
         db_table = "ops_switches"
+        verbose_name_plural = "ops switches"
         ordering = ["name"]
         indexes = [models.Index(fields=["active"], name="ops_switch_active")]
 

@@ -3,10 +3,9 @@
 import datetime as dt
 from dataclasses import dataclass, field
 
-from django.utils import timezone
-
 from audit.selectors import audit_actor_last
 from betting.selectors import bet_activity, bet_stakes_by_round_u, bet_volume_by_day_u, users_count
+from common.times import market_zone
 from ledger.selectors import (
     house_totals_by_day_u,
     house_totals_u,
@@ -28,9 +27,10 @@ from withdrawals.selectors import (
 
 
 def day_bounds(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    tz = timezone.get_current_timezone()
-    start = timezone.make_aware(dt.datetime.combine(day, dt.time.min), tz)
-    return start, start + dt.timedelta(days=1)
+    """A market day, midnight to midnight America/New_York (23 or 25 hours on a clock change), in every door."""
+    tz = market_zone()
+    start = dt.datetime.combine(day, dt.time.min, tzinfo=tz)
+    return start, dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def house_pnl_by_day(*, start: dt.date, end: dt.date) -> list[PnlDay]:
     """One row per day from `start` to `end` inclusive (days without activity are zeros)."""
     since, _ = day_bounds(start)
     _, until = day_bounds(end)
-    tz = timezone.get_current_timezone()
+    tz = market_zone()
     house = house_totals_by_day_u(start=since, end=until, tz=tz)
     volume = bet_volume_by_day_u(start=since, end=until, tz=tz)
     rows = []
@@ -181,7 +181,7 @@ def tvl_by_day(*, start: dt.date, end: dt.date) -> list[tuple[dt.date, int]]:
     """TVL (user cash + round pools + pending withdrawals) at the end of each day, from the ledger entries."""
     since, _ = day_bounds(start)
     _, until = day_bounds(end)
-    running, per_day = tvl_entries_by_day_u(start=since, end=until, tz=timezone.get_current_timezone())
+    running, per_day = tvl_entries_by_day_u(start=since, end=until, tz=market_zone())
     rows = []
     day = start
     while day <= end:

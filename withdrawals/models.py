@@ -169,6 +169,7 @@ class PayoutAddress(models.Model):
 
     class Meta:
         db_table = "payout_addresses"
+        verbose_name_plural = "payout addresses"
         ordering = ["-id"]
         constraints = [models.UniqueConstraint(fields=["user", "address"], name="payout_address_unique_per_user")]
 

@@ -28,24 +28,24 @@ def run(*args: str) -> str:
 
 def test_health_validate_config_and_migration_status_name_the_pending_migration():
     try:
-        migrate("ops", "0005_auditevent_moved_to_audit")  # the code is one migration ahead of its database
+        migrate("ops", "0006_switch_rows")  # the code is one migration ahead of its database
 
         response = Client().get("/health")
         body = response.json()
         assert response.status_code == 503
         assert body["checks"]["migrations"] is False
-        assert (body["code"], body["migrations_pending"]) == ("migrations_pending", ["ops.0006_switch_rows"])
+        assert (body["code"], body["migrations_pending"]) == ("migrations_pending", ["ops.0007_switch_plural"])
 
         with pytest.raises(CommandError):
             call_command("validate_config", stdout=(out := io.StringIO()))
-        assert "migrations_pending: the database lacks 1 migration(s) this code needs: ops.0006_switch_rows." in (
+        assert "migrations_pending: the database lacks 1 migration(s) this code needs: ops.0007_switch_plural." in (
             out.getvalue()
         )
 
         summary = run("migration_status").strip()
         assert "\n" not in summary
-        assert ", 1 pending (ops.0006_switch_rows); code targets: " in summary and "ops 0006_switch_rows" in summary
-        assert "ops 0005_auditevent_moved_to_audit\n" in run("migration_status", "--targets")
+        assert ", 1 pending (ops.0007_switch_plural); code targets: " in summary and "ops 0007_switch_plural" in summary
+        assert "ops 0006_switch_rows\n" in run("migration_status", "--targets")
     finally:
         migrate()
     assert Client().get("/health").json()["checks"]["migrations"] is True

@@ -106,3 +106,18 @@ def test_reconcile_fails_on_a_cached_balance_mismatch(settled_day, capsys):
     out = capsys.readouterr().out
     assert "withdrawals:pending: cached 5000003 u, entries 5000000 u" in out
     assert "withdrawals:pending 5000003 u, queued/processing 5000000 u" in out
+
+
+@pytest.mark.money
+@pytest.mark.django_db
+def test_a_report_day_is_a_new_york_day_in_every_door(time_machine):
+    """23:30 New York on 2 Dec is 04:30 UTC on 3 Dec: the bet belongs to 2 Dec's report, whatever the door's zone."""
+    from ops.reports import daily_report_get
+
+    time_machine.move_to(dt.datetime(2026, 12, 2, 14, 0, tzinfo=dt.UTC), tick=False)
+    round_open(code="20261203", force=True)
+    bettor = UserFactory()
+    fund(bettor, 10_000_000)
+    time_machine.move_to(dt.datetime(2026, 12, 3, 4, 30, tzinfo=dt.UTC), tick=False)  # 23:30 EST, 2 Dec
+    bet_place(user=bettor, side="UP", stake_u=2_000_000, round_code="20261203")
+    assert (daily_report_get(day=dt.date(2026, 12, 2)).bets, daily_report_get(day=dt.date(2026, 12, 3)).bets) == (1, 0)

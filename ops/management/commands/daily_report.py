@@ -3,6 +3,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 
 from common.money import format_usdc
+from common.times import market_zone
 from ledger.selectors import tvl_get
 from ops.reports import daily_report_get
 
@@ -11,11 +12,11 @@ class Command(BaseCommand):
     help = "The manual's daily report: users, active bettors, volume, fees, house P&L, rounds, deposits, withdrawals."
 
     def add_arguments(self, parser):
-        parser.add_argument("--date", default="", help="YYYY-MM-DD (default: today)")
+        parser.add_argument("--date", default="", help="YYYY-MM-DD, a day in America/New_York (default: today there)")
 
     def handle(self, *args, date: str, **options):
         try:
-            day = parse_date(date) if date else timezone.localdate()
+            day = parse_date(date) if date else timezone.localdate(timezone=market_zone())
         except ValueError:
             day = None
         if day is None:

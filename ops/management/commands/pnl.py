@@ -6,6 +6,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 
 from common.money import format_usdc
+from common.times import market_zone
 from ops.reports import house_pnl_by_day
 
 FIRST_DAY, LAST_DAY = dt.date(1970, 1, 1), dt.date(9998, 12, 31)
@@ -17,11 +18,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--from", dest="start", default="", help="YYYY-MM-DD (default: 30 days ago)")
-        parser.add_argument("--to", dest="end", default="", help="YYYY-MM-DD (default: today)")
+        parser.add_argument(
+            "--to", dest="end", default="", help="YYYY-MM-DD, a day in America/New_York (default: today there)"
+        )
         parser.add_argument("--csv", nargs="?", const="-", default=None, help="write CSV to this file (or stdout)")
 
     def handle(self, *args, start: str, end: str, csv: str | None, **options):
-        end_day = self._day(end, "--to") if end else timezone.localdate()
+        end_day = self._day(end, "--to") if end else timezone.localdate(timezone=market_zone())
         start_day = self._day(start, "--from") if start else end_day - dt.timedelta(days=29)
         if start_day > end_day:
             raise CommandError("--from must not be after --to. [invalid_date]")
