@@ -21,7 +21,7 @@ from betting.selectors import bets_count
 from ledger.selectors import house_totals_u, ledger_audit
 from marketdata.selectors import close_failures, feed_status
 from ops.kpi import LATENCY_BOUNDS_MS, api_kpis, settlement_duration_last
-from ops.models import OpsSwitch
+from ops.models import Alert, OpsSwitch
 from ops.selectors import database_connections_use, event_count_total, heartbeat_age_seconds, switch_reason_if_active
 from risk.exposure import exposure_concerns
 from rounds.selectors import rounds_awaiting_close, rounds_overdue, rounds_voided_by_hand
@@ -352,6 +352,18 @@ def alert_emergency_void(now: datetime) -> list[Finding]:
     ]
 
 
+RESTORE_ALERT_OPEN = timedelta(hours=24)
+
+
+def alert_restore_recent(now: datetime) -> list[Finding]:
+    """A restore's P0 (ops.backup raises it into the restored database) stays open for a day, so the next
+    minute's evaluation does not resolve it the moment maintenance goes off."""
+    rows = Alert.objects.filter(
+        key__startswith="restore:", status=Alert.Status.OPEN, first_seen_at__gte=now - RESTORE_ALERT_OPEN
+    )
+    return [Finding(row.key, row.severity, row.summary) for row in rows]
+
+
 ALERT_RULES: list[Callable[[datetime], list[Finding]]] = [
     alert_settlement_overdue,
     alert_auto_no_close,
@@ -367,6 +379,7 @@ ALERT_RULES: list[Callable[[datetime], list[Finding]]] = [
     alert_price_feed_stale,
     alert_price_source_down,
     alert_emergency_void,
+    alert_restore_recent,
     alert_kpis,
 ]
 

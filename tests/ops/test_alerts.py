@@ -167,3 +167,17 @@ def test_send_test_alert_below_every_routes_severity_reached_no_one(settings, ca
     with pytest.raises(CommandError, match=r"reached no route.*\[alert_not_delivered\]$"):
         call_command("send_test_alert", "--severity", "P3")
     assert "email: below P1, not sent" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_a_restore_alert_stays_open_for_a_day_through_the_minutely_evaluation():
+    """Chaos seed 10 (make test, PostgreSQL): the minute's evaluation after `maintenance off` resolved the
+    restore's P0 at once, because no rule found it. It stays open for 24 h, then resolves."""
+    restored_at = timezone.now()
+    alert_raise(finding=Finding("restore:20261201T220000", "P0", "Database RESTORED"), now=restored_at, force=True)
+    alerts_evaluate(now=restored_at + dt.timedelta(minutes=1))
+    assert Alert.objects.get(key="restore:20261201T220000").status == Alert.Status.OPEN
+    alerts_evaluate(now=restored_at + dt.timedelta(hours=23, minutes=59))
+    assert Alert.objects.get(key="restore:20261201T220000").status == Alert.Status.OPEN
+    alerts_evaluate(now=restored_at + dt.timedelta(hours=24, minutes=1))
+    assert Alert.objects.get(key="restore:20261201T220000").status == Alert.Status.RESOLVED
