@@ -152,14 +152,29 @@ def bet_payouts_iter(*, round_id: int) -> Iterator[tuple[int, int]]:
 
 
 def bet_receipt_rows_iter(*, round_id: int) -> Iterator[tuple[int, Any, str, int, int]]:
-    """(bet id, user id, side, stake_u, payout_u) of every bet of the round in id order, paged: the receipts' leaves."""
+    """(bet id, user id, side, stake_u, payout_u) of every bet of the round in id order, paged: the receipts' leaves.
+
+    On PostgreSQL the pages are raw rows with the user id as its text (what str() of the UUID gives, so the
+    pseudonyms are the same): a million bets skip the ORM's per-row conversions.
+    """
     last_id = 0
+    raw = connection.vendor == "postgresql"
+    table = Bet._meta.db_table
     while True:
-        page = list(
-            Bet.objects.filter(round_id=round_id, id__gt=last_id)
-            .order_by("id")
-            .values_list("id", "user_id", "side", "stake_u", "payout_u")[:BET_PAGE]
-        )
+        if raw:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT id, user_id::text, side, stake_u, payout_u FROM {table} "  # noqa: S608 - table name only
+                    "WHERE round_id = %s AND id > %s ORDER BY id LIMIT %s",
+                    [round_id, last_id, BET_PAGE],
+                )
+                page = cursor.fetchall()
+        else:
+            page = list(
+                Bet.objects.filter(round_id=round_id, id__gt=last_id)
+                .order_by("id")
+                .values_list("id", "user_id", "side", "stake_u", "payout_u")[:BET_PAGE]
+            )
         yield from page
         if len(page) < BET_PAGE:
             return
