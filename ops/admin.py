@@ -2,6 +2,7 @@ from collections.abc import Callable
 from functools import partial
 
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -11,7 +12,6 @@ from django.utils.html import format_html
 
 from approvals.models import ApprovalRequest
 from betting.admin import UserAdmin
-from betting.models import User
 from common.admin import ReadOnlyAdmin, action_confirmation, action_form, admin_call, admin_history
 from common.errors import ApplicationError
 from common.money import usdc_number
@@ -236,5 +236,5 @@ class UserStatementAdmin(UserAdmin):
         return TemplateResponse(request, "admin/ops/statement.html", context)
 
 
-admin.site.unregister(User)
-admin.site.register(User, UserStatementAdmin)
+admin.site.unregister(get_user_model())
+admin.site.register(get_user_model(), UserStatementAdmin)
