@@ -16,20 +16,20 @@ import subprocess
 import sys
 import time
 import uuid
-from contextlib import contextmanager
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from celery import Celery
-from django.db import connection, connections
+from django.db import connection
 
 from betting.models import Bet
 from ledger.models import Account, LedgerBatch
 from ledger.selectors import account_balance_u, user_balance_u
 from ledger.services import ledger_post_from_sql
 from marketdata.models import OfficialClose
+from risk.chaos_processes import backend_gone, backend_waiting_on_a_lock, holding_account_row
 from rounds.models import Round, RoundSettlement
 from rounds.services import round_lock, round_open
 from tests.conftest import assert_ledger_invariants
@@ -157,37 +157,6 @@ def _send(broker_url: str, task: str) -> None:
     client.close()
 
 
-@contextmanager
-def _holding_account_row(code: str):
-    """A second connection holds the account row: whoever needs it next waits, mid-transaction."""
-    holder = connections.create_connection("default")
-    holder.set_autocommit(False)
-    with holder.cursor() as cursor:
-        cursor.execute("SELECT code FROM ledger_accounts WHERE code = %s FOR UPDATE", [code])
-    try:
-        yield holder
-    finally:
-        holder.rollback()
-        holder.close()
-
-
-def _worker_waiting_on_a_lock(query_like: str) -> int | None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND wait_event_type = 'Lock' AND query LIKE %s",
-            [query_like],
-        )
-        row = cursor.fetchone()
-    return row[0] if row else None
-
-
-def _backend_gone(pid: int) -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
-        return cursor.fetchone()[0] == 0
-
-
 def _large_locked_round() -> tuple[Round, list]:
     """20 000 bets from 200 bettors, made set-based in SQL, staked through one ledger batch."""
     round_, _ = round_open(code=ROUND_CODE)
@@ -235,11 +204,11 @@ def test_worker_killed_mid_settlement_then_the_next_tick_settles_exactly_once(re
     worker.start()
 
     # when: the tick runs and is stopped half-way by the held house row; then kill -9
-    with _holding_account_row(Account.HOUSE):
+    with holding_account_row(Account.HOUSE):
         _send(redis_url, "rounds.lifecycle_tick")
-        backend = _wait(lambda: _worker_waiting_on_a_lock("%ledger_accounts%FOR NO KEY UPDATE%"), "the settlement")
+        backend = _wait(lambda: backend_waiting_on_a_lock("%ledger_accounts%FOR NO KEY UPDATE%"), "the settlement")
         worker.kill9()
-    _wait(lambda: _backend_gone(backend), "the dead worker's transaction to end")
+    _wait(lambda: backend_gone(backend), "the dead worker's transaction to end")
 
     # then: nothing of it was committed
     assert Round.objects.get(pk=round_.pk).status == "LOCKED"
@@ -287,11 +256,11 @@ def test_worker_killed_between_payout_sent_and_recorded_never_pays_twice(redis_u
     worker.start()
 
     # when: the batch runs; the first payout is sent, its recording waits; kill -9
-    with _holding_account_row(Account.EXTERNAL_WITHDRAWALS):
+    with holding_account_row(Account.EXTERNAL_WITHDRAWALS):
         _send(redis_url, "withdrawals.process_batch")
-        backend = _wait(lambda: _worker_waiting_on_a_lock("%ledger_accounts%FOR NO KEY UPDATE%"), "the recording")
+        backend = _wait(lambda: backend_waiting_on_a_lock("%ledger_accounts%FOR NO KEY UPDATE%"), "the recording")
         worker.kill9()
-    _wait(lambda: _backend_gone(backend), "the dead worker's transaction to end")
+    _wait(lambda: backend_gone(backend), "the dead worker's transaction to end")
 
     # then: one payout left the house, none is recorded; only that one was claimed (items are claimed one
     # at a time, immediately before their send), the other four are still QUEUED
