@@ -91,3 +91,28 @@ class Bet(models.Model):
 
     def __str__(self) -> str:
         return f"bet {self.pk} {self.side} {self.stake_u} u"
+
+
+class BettorRoundTotal(models.Model):
+    """One bettor's running stakes in one round, per side: kept by bet_place in the bet's own statement.
+
+    Its row is the bettor's lock in the round (their bets of the round queue on it, and each reads the
+    totals its stake made, not a snapshot's), the per-round limit's figure, and what tells a round's
+    first bet of a bettor from their next (rounds.services.round_pool_raise counts the bettors and
+    keeps the largest stakes from it). Never written but by bet_place; settlement leaves it as history.
+    """
+
+    round = models.ForeignKey("rounds.Round", on_delete=models.PROTECT, related_name="+", db_index=False)
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+", db_index=False)
+    up_u = models.BigIntegerField(default=0)
+    down_u = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "bet_totals"
+        constraints = [
+            models.UniqueConstraint(fields=["round", "user"], name="bet_total_one_per_round_and_user"),
+            models.CheckConstraint(condition=models.Q(up_u__gte=0, down_u__gte=0), name="bet_total_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"round {self.round_id} user {self.user_id}: UP {self.up_u} u, DOWN {self.down_u} u"

@@ -238,34 +238,6 @@ def bets_count(*, since: dt.datetime) -> int:
     return Bet.objects.filter(created_at__gte=since).count()
 
 
-@dataclass(frozen=True)
-class RoundConcentration:
-    bettors: int
-    up_top_u: int  # the largest one user's Σ stake on UP
-    down_top_u: int
-    top_u: int  # the largest one user's Σ stake over both sides
-
-
-def bet_round_concentration(*, round_id: int) -> RoundConcentration:
-    """How many users bet in the round and the most one of them staked (per side and in all): one aggregate.
-
-    It groups the round's bets by user, so it reads each bet of that round once (the (round, side)
-    index finds them): the cost grows with the round's bets, not with the whole table.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT COUNT(*), COALESCE(MAX(up_u), 0), COALESCE(MAX(down_u), 0), COALESCE(MAX(up_u + down_u), 0) "
-            "FROM (SELECT user_id, SUM(CASE WHEN side = %s THEN stake_u ELSE 0 END) AS up_u, "
-            "SUM(CASE WHEN side = %s THEN stake_u ELSE 0 END) AS down_u FROM bets WHERE round_id = %s "
-            "GROUP BY user_id) per_user",
-            [Bet.Side.UP, Bet.Side.DOWN, round_id],
-        )
-        bettors, up_top_u, down_top_u, top_u = cursor.fetchone()
-    return RoundConcentration(
-        bettors=int(bettors), up_top_u=int(up_top_u), down_top_u=int(down_top_u), top_u=int(top_u)
-    )
-
-
 def bet_stakes_by_round_u(*, round_codes: list[str]) -> dict[str, int]:
     """{round code: Σ stake_u of its bets} for those rounds (a round without bets is absent)."""
     return dict(

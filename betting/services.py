@@ -1,7 +1,7 @@
 import dataclasses
 import logging
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -10,7 +10,7 @@ from rest_framework.authtoken.models import Token
 from audit.events import AuditAction
 from audit.services import audit_record
 from betting.exceptions import InvalidSide
-from betting.models import Bet, User
+from betting.models import Bet, BettorRoundTotal, User
 from betting.selectors import bet_by_idempotency_key
 from common.errors import ApplicationError, Conflict, InvalidInput, permission_require
 from common.idempotency import idempotency_key_validate, replay_check, request_digest
@@ -29,9 +29,11 @@ from risk.checks import (
     market_day_start,
     needs_user_totals,
 )
-from risk.selectors import Limits
 from rounds.selectors import round_code_parse
 from rounds.services import round_bet_admit, round_pool_raise
+
+if TYPE_CHECKING:
+    from rounds.models import Round
 
 logger = logging.getLogger(__name__)
 
@@ -126,9 +128,11 @@ def bet_place(
 
     Concurrency: one transaction, in four steps. (1) rounds.services.round_bet_admit, the round's
     door: a SELECT … FOR KEY SHARE of the round (OPEN and lock_at > now) that every bet holds at
-    once and that makes round_lock / round_settle wait for the bets in flight. (2) The bettor:
-    _user_limits_check, the one place the per-user limits are checked, locks the bettor's user
-    row (their bets queue there), then reads their sums. (3) The bet row and the
+    once and that makes round_lock / round_settle wait for the bets in flight. (2) The bet row and
+    the bettor's running totals in the round (_bet_record, one statement: an upsert of their
+    bet_totals row, which locks it, so their bets of the round queue there and each sees the totals
+    its stake made), checked against the per-user limits; with a daily limit, their user row is
+    locked and their day summed first (_user_day_total_u). (3) The
     ledger batch (user cash -> round pool; refuses an overdraft), which moves the hot pool account
     last. (4) rounds.services.round_pool_raise, the other hot row, last: a conditional UPDATE that
     re-checks OPEN and the clock and returns the pools, which risk.checks.bet_pool_check holds to
@@ -143,8 +147,9 @@ def bet_place(
     Concurrent twins: the unique (user, idempotency_key) index lets one win; the others
     roll back and answer with the winner's bet.
 
-    Round trips on success: halt check 1, round admit 1, bettor lock 1 + limit sums 1, bet INSERT 1,
-    ledger_post 4 (batch, user cash, entries, pool), round pool UPDATE 1; then COMMIT.
+    Round trips on success (PostgreSQL): halt check 1; then BEGIN, round admit 1, bet and totals 1
+    (+ 2 with a daily limit), ledger_post 1 (batch, user cash, entries and pool in one statement),
+    round pool UPDATE 1, COMMIT.
 
     Every refusal, whichever door sent the bet (API, admin, command), adds one to the per-minute
     `bet_rejected` count the circuit breaker reads, after the refused transaction has rolled
@@ -265,20 +270,19 @@ def _bet_insert(
     with transaction.atomic():
         # 1. The round: takes bets now, or refused (round_not_open, betting_closed, ...). A shared lock.
         round_ = round_bet_admit(round_code=round_code, now=now)
-        round_id, code = round_.pk, round_.code
+        code = round_.code
         attempt = BetAttempt(user_id=user.pk, round_code=code, side=side, stake_u=stake_u, now=now)
-        # 2. The bettor: their row locked, so their bets queue here and their totals see them all.
-        _user_limits_check(limits, attempt, round_id=round_id)
-        # 3. The bet and its ledger batch (cash -> pool; refuses an overdraft). The pool account is
-        #    hot (every bet of the round credits it): the batch moves it last.
-        bet = Bet.objects.create(
-            round=round_,
-            user_id=user.pk,
-            side=side,
-            stake_u=stake_u,
-            idempotency_key=idempotency_key,
-            request_digest=request_digest,
+        # 2. The bet and the bettor's running totals in the round (with the daily total first, if a daily
+        #    limit applies): their totals row is their lock in the round, so their bets queue there.
+        day_u = _user_day_total_u(attempt) if limits.max_user_day_u is not None else 0
+        bet, up_u, down_u = _bet_record(
+            round_=round_, attempt=attempt, idempotency_key=idempotency_key, request_digest=request_digest
         )
+        round_u = up_u + down_u
+        if needs_user_totals(limits):
+            bet_user_check(limits, attempt, UserTotals(round_u=round_u, day_u=day_u + stake_u))
+        # 3. The ledger batch (cash -> pool; refuses an overdraft). The pool account is hot (every bet of
+        #    the round credits it): the batch moves it last.
         pool = account_code_round_pool(round_code=code)
         try:
             ledger_post(
@@ -307,39 +311,104 @@ def _bet_insert(
             )
         # 4. Last, the other hot row: the round's pool (the round's door re-checks OPEN and the clock),
         #    and, under its row lock, the pools this stake included against the pool and side caps.
-        pools = round_pool_raise(round_code=code, side=side, stake_u=stake_u, now=now)
+        pools = round_pool_raise(
+            round_code=code,
+            side=side,
+            stake_u=stake_u,
+            now=now,
+            bettor_new=round_u == stake_u,  # stakes are positive: the totals are this stake alone
+            bettor_side_u=up_u if side == Bet.Side.UP else down_u,
+            bettor_total_u=round_u,
+        )
         bet_pool_check(limits, dataclasses.replace(attempt, up_pool_u=pools.up_pool_u, down_pool_u=pools.down_pool_u))
     return bet
 
 
-def _user_limits_check(limits: Limits, attempt: BetAttempt, *, round_id: int) -> None:
-    """The bettor's totals against their per-round and daily limits (risk.checks.bet_user_check).
+def _user_day_total_u(attempt: BetAttempt) -> int:
+    """The bettor's stakes since midnight America/New_York, read under their user row lock (daily limit only).
 
     Two statements: the first locks the bettor's user row (FOR NO KEY UPDATE: it does not block the
-    bets' foreign-key checks), so the bettor's bets queue there, whichever round or door; the second,
-    run once the lock is held, reads their stakes in the round and since midnight America/New_York.
-    They cannot be one: a statement that waited for the lock still reads its sums from the snapshot
-    taken before the wait (PostgreSQL re-checks only the locked row), and would miss the bet that held
-    it. No statement when no per-user total applies.
+    bets' foreign-key checks), so their bets queue there, whichever round or door; the second, run
+    once the lock is held, sums their day. They cannot be one: a statement that waited for the lock
+    still reads its sums from the snapshot taken before the wait (PostgreSQL re-checks only the
+    locked row), and would miss the bet that held it.
     """
-    if not needs_user_totals(limits):
-        return
     table, bets = User._meta.db_table, Bet._meta.db_table
     user_id = User._meta.pk.get_db_prep_value(attempt.user_id, connection)
     lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_no_key_update else ""
-    day_sql, params = "0", [round_id, user_id]
-    if limits.max_user_day_u is not None:
-        day_sql = f"(SELECT COALESCE(SUM(stake_u), 0) FROM {bets} WHERE user_id = %s AND created_at >= %s)"
-        params += [user_id, connection.ops.adapt_datetimefield_value(market_day_start(attempt.now))]
+    since = connection.ops.adapt_datetimefield_value(market_day_start(attempt.now))
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT id FROM {table} WHERE id = %s{lock}", [user_id])  # noqa: S608 - table names only
         if cursor.fetchone() is None:
             raise InvalidInput(f"No user {attempt.user_id}.", code="unknown_user")
         cursor.execute(
-            f"SELECT (SELECT COALESCE(SUM(stake_u), 0) FROM {bets} WHERE round_id = %s AND user_id = %s), {day_sql}",  # noqa: S608
-            params,
+            f"SELECT COALESCE(SUM(stake_u), 0) FROM {bets} WHERE user_id = %s AND created_at >= %s",  # noqa: S608
+            [user_id, since],
         )
-        round_u, day_u = cursor.fetchone()
-    bet_user_check(
-        limits, attempt, UserTotals(round_u=int(round_u) + attempt.stake_u, day_u=int(day_u) + attempt.stake_u)
+        return int(cursor.fetchone()[0])
+
+
+_TOTALS = BettorRoundTotal._meta.db_table
+_TOTAL_UPSERT = (
+    f"INSERT INTO {_TOTALS} (round_id, user_id, up_u, down_u) VALUES (%s, %s, %s, %s) "  # noqa: S608 - names only
+    f"ON CONFLICT (round_id, user_id) DO UPDATE SET up_u = {_TOTALS}.up_u + excluded.up_u, "
+    f"down_u = {_TOTALS}.down_u + excluded.down_u RETURNING up_u, down_u"
+)
+_BET_INSERT = (
+    f"INSERT INTO {Bet._meta.db_table} (round_id, user_id, side, stake_u, status, payout_u, idempotency_key, "  # noqa: S608
+    "request_digest, created_at) VALUES (%s, %s, %s, %s, %s, 0, %s, %s, %s) RETURNING id"
+)
+
+
+def _bet_record(
+    *, round_: "Round", attempt: BetAttempt, idempotency_key: str | None, request_digest: str
+) -> tuple[Bet, int, int]:
+    """The bet row, and the bettor's running totals in its round with it: (bet, up_u, down_u), this stake included.
+
+    The totals row (bet_totals, one per round and bettor) is an upsert that adds the stake: it locks
+    the row, so the bettor's bets of the round queue on it, and each reads the totals its own stake
+    made (an ON CONFLICT update works on the newest row, never a stale snapshot). On PostgreSQL the
+    upsert and the bet INSERT are one statement (one round trip); SQLite runs them one after the
+    other. A twin of the same Idempotency-Key fails the INSERT (IntegrityError: bet_place replays).
+    """
+    user_id = User._meta.pk.get_db_prep_value(attempt.user_id, connection)
+    up_u, down_u = (attempt.stake_u, 0) if attempt.side == Bet.Side.UP else (0, attempt.stake_u)
+    total_params = [round_.pk, user_id, up_u, down_u]
+    bet_params = [
+        round_.pk,
+        user_id,
+        attempt.side,
+        attempt.stake_u,
+        Bet.Status.PLACED.value,
+        idempotency_key,
+        request_digest,
+        connection.ops.adapt_datetimefield_value(attempt.now),
+    ]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"WITH total AS ({_TOTAL_UPSERT}), placed AS ({_BET_INSERT}) "
+                "SELECT placed.id, total.up_u, total.down_u FROM total, placed",
+                [*total_params, *bet_params],
+            )
+            bet_id, up_u, down_u = cursor.fetchone()
+        else:
+            cursor.execute(_TOTAL_UPSERT, total_params)
+            up_u, down_u = cursor.fetchone()
+            cursor.execute(_BET_INSERT, bet_params)
+            (bet_id,) = cursor.fetchone()
+    bet = Bet(
+        id=bet_id,
+        round=round_,
+        user_id=attempt.user_id,
+        side=attempt.side,
+        stake_u=attempt.stake_u,
+        status=Bet.Status.PLACED,
+        payout_u=0,
+        idempotency_key=idempotency_key,
+        request_digest=request_digest,
+        created_at=attempt.now,
     )
+    bet._state.adding = False
+    bet._state.db = connection.alias
+    return bet, int(up_u), int(down_u)

@@ -7,7 +7,7 @@ transaction, under an idempotency key: the same key twice posts once.
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -214,6 +214,23 @@ def _post(
     allow_negative: frozenset[str],
     last: str | None,
 ) -> Posted:
+    first = {code: delta_u for code, delta_u in net.items() if code != last}
+    if last is not None and len(first) == 1 and connection.vendor == "postgresql":
+        [(code, delta_u)] = first.items()
+        return _post_one_statement(
+            lines,
+            code,
+            delta_u,
+            last,
+            net[last],
+            ref_type,
+            ref_id,
+            idempotency_key,
+            digest,
+            acting_user,
+            memo,
+            allow_negative,
+        )
     posted = _batch_open(
         idempotency_key=idempotency_key,
         digest=digest,
@@ -224,7 +241,6 @@ def _post(
     )
     if not posted.created:
         return posted
-    first = {code: delta_u for code, delta_u in net.items() if code != last}
     if len(first) == 1:
         [(code, delta_u)] = first.items()
         _balance_move(code=code, delta_u=delta_u, allow_negative=allow_negative)  # lock, check, move: one trip
@@ -239,6 +255,93 @@ def _post(
     if last is not None:
         _balance_move(code=last, delta_u=net[last], allow_negative=allow_negative)
     return posted
+
+
+def _post_one_statement(
+    lines: list[Line],
+    code: str,
+    delta_u: int,
+    last: str,
+    last_delta_u: int,
+    ref_type: str,
+    ref_id: str,
+    idempotency_key: str,
+    digest: str,
+    acting_user: User | None,
+    memo: str,
+    allow_negative: frozenset[str],
+) -> Posted:
+    """A batch of two accounts, the hot one `last` (a bet: cash -> pool), as one statement (PostgreSQL).
+
+    The same four steps as the general path, chained in one WITH so each runs only if the one
+    before it did: claim the key (the batch row), move `code` under the overdraft rule, insert the
+    entries, move `last`. One round trip; the hot row is still moved last, so it is held for the
+    rest of that statement and the commit. Nothing moved (key taken, overdraft, unknown account):
+    the chain stops there, and the steps' own reads say why, as on the general path.
+    """
+    created_by_id = acting_user.pk if acting_user is not None and acting_user.pk else None
+    created_at = timezone.now()
+    guard, guard_params = _overdraft_guard_sql(delta_u=delta_u, allow_negative=allow_negative)
+    last_guard, last_guard_params = _overdraft_guard_sql(delta_u=last_delta_u, allow_negative=allow_negative)
+    batches, entries = LedgerBatch._meta.db_table, LedgerEntry._meta.db_table
+    sql = (
+        f"WITH batch AS (INSERT INTO {batches} (idempotency_key, ref_type, ref_id, lines_digest, memo, "  # noqa: S608
+        "created_by_id, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id), "
+        f"moved AS (UPDATE {_ACCOUNTS} SET balance_u = balance_u + %s WHERE code = %s{guard} "
+        "AND EXISTS (SELECT 1 FROM batch) RETURNING id), "
+        f"entry AS (INSERT INTO {entries} (account, amount_u, ref_type, ref_id, batch, ts) "
+        "SELECT line.account, line.amount_u, %s, %s, batch.id, %s FROM batch, moved, "
+        "UNNEST(CAST(%s AS VARCHAR(100)[]), CAST(%s AS BIGINT[])) AS line (account, amount_u) RETURNING 1), "
+        f"hot AS (UPDATE {_ACCOUNTS} SET balance_u = balance_u + %s WHERE code = %s{last_guard} "
+        "AND EXISTS (SELECT 1 FROM entry) RETURNING id) "
+        "SELECT (SELECT id FROM batch), (SELECT COUNT(*) FROM moved), (SELECT COUNT(*) FROM hot)"
+    )
+    at = connection.ops.adapt_datetimefield_value(created_at)
+    params = [
+        idempotency_key,
+        ref_type,
+        ref_id,
+        digest,
+        memo,
+        LedgerBatch._meta.get_field("created_by").get_db_prep_value(created_by_id, connection),
+        at,
+        delta_u,
+        code,
+        *guard_params,
+        ref_type,
+        ref_id,
+        at,
+        [line.account for line in lines],
+        [line.amount_u for line in lines],
+        last_delta_u,
+        last,
+        *last_guard_params,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        batch_id, moved, hot = cursor.fetchone()
+    if batch_id is None:
+        earlier = _earlier_batch(idempotency_key, digest)
+        if earlier is None:  # the twin that held the key rolled back meanwhile
+            raise IntegrityError(f"ledger batch key {idempotency_key!r} was taken and released; retry")
+        return earlier
+    for account, delta, done in ((code, delta_u, moved), (last, last_delta_u, hot)):
+        if not done:
+            _refusal_raise(code=account, delta_u=delta, allow_negative=allow_negative)
+    batch = LedgerBatch(
+        id=batch_id,
+        idempotency_key=idempotency_key,
+        ref_type=ref_type,
+        ref_id=ref_id,
+        lines_digest=digest,
+        memo=memo,
+        created_by_id=created_by_id,
+        created_at=created_at,
+    )
+    batch._state.adding = False
+    batch._state.db = connection.alias
+    return Posted(batch=batch, created=True)
 
 
 def _balances_move(net: dict[str, int], *, allow_negative: frozenset[str]) -> None:
@@ -275,16 +378,28 @@ def _balance_move(*, code: str, delta_u: int, allow_negative: frozenset[str]) ->
     round trip. No row: the refusal path reads the account and lets _overdraft_check (or
     UnknownAccount) say why, so the rule's words stay in one place.
     """
-    sql = f"UPDATE {_ACCOUNTS} SET balance_u = balance_u + %s WHERE code = %s"
-    params: list[int | str] = [delta_u, code]
-    if delta_u < 0:  # only money going out can overdraw
-        allowed = sorted(allow_negative)
-        sql += " AND (balance_u + %s >= 0 OR kind = %s" + "".join(" OR code = %s" for _ in allowed) + ")"
-        params += [delta_u, Account.Kind.EXTERNAL.value, *allowed]
+    guard, guard_params = _overdraft_guard_sql(delta_u=delta_u, allow_negative=allow_negative)
     with connection.cursor() as cursor:
-        cursor.execute(sql + " RETURNING id", params)
+        cursor.execute(
+            f"UPDATE {_ACCOUNTS} SET balance_u = balance_u + %s WHERE code = %s{guard} RETURNING id",
+            [delta_u, code, *guard_params],
+        )
         if cursor.fetchone() is not None:
             return
+    _refusal_raise(code=code, delta_u=delta_u, allow_negative=allow_negative)
+
+
+def _overdraft_guard_sql(*, delta_u: int, allow_negative: frozenset[str]) -> tuple[str, list[Any]]:
+    """The overdraft rule as the WHERE clause of a balance UPDATE (what _overdraft_check lets through)."""
+    if delta_u >= 0:  # only money going out can overdraw
+        return "", []
+    allowed = sorted(allow_negative)
+    sql = " AND (balance_u + %s >= 0 OR kind = %s" + "".join(" OR code = %s" for _ in allowed) + ")"
+    return sql, [delta_u, Account.Kind.EXTERNAL.value, *allowed]
+
+
+def _refusal_raise(*, code: str, delta_u: int, allow_negative: frozenset[str]) -> NoReturn:
+    """A balance UPDATE found no row: read the account and say why (UnknownAccount, InsufficientFunds)."""
     account = Account.objects.filter(code=code).only("kind", "balance_u").first()
     if account is None:
         raise UnknownAccount(f"No ledger account {code!r}.", account=code)

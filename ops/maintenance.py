@@ -1,8 +1,9 @@
 """Maintenance mode, honoured by every process: the web middleware and the Celery task class.
 
 The flag is the `maintenance` row of ops_switches (ops.services.ops_maintenance switches it),
-read uncached on every request and every task run: one query on a unique index, and a
-switch made on one host is honoured by every other host at its next request or task. What
+read uncached on every request (one read of the switches that are on, which a bet's halt check
+reuses) and every task run, so a switch made on one host is honoured by every other host at its
+next request or task. What
 is already running when it turns on finishes; `restore` waits until nothing has written for
 RESTORE_QUIET_SECONDS, which covers those stragglers.
 
@@ -47,16 +48,18 @@ class MaintenanceMiddleware:
     def __call__(self, request):
         if maintenance_exempt(request.path):
             return self.get_response(request)
-        from ops.selectors import maintenance_get
+        from ops.selectors import maintenance_get, switches_on, switches_remembered
 
         try:
-            maintenance = maintenance_get()
+            on = switches_on()  # one read of the switches for the request: maintenance here, a bet's halt later
         except DatabaseError:
             # Cannot tell whether maintenance is on: refuse rather than let a write slip into a restore.
             logger.exception("maintenance check failed")
             return _unavailable("unavailable", "The service cannot reach its database; try again shortly.")
-        if maintenance is None:
-            return self.get_response(request)
+        with switches_remembered(on):
+            maintenance = maintenance_get()
+            if maintenance is None:
+                return self.get_response(request)
         return _unavailable("maintenance", f"The house is in maintenance ({maintenance.reason}); try again later.")
 
 

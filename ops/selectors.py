@@ -4,6 +4,9 @@ Other apps call `betting_halt` and `maintenance_get` on every bet, request and t
 module reads only ops' own tables and imports no other app.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -21,14 +24,52 @@ class Halt:
     reason: str
 
 
+# The switches that are on, read once for a whole web request (ops.maintenance.MaintenanceMiddleware):
+# name -> (reason, changed_at). None outside a request: every call reads the table.
+_request_switches: ContextVar[dict[str, tuple[str, datetime | None]] | None] = ContextVar(
+    "request_switches", default=None
+)
+
+
+def switches_on() -> dict[str, tuple[str, datetime | None]]:
+    """The switches that are on: name -> (reason, changed_at). One query."""
+    return {
+        name: (reason, changed_at)
+        for name, reason, changed_at in OpsSwitch.objects.filter(active=True).values_list(
+            "name", "reason", "changed_at"
+        )
+    }
+
+
+@contextmanager
+def switches_remembered(on: dict[str, tuple[str, datetime | None]]) -> Iterator[None]:
+    """Within the block, maintenance_get and betting_halt answer from `on` (switches_on, read once).
+
+    For one web request: the maintenance check and a bet's halt check then cost one query between
+    them. A switch turned on while the request runs is honoured from the next request, as a switch
+    turned on just after a bet's check always was.
+    """
+    token = _request_switches.set(on)
+    try:
+        yield
+    finally:
+        _request_switches.reset(token)
+
+
 def betting_halt() -> Halt | None:
     """Why betting (and withdrawal processing) must stop now, or None.
 
-    On the hot path of every bet: one indexed query. The emergency stop wins over the
-    breaker when both are on ("emergency_stop" sorts after "circuit_breaker"). Maintenance is
-    not a halt: bettors never reach a service in maintenance (the API answers 503), and the
-    operator's own commands must keep working while it is on.
+    On the hot path of every bet: one indexed query, or none inside switches_remembered. The
+    emergency stop wins over the breaker when both are on. Maintenance is not a halt: bettors
+    never reach a service in maintenance (the API answers 503), and the operator's own commands
+    must keep working while it is on.
     """
+    on = _request_switches.get()
+    if on is not None:
+        for name in (OpsSwitch.Name.EMERGENCY_STOP, OpsSwitch.Name.CIRCUIT_BREAKER):
+            if name in on:
+                return Halt(code=name, reason=on[name][0])
+        return None
     halts = [OpsSwitch.Name.EMERGENCY_STOP, OpsSwitch.Name.CIRCUIT_BREAKER]
     row = OpsSwitch.objects.filter(active=True, name__in=halts).order_by("-name").values_list("name", "reason").first()
     if row is None:
@@ -43,11 +84,16 @@ class Maintenance:
 
 
 def maintenance_get() -> Maintenance | None:
-    """The maintenance switch when it is on, else None: one query on the unique `name` index, no cache.
+    """The maintenance switch when it is on, else None: one query on the unique `name` index, no cache
+    (none inside switches_remembered: read once at the start of the request).
 
     Every web process, worker and beat task asks this on each request / run, so a process
     honours a switch made on another host at its next request, with no lag to wait out.
     """
+    on = _request_switches.get()
+    if on is not None:
+        found = on.get(OpsSwitch.Name.MAINTENANCE)
+        return Maintenance(reason=found[0], since=found[1]) if found else None
     row = (
         OpsSwitch.objects.filter(name=OpsSwitch.Name.MAINTENANCE, active=True)
         .values_list("reason", "changed_at")

@@ -9,7 +9,6 @@ A database that cannot be reached, or the house in maintenance (a restore may be
 are being replaced, so nothing else is read), is a state of the snapshot, not an exception.
 """
 
-import time
 from datetime import datetime
 from typing import Any
 
@@ -44,7 +43,7 @@ from ops.rules import (
 )
 from ops.selectors import alerts_open_board, heartbeats_all, switches_board
 from risk.exposure import side_share_concern
-from rounds.selectors import RoundConcentration, round_holders, rounds_board
+from rounds.selectors import rounds_board
 from withdrawals.selectors import withdrawals_queue
 
 PANELS = ("round", "tvl", "switches", "alerts", "settlement", "feed", "heartbeats")
@@ -66,28 +65,11 @@ def _worst(*levels: str) -> str:
 # --- The snapshot ---------------------------------------------------------------------------------
 
 
-class HoldersMemory:
-    """The live loop's memory of round_holders: the current round's answer, asked again after `max_age` seconds."""
-
-    def __init__(self, *, max_age: float) -> None:
-        self.max_age = max_age
-        self._seen: tuple[int, float, datetime, RoundConcentration] | None = None
-
-    def get(self, *, round_id: int, now: datetime) -> tuple[RoundConcentration, datetime]:
-        seen = self._seen
-        if seen is not None and seen[0] == round_id and time.monotonic() - seen[1] < self.max_age:
-            return seen[3], seen[2]
-        holders = round_holders(round_id=round_id)
-        self._seen = (round_id, time.monotonic(), now, holders)
-        return holders, now
-
-
-def dashboard_snapshot(*, now: datetime | None = None, holders: HoldersMemory | None = None) -> dict[str, Any]:
+def dashboard_snapshot(*, now: datetime | None = None) -> dict[str, Any]:
     """The state of the house as one JSON-able dict: integers in u, times ISO in America/New_York.
 
-    Who holds the current round's pools (bettors, largest stakes) is the one read whose cost grows
-    with the round's bets: the live loop passes its `holders` memory to ask it only every so often
-    (`holders_at` says when it was counted); a snapshot without one counts afresh.
+    No read grows with the bets or the ledger entries: who holds the current round's pools (bettors,
+    largest stakes) is kept on the round's row with every bet, and TVL is a handful of accounts.
     """
     now = now or timezone.now()
     snapshot: dict[str, Any] = {
@@ -118,7 +100,7 @@ def dashboard_snapshot(*, now: datetime | None = None, holders: HoldersMemory | 
             # A restore runs only in maintenance: the other tables may be half-replaced, so read nothing more.
             snapshot["maintenance"] = {"reason": maintenance.reason, "since": _iso(maintenance.changed_at)}
             return snapshot
-        panels = _panels(now, holders)
+        panels = _panels(now)
         snapshot["levels"].update(panels.pop("levels"))
         snapshot.update(panels)
     except DatabaseError as exc:
@@ -135,7 +117,7 @@ def dashboard_snapshot(*, now: datetime | None = None, holders: HoldersMemory | 
     return snapshot
 
 
-def _panels(now: datetime, memory: HoldersMemory | None) -> dict[str, Any]:
+def _panels(now: datetime) -> dict[str, Any]:
     levels: dict[str, str] = {}
     out: dict[str, Any] = {}
 
@@ -144,10 +126,7 @@ def _panels(now: datetime, memory: HoldersMemory | None) -> dict[str, Any]:
     out["round"] = None
     round_level = LEVEL_OK
     if current is not None:
-        if memory is not None:
-            holders, holders_at = memory.get(round_id=current.id, now=now)
-        else:
-            holders, holders_at = round_holders(round_id=current.id), now
+        holders = current.holders
         trip = side_share_concern(
             code=current.code, side="UP", staked_u=holders.up_top_u, side_u=current.up_pool_u, pool_u=current.pool_u
         ) or side_share_concern(
@@ -173,7 +152,6 @@ def _panels(now: datetime, memory: HoldersMemory | None) -> dict[str, Any]:
             "up_top_u": holders.up_top_u,
             "down_top_u": holders.down_top_u,
             "top_u": holders.top_u,
-            "holders_at": _iso(holders_at),
             "unusual_betting": trip.text if trip else "",
         }
     levels["round"] = round_level
@@ -361,9 +339,7 @@ def _round_panel(data: dict[str, Any] | None, level: str, now: datetime) -> Pane
         bar.add_row(Bar(size=1.0, begin=0.0, end=share, color=color), f"{format_usdc(side_u)}  {share:.1%}")
         grid.add_row(side.upper(), bar)
     grid.add_row("pool", format_usdc(pool_u))
-    counted = datetime.fromisoformat(data["holders_at"])
-    late = f"  (counted {_ago(data['holders_at'], now)})" if (now - counted).total_seconds() >= 1 else ""
-    grid.add_row("bettors", f"{data['bettors']:,}{late}")
+    grid.add_row("bettors", f"{data['bettors']:,}")
     for side in ("up", "down"):
         top_u = data[f"{side}_top_u"]
         share = _share(top_u, data[f"{side}_pool_u"])

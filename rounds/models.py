@@ -28,6 +28,12 @@ class Round(models.Model):
     # either in or refused. reconcile checks up + down = the round's pool account.
     up_pool_u = models.BigIntegerField(default=0)
     down_pool_u = models.BigIntegerField(default=0)
+    # Who holds the pools, kept by round_pool_raise with each bet (bet_place's last statement): how many
+    # users bet, and the largest one user's stake on each side and over both (stakes only grow while OPEN).
+    bettors = models.PositiveIntegerField(default=0, db_default=0)
+    up_top_u = models.BigIntegerField(default=0, db_default=0)
+    down_top_u = models.BigIntegerField(default=0, db_default=0)
+    top_u = models.BigIntegerField(default=0, db_default=0)
     reference_price = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
     reference_source = models.CharField(max_length=64, blank=True)
     close_price = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)

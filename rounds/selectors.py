@@ -12,12 +12,10 @@ from django.core.cache import cache
 from django.db.models import BooleanField, ExpressionWrapper, Max, Q, QuerySet
 
 from betting.selectors import (
-    RoundConcentration,
     bet_get,
     bet_payout_preview,
     bet_payouts_iter,
     bet_receipt_rows_iter,
-    bet_round_concentration,
     bet_round_totals,
 )
 from marketdata.oracle import ClosePrice
@@ -477,6 +475,14 @@ def rounds_last_writes() -> dict[str, datetime | None]:
 
 
 @dataclass(frozen=True)
+class RoundConcentration:
+    bettors: int
+    up_top_u: int  # the largest one user's Σ stake on UP
+    down_top_u: int
+    top_u: int  # the largest one user's Σ stake over both sides
+
+
+@dataclass(frozen=True)
 class RoundBoard:
     id: int
     code: str
@@ -486,6 +492,7 @@ class RoundBoard:
     settle_at: datetime
     up_pool_u: int
     down_pool_u: int
+    holders: RoundConcentration
 
     @property
     def pool_u(self) -> int:
@@ -544,6 +551,7 @@ def rounds_board(*, now: datetime) -> RoundsBoard:
             settle_at=current.settle_at,
             up_pool_u=current.up_pool_u,
             down_pool_u=current.down_pool_u,
+            holders=_concentration(current),
         ),
         overdue=[row.code for row in unsettled if row.is_overdue],
         last_settlement=_settlement_summary(settled),
@@ -569,13 +577,19 @@ def _settlement_summary(round_: Round | None) -> SettlementSummary | None:
     )
 
 
+def _concentration(round_: Round) -> RoundConcentration:
+    return RoundConcentration(
+        bettors=round_.bettors, up_top_u=round_.up_top_u, down_top_u=round_.down_top_u, top_u=round_.top_u
+    )
+
+
 def round_holders(*, round_id: int) -> RoundConcentration:
     """Who holds the round's pools: how many bettors, the largest one bettor's stake per side and in all.
 
-    One aggregate that groups the round's bets by user: it reads every bet of that round, so its
-    cost grows with the round's bets (not with the table); bench/dashboard_bench.py measures it.
+    Read off the round's row (round_pool_raise keeps them with every bet): one indexed read, whatever
+    the number of bets. rounds_board carries the same for the current round.
     """
-    return bet_round_concentration(round_id=round_id)
+    return _concentration(Round.objects.only("bettors", "up_top_u", "down_top_u", "top_u").get(pk=round_id))
 
 
 def rounds_awaiting_close(*, now: datetime) -> list[tuple[str, str, date, date]]:

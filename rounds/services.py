@@ -211,6 +211,7 @@ def round_lock(*, code: str, acting_user: User | None = None, reason: str = "", 
 
 
 _POOL_COLUMN: dict[str, str] = {Round.Result.UP: "up_pool_u", Round.Result.DOWN: "down_pool_u"}
+_TOP_COLUMN: dict[str, str] = {Round.Result.UP: "up_top_u", Round.Result.DOWN: "down_top_u"}
 
 
 def round_bet_admit(*, round_code: str | None, now: datetime) -> Round:
@@ -243,8 +244,22 @@ def round_bet_admit(*, round_code: str | None, now: datetime) -> Round:
     return Round.from_db(connection.alias, ["id", "code"], row)
 
 
-def round_pool_raise(*, round_code: str | None, side: str, stake_u: int, now: datetime) -> Round:
+def round_pool_raise(
+    *,
+    round_code: str | None,
+    side: str,
+    stake_u: int,
+    now: datetime,
+    bettor_new: bool = False,
+    bettor_side_u: int = 0,
+    bettor_total_u: int = 0,
+) -> Round:
     """Take `stake_u` into the round's `side` pool iff the round takes bets: OPEN and now < lock_at.
+
+    With it, who holds the pools: `bettor_new` (the bettor's first stake in the round) adds one to
+    `bettors`; `bettor_side_u` and `bettor_total_u` (the bettor's stakes on that side and in all, this
+    one included: betting's running totals) raise the largest-stake columns if they pass them. Stakes
+    only grow while the round is OPEN, so the running maxima are exact, read in O(1) (round_holders).
 
     bet_place's last statement (after round_bet_admit, first): the round row is hot, so it is
     held for this one round trip and the commit. One conditional UPDATE both checks the state and
@@ -260,18 +275,31 @@ def round_pool_raise(*, round_code: str | None, side: str, stake_u: int, now: da
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("round_pool_raise must run inside the transaction of the bet it takes")
-    column = _POOL_COLUMN[side]
+    column, top = _POOL_COLUMN[side], _TOP_COLUMN[side]
+    greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"  # SQLite's two-argument max()
     if round_code is None:
         current_sql, params = rounds_open().values("code")[:1].query.sql_with_params()
         target = f"code = ({current_sql})"
     else:
         target, params = "code = %s", (round_code,)
     sql = (
-        f"UPDATE rounds SET {column} = {column} + %s WHERE {target} AND status = %s AND lock_at > %s "
-        "RETURNING id, code, up_pool_u, down_pool_u"
+        f"UPDATE rounds SET {column} = {column} + %s, bettors = bettors + %s, "
+        f"{top} = {greatest}({top}, %s), top_u = {greatest}(top_u, %s) "
+        f"WHERE {target} AND status = %s AND lock_at > %s RETURNING id, code, up_pool_u, down_pool_u"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [stake_u, *params, Round.Status.OPEN.value, connection.ops.adapt_datetimefield_value(now)])
+        cursor.execute(
+            sql,
+            [
+                stake_u,
+                int(bettor_new),
+                bettor_side_u,
+                bettor_total_u,
+                *params,
+                Round.Status.OPEN.value,
+                connection.ops.adapt_datetimefield_value(now),
+            ],
+        )
         row = cursor.fetchone()
     if row is None:
         raise _pool_refusal(round_code=round_code, now=now)

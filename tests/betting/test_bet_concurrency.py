@@ -177,14 +177,14 @@ def test_round_lock_waits_for_a_bet_in_flight_and_counts_it(monkeypatch):
     bettor = UserFactory()
     fund(bettor, 10_000_000)
     admitted, go = threading.Event(), threading.Event()
-    real_check = services._user_limits_check
+    real_record = services._bet_record
 
     def paused_check(*args, **kwargs):
         admitted.set()
         assert go.wait(30)
-        return real_check(*args, **kwargs)
+        return real_record(*args, **kwargs)
 
-    monkeypatch.setattr(services, "_user_limits_check", paused_check)
+    monkeypatch.setattr(services, "_bet_record", paused_check)
     results: dict[str, Any] = {}
 
     def bet():
@@ -228,4 +228,37 @@ def test_round_lock_waits_for_a_bet_in_flight_and_counts_it(monkeypatch):
     locked = AuditEvent.objects.get(action="round.lock", object_id="20250908")
     assert locked.after["up_pool_u"] == 3_000_000
     assert account_balance_u(code=Account.round_pool_code("20250908")) == 3_000_000
+    assert_ledger_invariants()
+
+
+def test_the_running_totals_and_the_rounds_holders_stay_exact_under_concurrent_bets():
+    """4 bettors place 60 bets at once, each bettor from several threads, both sides: every bettor's bet_totals
+    row equals the sum of their bets per side, and the round's bettor count and largest stakes equal a GROUP BY
+    over its bets (no stake lost to a stale read of a row another thread was changing)."""
+    from betting.models import BettorRoundTotal
+
+    round_create("20250908")
+    bettors = [UserFactory() for _ in range(4)]
+    for bettor in bettors:
+        fund(bettor, 1_000_000_000)
+    plan = [(bettors[i % 4], "UP" if i % 3 else "DOWN", 1_000_000 + 10_007 * i) for i in range(60)]
+
+    def task(user, side, stake_u):
+        return lambda: bet_place(user=user, side=side, stake_u=stake_u)[0]
+
+    results = _concurrently([task(*step) for step in plan])
+
+    assert all(isinstance(r, Bet) for r in results), [r for r in results if not isinstance(r, Bet)]
+    expected: dict = {}
+    for user, side, stake_u in plan:
+        up_u, down_u = expected.get(user.pk, (0, 0))
+        expected[user.pk] = (up_u + stake_u, down_u) if side == "UP" else (up_u, down_u + stake_u)
+    totals = {t.user_id: (t.up_u, t.down_u) for t in BettorRoundTotal.objects.filter(round__code="20250908")}
+    assert totals == expected
+    round_ = Round.objects.get(code="20250908")
+    assert round_.bettors == 4
+    assert round_.up_top_u == max(u for u, _ in expected.values())
+    assert round_.down_top_u == max(d for _, d in expected.values())
+    assert round_.top_u == max(u + d for u, d in expected.values())
+    assert round_.up_pool_u + round_.down_pool_u == sum(stake_u for *_, stake_u in plan) == 77_712_390
     assert_ledger_invariants()

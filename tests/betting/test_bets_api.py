@@ -359,15 +359,38 @@ def test_a_bettor_may_not_bet_on_behalf_of_another(funded_bettor, open_round, ap
 
 @pytest.mark.django_db(transaction=True)  # as in production: bet_place's atomic is the outermost one
 def test_bet_place_query_count(funded_bettor, open_round):
-    """Pinned so a regression on the hot path shows: halt check 1, round admit 1, bettor lock 1, limit sums 1
-    (after the lock: one statement would read its sums from before the wait), bet INSERT 1, ledger_post 4
-    (batch, user cash, entries, pool last), round pool UPDATE last 1;
-    BEGIN/COMMIT are not counted. The two hot rows (pool account, round) are the last two statements."""
+    """Pinned so a regression on the hot path shows. PostgreSQL: halt check 1, round admit 1, the bet with
+    the bettor's running totals 1, ledger_post 1 (batch, user cash, entries, pool last: one statement),
+    round pool UPDATE last 1. SQLite runs the bet and its totals as 2, the ledger's steps as 4.
+    BEGIN/COMMIT are not counted. The two hot rows (pool account, round) are moved last."""
     bet_place(user=funded_bettor, side="UP", stake_u=1_000_000, idempotency_key="warm")
     with CaptureQueriesContext(connection) as queries:
         bet, created = bet_place(user=funded_bettor, side="DOWN", stake_u=1_000_000, idempotency_key="q1")
     assert created is True
     statements = [q["sql"] for q in queries.captured_queries if q["sql"] not in ("BEGIN", "BEGIN IMMEDIATE", "COMMIT")]
-    assert len(statements) == 10, "\n".join(statements)
-    assert statements[-2].startswith("UPDATE ledger_accounts") and "pool" in statements[-2], statements[-2]
+    if connection.vendor == "postgresql":
+        assert len(statements) == 5, "\n".join(statements)
+        assert "hot AS (UPDATE ledger_accounts" in statements[-2] and "pool" in statements[-2], statements[-2]
+    else:
+        assert len(statements) == 9, "\n".join(statements)
+        assert statements[-2].startswith("UPDATE ledger_accounts") and "pool" in statements[-2], statements[-2]
     assert statements[-1].startswith("UPDATE rounds"), statements[-1]
+
+
+def test_a_bet_request_reads_the_switches_once_and_a_stop_still_refuses_the_next(
+    funded_bettor, open_round, api, new_key
+):
+    """The maintenance middleware reads the switches that are on once; the bet's halt check answers from that
+    read (one ops_switches query per request, not two). A stop made between two requests refuses the second."""
+    from ops.services import ops_emergency_stop
+
+    client = api(funded_bettor)
+    _post(client, {"side": "UP", "stake_u": 1_000_000}, new_key())  # warm: the token, the limits snapshot
+    with CaptureQueriesContext(connection) as queries:
+        response = _post(client, {"side": "UP", "stake_u": 1_000_000}, new_key())
+    assert response.status_code == 201, response.json()
+    assert len([q for q in queries.captured_queries if "ops_switches" in q["sql"]]) == 1
+    ops_emergency_stop(active=True, reason="drill", source="cli")
+    refused = _post(client, {"side": "UP", "stake_u": 1_000_000}, new_key())
+    assert (refused.status_code, refused.json()["code"]) == (423, "emergency_stop")
+    assert Bet.objects.count() == 2

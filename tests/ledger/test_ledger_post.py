@@ -1,4 +1,6 @@
 import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -7,7 +9,7 @@ from hypothesis.extra.django import TestCase as HypothesisTestCase
 from ledger.exceptions import IdempotencyConflict, InsufficientFunds, InvalidAmount, UnbalancedBatch, UnknownAccount
 from ledger.models import Account, LedgerBatch, LedgerEntry
 from ledger.selectors import account_balance_u, tvl_get
-from ledger.services import Line, account_ensure_user_cash, ledger_post, ledger_post_from_sql
+from ledger.services import Line, account_ensure_round_pool, account_ensure_user_cash, ledger_post, ledger_post_from_sql
 from tests.conftest import assert_ledger_invariants
 from tests.factories import UserFactory
 
@@ -234,3 +236,94 @@ class TestCachedBalancesFollowEntries(HypothesisTestCase):
         for code, amount_u in expected.items():
             assert account_balance_u(code=code) == amount_u
         assert_ledger_invariants()
+
+
+# --- a batch with a hot account moved last (a bet: cash -> pool), one statement on PostgreSQL ----------
+
+
+def _pool() -> str:
+    account_ensure_round_pool(round_code="20301202")
+    return Account.round_pool_code("20301202")
+
+
+def test_a_batch_with_a_hot_account_moves_both_and_writes_its_entries():
+    alice = UserFactory()
+    _deposit(alice, 5_000_000, "dep")
+    pool = _pool()
+    posted = ledger_post(
+        [Line(_cash(alice), -1_250_000), Line(pool, 1_250_000)],
+        ref_type="bet",
+        ref_id=7,
+        idempotency_key="bet:7",
+        last=pool,
+    )
+    assert posted.created is True
+    assert (account_balance_u(code=_cash(alice)), account_balance_u(code=pool)) == (3_750_000, 1_250_000)
+    assert sorted(
+        LedgerEntry.objects.filter(batch=posted.batch).values_list("account_id", "amount_u", "ref_id")
+    ) == sorted([(_cash(alice), -1_250_000, "7"), (pool, 1_250_000, "7")])
+    again = ledger_post(
+        [Line(_cash(alice), -1_250_000), Line(pool, 1_250_000)],
+        ref_type="bet",
+        ref_id=7,
+        idempotency_key="bet:7",
+        last=pool,
+    )
+    assert (again.created, again.batch.pk) == (False, posted.batch.pk)
+    assert account_balance_u(code=_cash(alice)) == 3_750_000
+    assert_ledger_invariants()
+
+
+def test_a_batch_with_a_hot_account_refuses_an_overdraft_and_writes_nothing():
+    alice = UserFactory()
+    _deposit(alice, 1_000_000, "dep")
+    pool = _pool()
+    before = _counts()
+    with pytest.raises(InsufficientFunds) as refused, transaction.atomic():
+        ledger_post(
+            [Line(_cash(alice), -1_000_001), Line(pool, 1_000_001)],
+            ref_type="bet",
+            ref_id=8,
+            idempotency_key="bet:8",
+            last=pool,
+        )
+    assert refused.value.extra["balance_u"] == 1_000_000
+    assert _counts() == before
+    assert (account_balance_u(code=_cash(alice)), account_balance_u(code=pool)) == (1_000_000, 0)
+    with pytest.raises(UnknownAccount), transaction.atomic():
+        ledger_post(
+            [Line(_cash(alice), -1), Line("round:20301203:pool", 1)],
+            ref_type="bet",
+            ref_id=9,
+            idempotency_key="bet:9",
+            last="round:20301203:pool",
+        )
+    assert _counts() == before
+    assert account_balance_u(code=_cash(alice)) == 1_000_000
+
+
+def test_tvl_reads_no_user_account_and_equals_the_sums_by_kind():
+    """Total Cash is minus the sum of every other account (the ledger sums to zero): the same figure as
+    summing the users' cash accounts, read without touching one of them."""
+    alice, bob = UserFactory(), UserFactory()
+    _deposit(alice, 7_000_000, "a")
+    _deposit(bob, 3_000_001, "b")
+    pool = _pool()
+    ledger_post(
+        [Line(_cash(bob), -1_000_000), Line(pool, 1_000_000)], ref_type="bet", ref_id=1, idempotency_key="k1", last=pool
+    )
+    ledger_post(
+        [Line(_cash(alice), -2_000_000), Line(Account.WITHDRAWALS_PENDING, 2_000_000)],
+        ref_type="withdrawal",
+        ref_id=1,
+        idempotency_key="w1",
+    )
+    with CaptureQueriesContext(connection) as queries:
+        tvl = tvl_get()
+    assert len(queries.captured_queries) == 1 and "user_cash" in queries.captured_queries[0]["sql"]
+    by_kind = {
+        kind: sum(Account.objects.filter(kind=kind).values_list("balance_u", flat=True))
+        for kind in (Account.Kind.USER_CASH, Account.Kind.ROUND_POOL, Account.Kind.PENDING)
+    }
+    assert (tvl.cash_u, tvl.locked_u, tvl.pending_withdrawals_u) == (7_000_001, 1_000_000, 2_000_000)
+    assert (by_kind["user_cash"], by_kind["round_pool"], by_kind["pending"]) == (7_000_001, 1_000_000, 2_000_000)

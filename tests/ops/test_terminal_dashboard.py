@@ -27,6 +27,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from betting.models import Bet
 from betting.services import bet_place
 from ledger.selectors import tvl_get
 from ledger.services import account_ensure_round_pool
@@ -34,7 +35,7 @@ from ops.alerts import alerts_evaluate
 from ops.migration_state import migrations_pending, migrations_pending_forget
 from ops.rules import WITHDRAWAL_FAILURE_WINDOW, withdrawal_backlog_cutoff
 from ops.services import circuit_breaker_open, circuit_breaker_reset, heartbeat_beat, ops_maintenance
-from ops.terminal import HoldersMemory, dashboard_snapshot
+from ops.terminal import dashboard_snapshot
 from rounds.selectors import round_holders, rounds_board
 from tests.factories import UserFactory, fund
 from tests.ops.conftest import make_round
@@ -121,8 +122,7 @@ def test_json_is_one_object_whose_numbers_are_the_selectors():
     assert board.current is not None
     current = board.current
     holders = round_holders(round_id=current.id)
-    assert snapshot["round"]["holders_at"] == snapshot["generated_at"]  # counted afresh for this snapshot
-    assert snapshot["round"] | {"seconds_to_lock": 0, "seconds_to_settle": 0, "holders_at": ""} == {
+    assert snapshot["round"] | {"seconds_to_lock": 0, "seconds_to_settle": 0} == {
         "code": current.code,
         "symbol": "NDX",
         "status": "OPEN",
@@ -137,7 +137,6 @@ def test_json_is_one_object_whose_numbers_are_the_selectors():
         "up_top_u": holders.up_top_u,
         "down_top_u": holders.down_top_u,
         "top_u": holders.top_u,
-        "holders_at": "",
         "unusual_betting": "one bettor holds 97% of round 20261201's UP side (limit 80%)",
     }
     assert (current.up_pool_u, current.down_pool_u, holders.bettors) == (1_235_000_000, 765_432_100, 3)
@@ -178,7 +177,7 @@ def test_json_is_one_object_whose_numbers_are_the_selectors():
 
 
 @pytest.mark.django_db
-def test_a_refresh_reads_ten_statements_and_writes_nothing():
+def test_a_refresh_reads_nine_statements_and_writes_nothing():
     the_incident()
     migrations_pending_forget()
 
@@ -190,9 +189,9 @@ def test_a_refresh_reads_ten_statements_and_writes_nothing():
     for queries in (cold, warm):
         statements = [q["sql"] for q in queries.captured_queries]
         assert not [s for s in statements if re.match(r"\s*(INSERT|UPDATE|DELETE)", s, re.I)], statements
-    # 10 a refresh (the price feed takes 3: the day's calendar, the newest tick per symbol, the sources),
-    # and 2 more once every MIGRATION_STATUS_CACHE_SECONDS for the migration state
-    assert (len(cold.captured_queries), len(warm.captured_queries)) == (12, 10)
+    # 9 a refresh (the price feed takes 3: the day's calendar, the newest tick per symbol, the sources; the
+    # round's holders come with its row), and 2 more once every MIGRATION_STATUS_CACHE_SECONDS for the migrations
+    assert (len(cold.captured_queries), len(warm.captured_queries)) == (11, 9)
 
 
 @pytest.mark.django_db
@@ -438,22 +437,42 @@ def test_a_table_a_restore_holds_locked_does_not_freeze_the_dashboard(monkeypatc
 
 
 @pytest.mark.django_db
-def test_the_live_loop_counts_the_rounds_holders_at_most_every_max_age_and_says_when():
+def test_the_holders_are_kept_with_each_bet_and_equal_a_count_of_the_bets():
+    """bettors and the largest stakes come off the round's row (no read of the bets), and they are what a
+    GROUP BY over the round's bets says, after each new bet, a bettor's second bet and a bet on the other side."""
     incident = the_incident()
-    memory = HoldersMemory(max_age=30)
-    first = dashboard_snapshot(holders=memory)
-    circuit_breaker_reset(reason="drill over", source="cli")  # so that a fourth bettor can come in
+    code = incident["round"].code
+    circuit_breaker_reset(reason="drill over", source="cli")  # so that more bettors can come in
     newcomer = UserFactory()
-    fund(newcomer, 10_000_000)
-    bet_place(user=newcomer, side="DOWN", stake_u=5_000_000, round_code=incident["round"].code)
+    fund(newcomer, 2_000_000_000)
 
-    remembered = dashboard_snapshot(holders=memory, now=timezone.now() + dt.timedelta(seconds=5))
-    afresh = dashboard_snapshot()
+    def counted() -> tuple[int, int, int, int]:
+        per_user: dict = {}
+        for bet in Bet.objects.filter(round__code=code):
+            up_u, down_u = per_user.get(bet.user_id, (0, 0))
+            per_user[bet.user_id] = (up_u + bet.stake_u, down_u) if bet.side == "UP" else (up_u, down_u + bet.stake_u)
+        totals = per_user.values()
+        return (
+            len(per_user),
+            max(u for u, _ in totals),
+            max(d for _, d in totals),
+            max(u + d for u, d in totals),
+        )
 
-    assert (first["round"]["bettors"], remembered["round"]["bettors"], afresh["round"]["bettors"]) == (3, 3, 4)
-    assert remembered["round"]["holders_at"] == first["generated_at"]
-    assert remembered["round"]["down_pool_u"] == 770_432_100  # the pools themselves are read every time
-    assert "(counted 5s ago)" in _plain(remembered)
+    seen = []
+    for side, stake_u in (("DOWN", 5_000_000), ("DOWN", 770_000_000), ("UP", 500_000_000)):
+        bet_place(user=newcomer, side=side, stake_u=stake_u, round_code=code)
+        with CaptureQueriesContext(connection) as queries:
+            snapshot = dashboard_snapshot()
+        assert not [q for q in queries.captured_queries if re.search(r"\bbets\b", q["sql"])]
+        row = snapshot["round"]
+        seen.append((row["bettors"], row["up_top_u"], row["down_top_u"], row["top_u"]))
+        assert seen[-1] == counted()
+    assert seen == [
+        (4, 1_200_000_000, 765_432_100, 1_200_000_000),
+        (4, 1_200_000_000, 775_000_000, 1_200_000_000),
+        (4, 1_200_000_000, 775_000_000, 1_275_000_000),
+    ]
 
 
 def _plain(snapshot: dict) -> str:

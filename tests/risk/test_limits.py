@@ -158,7 +158,13 @@ def test_the_limits_cost_no_query_per_bet(open_round):
     bet_place(user=bettor, side="UP", stake_u=1_000_000)  # reloads the changed snapshot (3 queries, once)
     with CaptureQueriesContext(connection) as again:
         bet_place(user=bettor, side="UP", stake_u=1_000_000)
-    assert len(again.captured_queries) == len(queries.captured_queries) + 2  # the bettor's lock and their SUM
+    # The per-round total comes back from the bet's own statement (the bettor's running totals): no query more.
+    assert len(again.captured_queries) == len(queries.captured_queries)
+    risk_limits_set(changes={"max_user_day_u": 80_000_000}, reason="a daily total too")
+    bet_place(user=bettor, side="UP", stake_u=1_000_000)  # reloads the snapshot
+    with CaptureQueriesContext(connection) as daily:
+        bet_place(user=bettor, side="UP", stake_u=1_000_000)
+    assert len(daily.captured_queries) == len(queries.captured_queries) + 2  # the bettor's row lock and their day SUM
 
 
 def test_the_limit_change_is_audited_with_before_and_after(db):

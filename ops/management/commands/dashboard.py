@@ -27,15 +27,12 @@ from rich.console import Console
 from rich.live import Live
 
 from common.commands import bounded_int
-from ops.terminal import HoldersMemory, dashboard_render, dashboard_snapshot, dashboard_trouble
+from ops.terminal import dashboard_render, dashboard_snapshot, dashboard_trouble
 
 PLAIN_WIDTH = 140  # a snapshot in a log or a ticket: wide enough for the two columns side by side
 # A table a restore holds locked must not freeze the screen: a read waits at most this long, then the
 # panel says the database cannot be read, and the next refresh tries again.
 STATEMENT_TIMEOUT_MS = 5000
-# The round's bettors and largest stakes are the one read that grows with the round's bets (a GROUP BY
-# user over them): the live screen counts them again at most this often, the other panels every refresh.
-HOLDERS_EVERY_SECONDS = 30
 
 
 def _statement_timeout(sender: Any = None, connection: Any = connection, **kwargs: Any) -> None:
@@ -140,12 +137,11 @@ class Command(BaseCommand):
 
     def _live(self, out: TextIO, refresh: int) -> None:
         console = Console(file=out, highlight=False, emoji=False)
-        holders = HoldersMemory(max_age=HOLDERS_EVERY_SECONDS)
         try:
             with (
                 _keys(sys.stdin) as fd,
                 Live(
-                    dashboard_render(dashboard_snapshot(holders=holders), live=True),
+                    dashboard_render(dashboard_snapshot(), live=True),
                     console=console,
                     screen=True,
                     auto_refresh=False,
@@ -153,7 +149,7 @@ class Command(BaseCommand):
             ):
                 live.refresh()
                 while not _quit_pressed(fd, refresh):
-                    snapshot = dashboard_snapshot(holders=holders)
+                    snapshot = dashboard_snapshot()
                     live.update(dashboard_render(snapshot, live=True), refresh=True)
         except KeyboardInterrupt:
             pass  # Ctrl-C is the other way out: the screen and the terminal mode are already restored
