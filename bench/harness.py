@@ -208,8 +208,10 @@ def _profile_summary(path: Path, top: int = 25) -> None:
         return
     inclusive: dict[str, int] = {}
     total = 0
-    for line in path.read_text().splitlines():
+    for line in path.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
+        if not count.isdigit():  # a frame name py-spy could not decode cleanly
+            continue
         total += int(count)
         for frame in set(stack.split(";")):
             inclusive[frame] = inclusive.get(frame, 0) + int(count)

@@ -16,7 +16,7 @@ from common.errors import ApplicationError, Conflict, InvalidInput, permission_r
 from common.idempotency import idempotency_key_validate, replay_check, request_digest
 from ledger.exceptions import InsufficientFunds, UnknownAccount
 from ledger.selectors import account_code_round_pool, account_code_user_cash
-from ledger.services import Line, account_ensure_user_cash, amount_validate, ledger_post
+from ledger.services import Line, Then, account_ensure_user_cash, amount_validate, ledger_post
 from ops.counters import event_count_add
 from ops.exceptions import halt_refusal
 from ops.selectors import betting_halt
@@ -30,7 +30,7 @@ from risk.checks import (
     needs_user_totals,
 )
 from rounds.selectors import round_code_parse
-from rounds.services import round_bet_admit, round_pool_raise
+from rounds.services import round_bet_admit, round_pool_raise_sql, round_pool_raised
 
 if TYPE_CHECKING:
     from rounds.models import Round
@@ -126,19 +126,19 @@ def bet_place(
     stake before the transaction (no query), the user's round and daily totals under the bettor's
     row lock, the round pool cap and the side imbalance cap under the round row lock, last.
 
-    Concurrency: one transaction, in four steps. (1) rounds.services.round_bet_admit, the round's
+    Concurrency: one transaction, in three steps. (1) rounds.services.round_bet_admit, the round's
     door: a SELECT … FOR KEY SHARE of the round (OPEN and lock_at > now) that every bet holds at
     once and that makes round_lock / round_settle wait for the bets in flight. (2) The bet row and
     the bettor's running totals in the round (_bet_record, one statement: an upsert of their
     bet_totals row, which locks it, so their bets of the round queue there and each sees the totals
     its stake made), checked against the per-user limits; with a daily limit, their user row is
-    locked and their day summed first (_user_day_total_u). (3) The
-    ledger batch (user cash -> round pool; refuses an overdraft), which moves the hot pool account
-    last. (4) rounds.services.round_pool_raise, the other hot row, last: a conditional UPDATE that
+    locked and their day summed first (_user_day_total_u). (3) The ledger batch (user cash -> round
+    pool; refuses an overdraft), which moves the hot pool account last and then, as its `then`, the
+    other hot row: rounds.services.round_pool_raise_sql, a conditional UPDATE of the round that
     re-checks OPEN and the clock and returns the pools, which risk.checks.bet_pool_check holds to
-    the pool and side caps while the row is locked. The two hot rows are held for their own statements and the
-    commit, not the whole transaction, so bets of one round queue only there. Any refusal rolls
-    the whole transaction back: nothing written.
+    the pool and side caps while the row is locked. On PostgreSQL that is one statement, so the two
+    hot rows are held for its last part and the commit, not the whole transaction: bets of one round
+    queue only there. Any refusal rolls the whole transaction back: nothing written.
 
     Idempotency (per user): the same key with the same request returns the first bet
     (created=False); the same key with a different request is IdempotencyConflict (422).
@@ -147,9 +147,9 @@ def bet_place(
     Concurrent twins: the unique (user, idempotency_key) index lets one win; the others
     roll back and answer with the winner's bet.
 
-    Round trips on success (PostgreSQL): halt check 1; then BEGIN, round admit 1, bet and totals 1
-    (+ 2 with a daily limit), ledger_post 1 (batch, user cash, entries and pool in one statement),
-    round pool UPDATE 1, COMMIT.
+    Round trips on success (PostgreSQL): halt check 1 (none behind the API: the request read the switches);
+    then BEGIN, round admit 1, bet and totals 1 (+ 2 with a daily limit), ledger_post 1 (batch, user cash,
+    entries, the pool account and the round's pool UPDATE in one statement), COMMIT.
 
     Every refusal, whichever door sent the bet (API, admin, command), adds one to the per-minute
     `bet_rejected` count the circuit breaker reads, after the refused transaction has rolled
@@ -281,25 +281,6 @@ def _bet_insert(
         round_u = up_u + down_u
         if needs_user_totals(limits):
             bet_user_check(limits, attempt, UserTotals(round_u=round_u, day_u=day_u + stake_u))
-        # 3. The ledger batch (cash -> pool; refuses an overdraft). The pool account is hot (every bet of
-        #    the round credits it): the batch moves it last.
-        pool = account_code_round_pool(round_code=code)
-        try:
-            ledger_post(
-                [Line(cash, -stake_u), Line(pool, stake_u)],
-                ref_type="bet",
-                ref_id=bet.pk,
-                idempotency_key=f"bet:{bet.pk}",
-                acting_user=acting_user,
-                last=pool,
-                savepoint=False,  # a refusal rolls the whole bet back: nothing below queries after one
-            )
-        except UnknownAccount as exc:
-            if exc.extra.get("account") != cash:
-                raise
-            raise InsufficientFunds(
-                f"Insufficient funds in {cash}: no cash account yet.", account=cash, balance_u=0
-            ) from None
         if acting_user is not None and acting_user.pk != user.pk:
             audit_record(
                 action=AuditAction.BET_PLACE_ON_BEHALF,
@@ -309,17 +290,41 @@ def _bet_insert(
                 object_id=bet.pk,
                 after={"user": str(user.pk), "round": code, "side": side, "stake_u": stake_u},
             )
-        # 4. Last, the other hot row: the round's pool (the round's door re-checks OPEN and the clock),
-        #    and, under its row lock, the pools this stake included against the pool and side caps.
-        pools = round_pool_raise(
-            round_code=code,
-            side=side,
-            stake_u=stake_u,
-            now=now,
-            bettor_new=round_u == stake_u,  # stakes are positive: the totals are this stake alone
-            bettor_side_u=up_u if side == Bet.Side.UP else down_u,
-            bettor_total_u=round_u,
+        # 3. The ledger batch (cash -> pool; refuses an overdraft) and, last, the round's pool: the two hot
+        #    rows every bet of the round writes. The batch moves the pool account last, then runs the round's
+        #    conditional pool raise (it re-checks OPEN and the clock) in the same statement on PostgreSQL,
+        #    so both are held for that one round trip and the commit. Under the round row lock, the pools
+        #    this stake included are held to the pool and side caps.
+        pool = account_code_round_pool(round_code=code)
+        raise_pool = Then(
+            *round_pool_raise_sql(
+                round_code=code,
+                side=side,
+                stake_u=stake_u,
+                now=now,
+                bettor_new=round_u == stake_u,  # stakes are positive: the totals are this stake alone
+                bettor_side_u=up_u if side == Bet.Side.UP else down_u,
+                bettor_total_u=round_u,
+            )
         )
+        try:
+            ledger_post(
+                [Line(cash, -stake_u), Line(pool, stake_u)],
+                ref_type="bet",
+                ref_id=bet.pk,
+                idempotency_key=f"bet:{bet.pk}",
+                acting_user=acting_user,
+                last=pool,
+                savepoint=False,  # a refusal rolls the whole bet back: nothing below queries after one
+                then=raise_pool,
+            )
+        except UnknownAccount as exc:
+            if exc.extra.get("account") != cash:
+                raise
+            raise InsufficientFunds(
+                f"Insufficient funds in {cash}: no cash account yet.", account=cash, balance_u=0
+            ) from None
+        pools = round_pool_raised(row=raise_pool.row, round_code=code, now=now)
         bet_pool_check(limits, dataclasses.replace(attempt, up_pool_u=pools.up_pool_u, down_pool_u=pools.down_pool_u))
     return bet
 

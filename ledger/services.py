@@ -51,6 +51,21 @@ class Posted(NamedTuple):
     created: bool
 
 
+@dataclass
+class Then:
+    """One statement of the caller's own tables that ledger_post runs right after the batch's last move.
+
+    `sql` holds one `{after}` in its WHERE clause, where the ledger puts the condition that orders it
+    after that move; it returns at most one row, which the ledger puts in `row` (None: no row, or it
+    did not run because the batch was a replay of its key: `ran` says which).
+    """
+
+    sql: str
+    params: Sequence[Any]
+    row: tuple[Any, ...] | None = None
+    ran: bool = False
+
+
 def amount_validate(amount_u: Any, *, field: str = "amount_u", allow_zero: bool = False) -> int:
     """Amounts are whole micro-USDC: an int (not a bool, not a float), positive, within the limit."""
     if isinstance(amount_u, bool) or not isinstance(amount_u, int):
@@ -166,6 +181,7 @@ def ledger_post(
     max_line_u: int | None = None,
     last: str | None = None,
     savepoint: bool = True,
+    then: Then | None = None,
 ) -> Posted:
     """Post one balanced batch. Locks the touched accounts in code order; refuses overdrafts.
 
@@ -176,6 +192,10 @@ def ledger_post(
     `savepoint=False` inside the caller's transaction saves two round trips (SAVEPOINT, RELEASE);
     then any refusal dooms that transaction, so only a caller that never catches inside it may
     ask (bet_place).
+    `then` (Then): one statement of the caller's own tables to run right after the last move, in the
+    same transaction: the round's pool raise of a bet, the other hot row, which then comes in the
+    batch's own statement on PostgreSQL (one round trip holds both hot rows). It does not run for a
+    replay of the key.
     """
     checked = _lines_of(lines)
     for line in checked:
@@ -193,7 +213,9 @@ def ledger_post(
         raise ValueError(f"last={last!r} is not an account of the batch")
     try:
         with transaction.atomic(savepoint=savepoint):
-            return _post(checked, net, ref_type, ref, idempotency_key, digest, acting_user, memo, allow_negative, last)
+            return _post(
+                checked, net, ref_type, ref, idempotency_key, digest, acting_user, memo, allow_negative, last, then
+            )
     except IntegrityError:
         # The key's unique index refused us because a twin committed first: answer with its batch.
         earlier = _earlier_batch(idempotency_key, digest) if outermost else None
@@ -213,6 +235,7 @@ def _post(
     memo: str,
     allow_negative: frozenset[str],
     last: str | None,
+    then: Then | None,
 ) -> Posted:
     first = {code: delta_u for code, delta_u in net.items() if code != last}
     if last is not None and len(first) == 1 and connection.vendor == "postgresql":
@@ -230,6 +253,7 @@ def _post(
             acting_user,
             memo,
             allow_negative,
+            then,
         )
     posted = _batch_open(
         idempotency_key=idempotency_key,
@@ -254,6 +278,11 @@ def _post(
     )
     if last is not None:
         _balance_move(code=last, delta_u=net[last], allow_negative=allow_negative)
+    if then is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(then.sql.format(after=""), list(then.params))
+            row = cursor.fetchone()
+        then.row, then.ran = (None if row is None else tuple(row)), True
     return posted
 
 
@@ -270,6 +299,7 @@ def _post_one_statement(
     acting_user: User | None,
     memo: str,
     allow_negative: frozenset[str],
+    then: Then | None,
 ) -> Posted:
     """A batch of two accounts, the hot one `last` (a bet: cash -> pool), as one statement (PostgreSQL).
 
@@ -277,7 +307,8 @@ def _post_one_statement(
     before it did: claim the key (the batch row), move `code` under the overdraft rule, insert the
     entries, move `last`. One round trip; the hot row is still moved last, so it is held for the
     rest of that statement and the commit. Nothing moved (key taken, overdraft, unknown account):
-    the chain stops there, and the steps' own reads say why, as on the general path.
+    the chain stops there, and the steps' own reads say why, as on the general path. The caller's
+    `then` is the chain's last link (it runs only once `last` has moved); its row comes back with ours.
     """
     created_by_id = acting_user.pk if acting_user is not None and acting_user.pk else None
     created_at = timezone.now()
@@ -294,9 +325,16 @@ def _post_one_statement(
         "SELECT line.account, line.amount_u, %s, %s, batch.id, %s FROM batch, moved, "
         "UNNEST(CAST(%s AS VARCHAR(100)[]), CAST(%s AS BIGINT[])) AS line (account, amount_u) RETURNING 1), "
         f"hot AS (UPDATE {_ACCOUNTS} SET balance_u = balance_u + %s WHERE code = %s{last_guard} "
-        "AND EXISTS (SELECT 1 FROM entry) RETURNING id) "
-        "SELECT (SELECT id FROM batch), (SELECT COUNT(*) FROM moved), (SELECT COUNT(*) FROM hot)"
+        "AND EXISTS (SELECT 1 FROM entry) RETURNING id)"
     )
+    if then is None:
+        sql += " SELECT (SELECT id FROM batch), (SELECT COUNT(*) FROM moved), (SELECT COUNT(*) FROM hot)"
+    else:
+        sql += (
+            f", then_ AS ({then.sql.format(after=' AND EXISTS (SELECT 1 FROM hot)')}) "
+            "SELECT (SELECT id FROM batch), (SELECT COUNT(*) FROM moved), (SELECT COUNT(*) FROM hot), then_.* "
+            "FROM (SELECT 1) AS one LEFT JOIN then_ ON TRUE"
+        )
     at = connection.ops.adapt_datetimefield_value(created_at)
     params = [
         idempotency_key,
@@ -317,10 +355,11 @@ def _post_one_statement(
         last_delta_u,
         last,
         *last_guard_params,
+        *(then.params if then is not None else ()),
     ]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        batch_id, moved, hot = cursor.fetchone()
+        batch_id, moved, hot, *then_row = cursor.fetchone()
     if batch_id is None:
         earlier = _earlier_batch(idempotency_key, digest)
         if earlier is None:  # the twin that held the key rolled back meanwhile
@@ -341,6 +380,8 @@ def _post_one_statement(
     )
     batch._state.adding = False
     batch._state.db = connection.alias
+    if then is not None:
+        then.row, then.ran = (tuple(then_row) if any(value is not None for value in then_row) else None), True
     return Posted(batch=batch, created=True)
 
 

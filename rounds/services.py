@@ -3,7 +3,7 @@
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -264,15 +264,45 @@ def round_pool_raise(
     bet_place's last statement (after round_bet_admit, first): the round row is hot, so it is
     held for this one round trip and the commit. One conditional UPDATE both checks the state and
     raises the pool, and so takes the round row lock that round_lock and round_settle take too:
-    a bet racing the lock is either wholly in or refused (it must run inside the bet's transaction). Raw SQL only for
-    RETURNING (id, code): it saves the round trip a SELECT would cost on the hot path. Without a
-    code it targets the current round, the first of rounds_open() (as round_current sees it).
+    a bet racing the lock is either wholly in or refused (it must run inside the bet's transaction).
+    bet_place has the ledger run it as the tail of the ledger batch's own statement
+    (round_pool_raise_sql, then round_pool_raised); this runs it alone. Without a code it targets
+    the current round, the first of rounds_open() (as round_current sees it).
 
     Returns the round with id, code and both pools (after this stake) loaded (the rest loads on access,
     as with `.only()`): bet_place checks the pool limits (risk.checks) against those pools.
     Refused (the refusal path may spend a query on a precise answer): unknown_round,
     no_current_round, round_not_open, betting_closed; nothing was changed.
     """
+    sql, params = round_pool_raise_sql(
+        round_code=round_code,
+        side=side,
+        stake_u=stake_u,
+        now=now,
+        bettor_new=bettor_new,
+        bettor_side_u=bettor_side_u,
+        bettor_total_u=bettor_total_u,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql.format(after=""), params)
+        row = cursor.fetchone()
+    return round_pool_raised(row=row, round_code=round_code, now=now)
+
+
+def round_pool_raise_sql(
+    *,
+    round_code: str | None,
+    side: str,
+    stake_u: int,
+    now: datetime,
+    bettor_new: bool,
+    bettor_side_u: int,
+    bettor_total_u: int,
+) -> tuple[str, list[Any]]:
+    """round_pool_raise's conditional UPDATE as (sql, params), for a caller that runs it in its own last
+    statement (the ledger batch of a bet: ledger.services.ledger_post's `then`). The SQL holds one
+    `{after}` in its WHERE clause, where that statement adds the condition that orders it last.
+    Its row (or none: refused) goes to round_pool_raised."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("round_pool_raise must run inside the transaction of the bet it takes")
     column, top = _POOL_COLUMN[side], _TOP_COLUMN[side]
@@ -285,26 +315,25 @@ def round_pool_raise(
     sql = (
         f"UPDATE rounds SET {column} = {column} + %s, bettors = bettors + %s, "
         f"{top} = {greatest}({top}, %s), top_u = {greatest}(top_u, %s) "
-        f"WHERE {target} AND status = %s AND lock_at > %s RETURNING id, code, up_pool_u, down_pool_u"
+        f"WHERE {target} AND status = %s AND lock_at > %s{{after}} RETURNING id, code, up_pool_u, down_pool_u"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            sql,
-            [
-                stake_u,
-                int(bettor_new),
-                bettor_side_u,
-                bettor_total_u,
-                *params,
-                Round.Status.OPEN.value,
-                connection.ops.adapt_datetimefield_value(now),
-            ],
-        )
-        row = cursor.fetchone()
+    return sql, [
+        stake_u,
+        int(bettor_new),
+        bettor_side_u,
+        bettor_total_u,
+        *params,
+        Round.Status.OPEN.value,
+        connection.ops.adapt_datetimefield_value(now),
+    ]
+
+
+def round_pool_raised(*, row: Sequence[Any] | None, round_code: str | None, now: datetime) -> Round:
+    """What round_pool_raise makes of its UPDATE's row: the round with its pools, or the refusal (no row)."""
     if row is None:
         raise _pool_refusal(round_code=round_code, now=now)
     transaction.on_commit(round_summary_changed)  # the pool shown by GET /rounds/current
-    return Round.from_db(connection.alias, ["id", "code", "up_pool_u", "down_pool_u"], row)
+    return Round.from_db(connection.alias, ["id", "code", "up_pool_u", "down_pool_u"], tuple(row))
 
 
 def _pool_refusal(*, round_code: str | None, now: datetime) -> ApplicationError:
