@@ -44,10 +44,10 @@ class RoundCurrentApi(_PublicApi):
         },
     )
     def get(self, request):
-        round_ = round_current_cached()
-        if round_ is None:
+        body = round_current_cached(render=lambda round_: dict(RoundOutputSerializer(round_).data), shape="api")
+        if body is None:
             raise NoCurrentRound("No round has been opened yet; a round opens before 09:00 ET on a trading day.")
-        return Response(RoundOutputSerializer(round_).data)
+        return Response(body)
 
 
 class RoundListApi(_PublicApi):

@@ -2,7 +2,7 @@
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any, TypedDict
@@ -66,30 +66,35 @@ def rounds_open() -> QuerySet[Round]:
 _SUMMARY_GENERATION = "rounds:summary:generation"
 
 
-def round_current_cached() -> Round | None:
+def round_current_cached(*, render: Callable[[Round], Any] | None = None, shape: str = "round") -> Any:
     """round_current_or_last_settled(), from the cache while no round has changed (GET /rounds/current,
-    the busiest read).
+    the busiest read); with `render`, what render(round) makes of it (the API's JSON body), cached as
+    `shape`. None when there is no round.
 
     Every change to what it shows (a round opened, a bet raising a pool, a lock, a settlement)
     bumps a generation counter in the shared cache when its transaction commits
-    (rounds.services._summary_changed); the round is cached under the generation it was read
-    in, so a reader that raced a change can only store a summary no later reader asks for.
-    Only with ROUND_SUMMARY_CACHE (a cache shared by every web process: Redis in production;
-    a per-process cache would let a worker show a pool another worker has since raised).
+    (round_summary_changed); the summary is stored with the generation it was read in, and a read
+    fetches both in one round trip (MGET): a summary from another generation is not used, so a
+    reader that raced a change can only store one no later reader takes. Only with
+    ROUND_SUMMARY_CACHE (a cache shared by every web process: Redis in production; a per-process
+    cache would let a worker show a pool another worker has since raised).
     """
     if not settings.ROUND_SUMMARY_CACHE:
-        return round_current_or_last_settled()
-    generation = cache.get(_SUMMARY_GENERATION)
+        round_ = round_current_or_last_settled()
+        return render(round_) if render is not None and round_ is not None else round_
+    key = f"rounds:current:{shape}"
+    found = cache.get_many([_SUMMARY_GENERATION, key])
+    generation = found.get(_SUMMARY_GENERATION)
     if generation is None:
         cache.add(_SUMMARY_GENERATION, 0, timeout=None)
         generation = cache.get(_SUMMARY_GENERATION, 0)
-    key = f"rounds:current:{generation}"
-    cached = cache.get(key)
-    if cached is not None:
-        return cached or None  # "" caches "no current round"
+    stored = found.get(key)
+    if stored is not None and stored[0] == generation:
+        return stored[1] or None  # "" caches "no current round"
     round_ = round_current_or_last_settled()
-    cache.set(key, round_ or "", timeout=settings.ROUND_SUMMARY_CACHE_SECONDS)
-    return round_
+    value = render(round_) if render is not None and round_ is not None else round_
+    cache.set(key, (generation, value or ""), timeout=settings.ROUND_SUMMARY_CACHE_SECONDS)
+    return value
 
 
 def round_summary_changed() -> None:

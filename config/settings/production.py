@@ -40,5 +40,5 @@ CACHE_URL = env.str(
     "CACHE_URL", default=_broker.rsplit("/", 1)[0] + "/1" if _broker.startswith(("redis://", "rediss://")) else ""
 )
 if CACHE_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}}
+    CACHES = {"default": {"BACKEND": "common.cache.RedisCache", "LOCATION": CACHE_URL}}
     ROUND_SUMMARY_CACHE = env.bool("ROUND_SUMMARY_CACHE", default=True)  # shared by every web process

@@ -50,3 +50,16 @@ def test_without_the_setting_every_read_goes_to_the_database():
     assert _current()["down_pool_u"] == 0
     Round.objects.filter(code="20250908").update(down_pool_u=7)
     assert _current()["down_pool_u"] == 7
+
+
+def test_a_summary_of_another_generation_is_not_used(summary_cache):
+    """The summary is stored with the generation it was read in: once the generation moves (a change
+    committed), the stored one is not served even though it is still in the cache."""
+    from rounds.selectors import round_summary_changed
+
+    round_create()
+    assert _current()["down_pool_u"] == 0
+    Round.objects.filter(code="20250908").update(down_pool_u=7)
+    assert _current()["down_pool_u"] == 0  # cached
+    round_summary_changed()
+    assert _current()["down_pool_u"] == 7
