@@ -1,9 +1,10 @@
 """Maintenance mode, honoured by every process: the web middleware and the Celery task class.
 
 The flag is the `maintenance` row of ops_switches (ops.services.ops_maintenance switches it),
-read uncached on every request (one read of the switches that are on, which a bet's halt check
-reuses) and every task run, so a switch made on one host is honoured by every other host at its
-next request or task. What
+read on every request (one read of the switches that are on, which a bet's halt check reuses; a
+GET may take its process's read of the last SWITCHES_READ_MAX_AGE_SECONDS) and every task run, so a
+switch made on one host is honoured by every other host at its next write or task, and within a
+second by its reads. What
 is already running when it turns on finishes; `restore` waits until nothing has written for
 RESTORE_QUIET_SECONDS, which covers those stragglers.
 
@@ -50,8 +51,10 @@ class MaintenanceMiddleware:
             return self.get_response(request)
         from ops.selectors import maintenance_get, switches_on, switches_remembered
 
+        # A read may take this process's read of the last second; a write reads afresh (ops.selectors.switches_on).
+        max_age = settings.SWITCHES_READ_MAX_AGE_SECONDS if request.method in ("GET", "HEAD", "OPTIONS") else 0
         try:
-            on = switches_on()  # one read of the switches for the request: maintenance here, a bet's halt later
+            on = switches_on(max_age=max_age)  # one read for the request: maintenance here, a bet's halt later
         except DatabaseError:
             # Cannot tell whether maintenance is on: refuse rather than let a write slip into a restore.
             logger.exception("maintenance check failed")

@@ -4,6 +4,7 @@ Other apps call `betting_halt` and `maintenance_get` on every bet, request and t
 module reads only ops' own tables and imports no other app.
 """
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -31,14 +32,38 @@ _request_switches: ContextVar[dict[str, tuple[str, datetime | None]] | None] = C
 )
 
 
-def switches_on() -> dict[str, tuple[str, datetime | None]]:
-    """The switches that are on: name -> (reason, changed_at). One query."""
-    return {
+# This process's last read of the switches (monotonic time, what switches_on read), for reads that may
+# take it while it is younger than their max_age (a GET's maintenance check).
+_switches_seen: tuple[float, dict[str, tuple[str, datetime | None]]] | None = None
+
+
+def switches_on(*, max_age: float = 0.0) -> dict[str, tuple[str, datetime | None]]:
+    """The switches that are on: name -> (reason, changed_at). One query.
+
+    With `max_age` (seconds): this process's last read instead, if it is younger. The maintenance
+    check of a GET asks so (settings.SWITCHES_READ_MAX_AGE_SECONDS): a read changes nothing, so a
+    GET served within that second of maintenance going on elsewhere is harmless (a restore waits
+    RESTORE_QUIET_SECONDS before it starts). Writes (a bet, a withdrawal) always read afresh, and a
+    switch changed in this process is forgotten when it commits (switches_forget).
+    """
+    global _switches_seen
+    seen = _switches_seen
+    if max_age > 0 and seen is not None and time.monotonic() - seen[0] < max_age:
+        return seen[1]
+    on = {
         name: (reason, changed_at)
         for name, reason, changed_at in OpsSwitch.objects.filter(active=True).values_list(
             "name", "reason", "changed_at"
         )
     }
+    _switches_seen = (time.monotonic(), on)
+    return on
+
+
+def switches_forget() -> None:
+    """The next switches_on reads the table, whatever max_age it is given."""
+    global _switches_seen
+    _switches_seen = None
 
 
 @contextmanager

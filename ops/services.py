@@ -23,7 +23,7 @@ from common.types import User
 from ops.alerts import alert_raise
 from ops.models import Heartbeat, OpsSwitch
 from ops.rules import Trip, breaker_first_trip, maintenance_finding
-from ops.selectors import switch_reason_if_active
+from ops.selectors import switch_reason_if_active, switches_forget
 
 CHANGE_OPS_SWITCH = "ops.change_opsswitch"
 
@@ -90,6 +90,7 @@ def _switch_set(
             after=_switch_state(switch),
         )
         transaction.on_commit(_alerts_soon)
+        transaction.on_commit(switches_forget)  # this process's GETs see the change at once
     return switch, True
 
 

@@ -323,6 +323,9 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="updown-house@localho
 # has written to the database for RESTORE_QUIET_SECONDS, and only after its loss list is confirmed.
 BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(VAR_DIR / "backups")))
 RESTORE_QUIET_SECONDS = env.int("RESTORE_QUIET_SECONDS", default=30)
+# A GET's maintenance check may take its web process's read of the switches this recent (seconds);
+# writes (bets, withdrawals, webhooks) always read them afresh. 0: every request reads them.
+SWITCHES_READ_MAX_AGE_SECONDS = env.float("SWITCHES_READ_MAX_AGE_SECONDS", default=1.0)
 # Maintenance: the Retry-After (seconds) of the API's 503 `maintenance` answers.
 MAINTENANCE_RETRY_AFTER_SECONDS = env.int("MAINTENANCE_RETRY_AFTER_SECONDS", default=120)
 # Prometheus multiprocess mode (gunicorn): config/gunicorn.py sets and wipes this directory.

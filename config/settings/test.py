@@ -67,3 +67,6 @@ MIGRATION_LINTER_OPTIONS = {
     "ignore_name": RELEASED_MIGRATIONS,
     "no_cache": True,
 }
+# Every request reads the switches afresh (tests flip them through the ORM too); tests/ops/test_switches_read
+# turns the one-second reuse of production on.
+SWITCHES_READ_MAX_AGE_SECONDS = 0

@@ -54,10 +54,11 @@ def test_tvl_by_day_ends_at_current_tvl():
     from django.utils import timezone
 
     from ledger.selectors import tvl_get
+    from marketdata.selectors import market_timezone
     from ops.reports import tvl_by_day
 
     fund(UserFactory(), 7_000_000)
-    today = timezone.localdate()
+    today = timezone.localdate(timezone=market_timezone())  # the charts count New York days
     rows = tvl_by_day(start=today - dt.timedelta(days=2), end=today)
     assert [value for _, value in rows] == [0, 0, 7_000_000]
     tvl = tvl_get()

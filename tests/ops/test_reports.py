@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from betting.services import bet_place
 from ledger.models import Account
+from marketdata.selectors import market_timezone
 from rounds.models import Round
 from rounds.services import round_lock, round_open, round_settle
 from tests.factories import UserFactory, fund
@@ -51,7 +52,7 @@ def test_daily_report_numbers(settled_day, capsys):
 @pytest.mark.money
 @pytest.mark.django_db
 def test_pnl_table_and_csv(settled_day, capsys, tmp_path):
-    today = timezone.localdate()
+    today = timezone.localdate(timezone=market_timezone())  # the reports count New York days
     start = today - dt.timedelta(days=1)
     call_command("pnl", "--from", start.isoformat(), "--to", today.isoformat(), "--csv")
     assert capsys.readouterr().out.splitlines() == [

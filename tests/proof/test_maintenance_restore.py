@@ -317,7 +317,7 @@ def test_maintenance_is_switched_only_with_a_reason_and_the_permission():
 
 
 def test_an_unreadable_maintenance_flag_refuses_the_request(client, monkeypatch):
-    def broken():
+    def broken(**kwargs):
         raise DatabaseError("database down")
 
     monkeypatch.setattr("ops.selectors.switches_on", broken)  # the one read of the switches a request makes
