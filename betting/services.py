@@ -1,6 +1,7 @@
 import dataclasses
 import logging
 import secrets
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, transaction
@@ -30,7 +31,13 @@ from risk.checks import (
     needs_user_totals,
 )
 from rounds.selectors import round_code_parse
-from rounds.services import round_bet_admit, round_pool_raise_sql, round_pool_raised
+from rounds.services import (
+    round_bet_admit,
+    round_bet_admit_sql,
+    round_bet_admitted,
+    round_pool_raise_sql,
+    round_pool_raised,
+)
 
 if TYPE_CHECKING:
     from rounds.models import Round
@@ -126,19 +133,19 @@ def bet_place(
     stake before the transaction (no query), the user's round and daily totals under the bettor's
     row lock, the round pool cap and the side imbalance cap under the round row lock, last.
 
-    Concurrency: one transaction, in three steps. (1) rounds.services.round_bet_admit, the round's
-    door: a SELECT … FOR KEY SHARE of the round (OPEN and lock_at > now) that every bet holds at
-    once and that makes round_lock / round_settle wait for the bets in flight. (2) The bet row and
-    the bettor's running totals in the round (_bet_record, one statement: an upsert of their
-    bet_totals row, which locks it, so their bets of the round queue there and each sees the totals
-    its stake made), checked against the per-user limits; with a daily limit, their user row is
-    locked and their day summed first (_user_day_total_u). (3) The ledger batch (user cash -> round
-    pool; refuses an overdraft), which moves the hot pool account last and then, as its `then`, the
-    other hot row: rounds.services.round_pool_raise_sql, a conditional UPDATE of the round that
-    re-checks OPEN and the clock and returns the pools, which risk.checks.bet_pool_check holds to
-    the pool and side caps while the row is locked. On PostgreSQL that is one statement, so the two
-    hot rows are held for its last part and the commit, not the whole transaction: bets of one round
-    queue only there. Any refusal rolls the whole transaction back: nothing written.
+    Concurrency: one transaction, in two steps (with a daily limit, the bettor's user row is first
+    locked and their day summed: _user_day_total_u). (1) _bet_record: rounds.services.round_bet_admit,
+    the round's door (a SELECT … FOR KEY SHARE of the round, OPEN and lock_at > now, that every bet
+    holds at once and that makes round_lock / round_settle wait for the bets in flight), the upsert of
+    the bettor's bet_totals row for the round (it locks the row, so their bets of the round queue
+    there and each sees the totals its stake made), held to the per-user limits, and the bet row:
+    one statement on PostgreSQL. (2) The ledger batch (user cash -> round pool; refuses an
+    overdraft), which moves the hot pool account last and then, as its `then`, the other hot row:
+    rounds.services.round_pool_raise_sql, a conditional UPDATE of the round that re-checks OPEN and
+    the clock and returns the pools, which risk.checks.bet_pool_check holds to the pool and side caps
+    while the row is locked. On PostgreSQL that is one statement too, so the two hot rows are held
+    for its last part and the commit, not the whole transaction: bets of one round queue only there.
+    Any refusal rolls the whole transaction back: nothing written.
 
     Idempotency (per user): the same key with the same request returns the first bet
     (created=False); the same key with a different request is IdempotencyConflict (422).
@@ -148,8 +155,8 @@ def bet_place(
     roll back and answer with the winner's bet.
 
     Round trips on success (PostgreSQL): halt check 1 (none behind the API: the request read the switches);
-    then BEGIN, round admit 1, bet and totals 1 (+ 2 with a daily limit), ledger_post 1 (batch, user cash,
-    entries, the pool account and the round's pool UPDATE in one statement), COMMIT.
+    then BEGIN, the round's admission with the bet and its totals 1 (+ 2 before it with a daily limit),
+    ledger_post 1 (batch, user cash, entries, the pool account and the round's pool UPDATE), COMMIT.
 
     Every refusal, whichever door sent the bet (API, admin, command), adds one to the per-minute
     `bet_rejected` count the circuit breaker reads, after the refused transaction has rolled
@@ -268,16 +275,22 @@ def _bet_insert(
     limits = bet_stake_check(user_id=user.pk, stake_u=stake_u, now=now)
     cash = account_code_user_cash(user_id=user.pk)
     with transaction.atomic():
-        # 1. The round: takes bets now, or refused (round_not_open, betting_closed, ...). A shared lock.
-        round_ = round_bet_admit(round_code=round_code, now=now)
+        # 1. The daily total first, if a daily limit applies: the bettor's user row locked, their day summed.
+        day_u = _user_day_total_u(user_id=user.pk, now=now) if limits.max_user_day_u is not None else 0
+        # 2. The round admits the bet (OPEN and before lock_at, or refused: round_not_open, betting_closed, ...;
+        #    a shared lock), and the bet row with the bettor's running totals in the round: their totals row
+        #    is their lock in the round, so their bets queue there.
+        round_, bet, up_u, down_u = _bet_record(
+            round_code=round_code,
+            user_id=user.pk,
+            side=side,
+            stake_u=stake_u,
+            now=now,
+            idempotency_key=idempotency_key,
+            request_digest=request_digest,
+        )
         code = round_.code
         attempt = BetAttempt(user_id=user.pk, round_code=code, side=side, stake_u=stake_u, now=now)
-        # 2. The bet and the bettor's running totals in the round (with the daily total first, if a daily
-        #    limit applies): their totals row is their lock in the round, so their bets queue there.
-        day_u = _user_day_total_u(attempt) if limits.max_user_day_u is not None else 0
-        bet, up_u, down_u = _bet_record(
-            round_=round_, attempt=attempt, idempotency_key=idempotency_key, request_digest=request_digest
-        )
         round_u = up_u + down_u
         if needs_user_totals(limits):
             bet_user_check(limits, attempt, UserTotals(round_u=round_u, day_u=day_u + stake_u))
@@ -329,7 +342,7 @@ def _bet_insert(
     return bet
 
 
-def _user_day_total_u(attempt: BetAttempt) -> int:
+def _user_day_total_u(*, user_id: Any, now: datetime) -> int:
     """The bettor's stakes since midnight America/New_York, read under their user row lock (daily limit only).
 
     Two statements: the first locks the bettor's user row (FOR NO KEY UPDATE: it does not block the
@@ -339,81 +352,92 @@ def _user_day_total_u(attempt: BetAttempt) -> int:
     locked row), and would miss the bet that held it.
     """
     table, bets = User._meta.db_table, Bet._meta.db_table
-    user_id = User._meta.pk.get_db_prep_value(attempt.user_id, connection)
+    db_user_id = User._meta.pk.get_db_prep_value(user_id, connection)
     lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_no_key_update else ""
-    since = connection.ops.adapt_datetimefield_value(market_day_start(attempt.now))
+    since = connection.ops.adapt_datetimefield_value(market_day_start(now))
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT id FROM {table} WHERE id = %s{lock}", [user_id])  # noqa: S608 - table names only
+        cursor.execute(f"SELECT id FROM {table} WHERE id = %s{lock}", [db_user_id])  # noqa: S608 - table names only
         if cursor.fetchone() is None:
-            raise InvalidInput(f"No user {attempt.user_id}.", code="unknown_user")
+            raise InvalidInput(f"No user {user_id}.", code="unknown_user")
         cursor.execute(
             f"SELECT COALESCE(SUM(stake_u), 0) FROM {bets} WHERE user_id = %s AND created_at >= %s",  # noqa: S608
-            [user_id, since],
+            [db_user_id, since],
         )
         return int(cursor.fetchone()[0])
 
 
-_TOTALS = BettorRoundTotal._meta.db_table
-_TOTAL_UPSERT = (
-    f"INSERT INTO {_TOTALS} (round_id, user_id, up_u, down_u) VALUES (%s, %s, %s, %s) "  # noqa: S608 - names only
-    f"ON CONFLICT (round_id, user_id) DO UPDATE SET up_u = {_TOTALS}.up_u + excluded.up_u, "
-    f"down_u = {_TOTALS}.down_u + excluded.down_u RETURNING up_u, down_u"
+_TOTALS, _BETS = BettorRoundTotal._meta.db_table, Bet._meta.db_table
+_TOTAL_ADD = (
+    "ON CONFLICT (round_id, user_id) DO UPDATE SET "
+    f"up_u = {_TOTALS}.up_u + excluded.up_u, down_u = {_TOTALS}.down_u + excluded.down_u RETURNING up_u, down_u"
 )
-_BET_INSERT = (
-    f"INSERT INTO {Bet._meta.db_table} (round_id, user_id, side, stake_u, status, payout_u, idempotency_key, "  # noqa: S608
-    "request_digest, created_at) VALUES (%s, %s, %s, %s, %s, 0, %s, %s, %s) RETURNING id"
-)
+_BET_COLUMNS = "round_id, user_id, side, stake_u, status, payout_u, idempotency_key, request_digest, created_at"
 
 
 def _bet_record(
-    *, round_: "Round", attempt: BetAttempt, idempotency_key: str | None, request_digest: str
-) -> tuple[Bet, int, int]:
-    """The bet row, and the bettor's running totals in its round with it: (bet, up_u, down_u), this stake included.
+    *,
+    round_code: str | None,
+    user_id: Any,
+    side: str,
+    stake_u: int,
+    now: datetime,
+    idempotency_key: str | None,
+    request_digest: str,
+) -> tuple["Round", Bet, int, int]:
+    """The round's admission, the bet row, and the bettor's running totals in that round with it:
+    (round, bet, up_u, down_u), this stake included.
 
-    The totals row (bet_totals, one per round and bettor) is an upsert that adds the stake: it locks
-    the row, so the bettor's bets of the round queue on it, and each reads the totals its own stake
-    made (an ON CONFLICT update works on the newest row, never a stale snapshot). On PostgreSQL the
-    upsert and the bet INSERT are one statement (one round trip); SQLite runs them one after the
-    other. A twin of the same Idempotency-Key fails the INSERT (IntegrityError: bet_place replays).
+    The round: rounds.services.round_bet_admit (a SELECT … FOR KEY SHARE: OPEN and before lock_at,
+    else its refusal). The totals row (bet_totals, one per round and bettor) is an upsert that adds
+    the stake: it locks the row, so the bettor's bets of the round queue on it, and each reads the
+    totals its own stake made (an ON CONFLICT update works on the newest row, never a stale
+    snapshot). On PostgreSQL the three are one statement (one round trip); SQLite runs them one
+    after the other. A twin of the same Idempotency-Key fails the INSERT (IntegrityError: bet_place
+    replays).
     """
-    user_id = User._meta.pk.get_db_prep_value(attempt.user_id, connection)
-    up_u, down_u = (attempt.stake_u, 0) if attempt.side == Bet.Side.UP else (0, attempt.stake_u)
-    total_params = [round_.pk, user_id, up_u, down_u]
-    bet_params = [
-        round_.pk,
-        user_id,
-        attempt.side,
-        attempt.stake_u,
-        Bet.Status.PLACED.value,
-        idempotency_key,
-        request_digest,
-        connection.ops.adapt_datetimefield_value(attempt.now),
-    ]
+    db_user_id = User._meta.pk.get_db_prep_value(user_id, connection)
+    up_u, down_u = (stake_u, 0) if side == Bet.Side.UP else (0, stake_u)
+    bet_values: list[Any] = [side, stake_u, Bet.Status.PLACED.value, idempotency_key, request_digest]
+    created_at = connection.ops.adapt_datetimefield_value(now)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
+            admit_sql, admit_params = round_bet_admit_sql(round_code=round_code, now=now)
             cursor.execute(
-                f"WITH total AS ({_TOTAL_UPSERT}), placed AS ({_BET_INSERT}) "
-                "SELECT placed.id, total.up_u, total.down_u FROM total, placed",
-                [*total_params, *bet_params],
+                f"WITH admitted AS ({admit_sql}), "  # noqa: S608 - table names only
+                f"total AS (INSERT INTO {_TOTALS} (round_id, user_id, up_u, down_u) "
+                f"SELECT id, %s, %s, %s FROM admitted {_TOTAL_ADD}), "
+                f"placed AS (INSERT INTO {_BETS} ({_BET_COLUMNS}) "
+                "SELECT id, %s, %s, %s, %s, 0, %s, %s, %s FROM admitted RETURNING id) "
+                "SELECT admitted.id, admitted.code, placed.id, total.up_u, total.down_u FROM admitted, total, placed",
+                [*admit_params, db_user_id, up_u, down_u, db_user_id, *bet_values, created_at],
             )
-            bet_id, up_u, down_u = cursor.fetchone()
+            row = cursor.fetchone()
+            round_ = round_bet_admitted(row=row[:2] if row else None, round_code=round_code, now=now)
+            bet_id, up_u, down_u = row[2:]
         else:
-            cursor.execute(_TOTAL_UPSERT, total_params)
+            round_ = round_bet_admit(round_code=round_code, now=now)
+            cursor.execute(
+                f"INSERT INTO {_TOTALS} (round_id, user_id, up_u, down_u) VALUES (%s, %s, %s, %s) {_TOTAL_ADD}",  # noqa: S608
+                [round_.pk, db_user_id, up_u, down_u],
+            )
             up_u, down_u = cursor.fetchone()
-            cursor.execute(_BET_INSERT, bet_params)
+            cursor.execute(
+                f"INSERT INTO {_BETS} ({_BET_COLUMNS}) VALUES (%s, %s, %s, %s, %s, 0, %s, %s, %s) RETURNING id",  # noqa: S608
+                [round_.pk, db_user_id, *bet_values, created_at],
+            )
             (bet_id,) = cursor.fetchone()
     bet = Bet(
         id=bet_id,
         round=round_,
-        user_id=attempt.user_id,
-        side=attempt.side,
-        stake_u=attempt.stake_u,
+        user_id=user_id,
+        side=side,
+        stake_u=stake_u,
         status=Bet.Status.PLACED,
         payout_u=0,
         idempotency_key=idempotency_key,
         request_digest=request_digest,
-        created_at=attempt.now,
+        created_at=now,
     )
     bet._state.adding = False
     bet._state.db = connection.alias
-    return bet, int(up_u), int(down_u)
+    return round_, bet, int(up_u), int(down_u)

@@ -227,6 +227,17 @@ def round_bet_admit(*, round_code: str | None, now: datetime) -> Round:
     Refused (the refusal path may spend a query on a precise answer): unknown_round,
     no_current_round, round_not_open, betting_closed.
     """
+    sql, params = round_bet_admit_sql(round_code=round_code, now=now)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    return round_bet_admitted(row=row, round_code=round_code, now=now)
+
+
+def round_bet_admit_sql(*, round_code: str | None, now: datetime) -> tuple[str, list[Any]]:
+    """round_bet_admit's SELECT … FOR KEY SHARE as (sql, params), for a caller that runs it as the first part
+    of its own statement (bet_place's bet INSERT on PostgreSQL); it yields (id, code) or no row, which
+    goes to round_bet_admitted."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("round_bet_admit must run inside the transaction of the bet it admits")
     if round_code is None:
@@ -236,12 +247,14 @@ def round_bet_admit(*, round_code: str | None, now: datetime) -> Round:
         target, params = "code = %s", (round_code,)
     share = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""  # SQLite: one writer at a time anyway
     sql = f"SELECT id, code FROM rounds WHERE {target} AND status = %s AND lock_at > %s{share}"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, Round.Status.OPEN.value, connection.ops.adapt_datetimefield_value(now)])
-        row = cursor.fetchone()
+    return sql, [*params, Round.Status.OPEN.value, connection.ops.adapt_datetimefield_value(now)]
+
+
+def round_bet_admitted(*, row: Sequence[Any] | None, round_code: str | None, now: datetime) -> Round:
+    """The admitted round (id and code loaded) from round_bet_admit_sql's row, or the refusal (no row)."""
     if row is None:
         raise _pool_refusal(round_code=round_code, now=now)
-    return Round.from_db(connection.alias, ["id", "code"], row)
+    return Round.from_db(connection.alias, ["id", "code"], tuple(row))
 
 
 def round_pool_raise(

@@ -177,14 +177,14 @@ def test_round_lock_waits_for_a_bet_in_flight_and_counts_it(monkeypatch):
     bettor = UserFactory()
     fund(bettor, 10_000_000)
     admitted, go = threading.Event(), threading.Event()
-    real_record = services._bet_record
+    real_raise_sql = services.round_pool_raise_sql  # runs once the round admitted the bet (KEY SHARE held)
 
     def paused_check(*args, **kwargs):
         admitted.set()
         assert go.wait(30)
-        return real_record(*args, **kwargs)
+        return real_raise_sql(*args, **kwargs)
 
-    monkeypatch.setattr(services, "_bet_record", paused_check)
+    monkeypatch.setattr(services, "round_pool_raise_sql", paused_check)
     results: dict[str, Any] = {}
 
     def bet():

@@ -359,17 +359,19 @@ def test_a_bettor_may_not_bet_on_behalf_of_another(funded_bettor, open_round, ap
 
 @pytest.mark.django_db(transaction=True)  # as in production: bet_place's atomic is the outermost one
 def test_bet_place_query_count(funded_bettor, open_round):
-    """Pinned so a regression on the hot path shows. PostgreSQL: halt check 1, round admit 1, the bet with
-    the bettor's running totals 1, and ledger_post 1: batch, user cash, entries, then the two hot rows, the
-    pool account and the round's pool UPDATE, in one statement. SQLite runs the bet and its totals as 2,
-    the ledger's steps as 4 and the round's UPDATE as 1. BEGIN/COMMIT are not counted."""
+    """Pinned so a regression on the hot path shows. PostgreSQL: halt check 1, the round's admission with
+    the bet and the bettor's running totals 1, and ledger_post 1: batch, user cash, entries, then the two
+    hot rows, the pool account and the round's pool UPDATE, in one statement. SQLite runs the admission,
+    the totals and the bet as 3, the ledger's steps as 4 and the round's UPDATE as 1. BEGIN/COMMIT are
+    not counted."""
     bet_place(user=funded_bettor, side="UP", stake_u=1_000_000, idempotency_key="warm")
     with CaptureQueriesContext(connection) as queries:
         bet, created = bet_place(user=funded_bettor, side="DOWN", stake_u=1_000_000, idempotency_key="q1")
     assert created is True
     statements = [q["sql"] for q in queries.captured_queries if q["sql"] not in ("BEGIN", "BEGIN IMMEDIATE", "COMMIT")]
     if connection.vendor == "postgresql":
-        assert len(statements) == 4, "\n".join(statements)
+        assert len(statements) == 3, "\n".join(statements)
+        assert "FOR KEY SHARE" in statements[1] and "INSERT INTO bets" in statements[1], statements[1]
         last = statements[-1]
         assert last.index("hot AS (UPDATE ledger_accounts") < last.index("then_ AS (UPDATE rounds"), last
     else:
