@@ -29,10 +29,14 @@ class Pseudonyms:
     def __call__(self, user_id: Any) -> str:
         known = self._known.get(user_id)
         if known is None:
-            mac = self._base.copy()
-            mac.update(str(user_id).encode())
-            known = self._known[user_id] = mac.hexdigest()[:32]
+            known = self._known[user_id] = self.compute(user_id)
         return known
+
+    def compute(self, user_id: Any) -> str:
+        """The pseudonym, not remembered (for callers that ask once per user)."""
+        mac = self._base.copy()
+        mac.update(str(user_id).encode())
+        return mac.hexdigest()[:32]
 
 
 class MerkleRoot:
@@ -51,6 +55,34 @@ class MerkleRoot:
             height += 1
         stack.append((height, node))
         self.count += 1
+
+    def add_leaves(self, leaves: bytes) -> None:
+        """Add the concatenated 32-byte leaves in order: the same tree as `add` of each, in whole subtrees.
+
+        Each step takes the largest run of 2^h leaves that both fits and starts where a subtree of
+        height h may (the count a multiple of 2^h), hashes it level by level and pushes its root
+        at height h; so chunks of a power of two leaves cost one hash per node and little else.
+        """
+        if len(leaves) % 32:
+            raise ValueError("leaves must be 32 bytes each")
+        offset, total = 0, len(leaves) // 32
+        while offset < total:
+            size = 1 << ((total - offset).bit_length() - 1)
+            if self.count:
+                size = min(size, self.count & -self.count)
+            level = leaves[offset * 32 : (offset + size) * 32]
+            while len(level) > 32:
+                level = b"".join([_sha256(NODE_PREFIX + level[i : i + 64]).digest() for i in range(0, len(level), 64)])
+            self._push(size.bit_length() - 1, level)
+            self.count += size
+            offset += size
+
+    def _push(self, height: int, node: bytes) -> None:
+        stack = self._stack
+        while stack and stack[-1][0] == height:
+            node = _sha256(NODE_PREFIX + stack.pop()[1] + node).digest()
+            height += 1
+        stack.append((height, node))
 
     @property
     def root(self) -> str:

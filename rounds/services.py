@@ -18,7 +18,14 @@ from approvals.models import ApprovalRequest
 from approvals.services import approval_grant, approval_reason, approval_request
 from audit.events import AuditAction
 from audit.services import audit_record
-from betting.selectors import bet_payouts_by_user_sql, bet_payouts_iter, bet_receipt_rows_iter
+from betting.selectors import (
+    bet_payout_lines_iter,
+    bet_payouts_by_user_sql,
+    bet_payouts_iter,
+    bet_receipt_leaves_in_sql,
+    bet_receipt_leaves_iter,
+    bet_receipt_rows_iter,
+)
 from betting.settlement import bets_settle
 from common.errors import ApplicationError, permission_require
 from common.types import User
@@ -50,7 +57,7 @@ from rounds.exceptions import (
     UnknownRound,
 )
 from rounds.hashing import commit_hash_compute, settlement_digest_compute
-from rounds.merkle import MerkleRoot, payouts_into_tree
+from rounds.merkle import MerkleRoot, Pseudonyms, payouts_into_tree
 from rounds.models import Round, RoundSettlement
 from rounds.selectors import (
     result_validate,
@@ -531,7 +538,7 @@ def _settle(
         up_pool_u=plan.up_pool_u,
         down_pool_u=plan.down_pool_u,
         fee_u=plan.fee_u,
-        # One pass over the bets feeds the digest and the receipts' tree (from rule_version 2).
+        # The bets streamed once for the digest and, from rule_version 2, once more for the receipts. tree.
         **_digest_payouts(round_=round_, receipts=receipts),
     )
     merkle_root = receipts.root if round_.rule_version >= 2 else ""
@@ -606,7 +613,22 @@ def _settle(
 
 
 def _digest_payouts(*, round_: Round, receipts: MerkleRoot) -> dict[str, Any]:
-    """The digest's `payouts` (and, from rule_version 2, `merkle_root`) from one streamed pass over the bets."""
+    """The digest's `payouts` (and, from rule_version 2, `merkle_root`) from streamed passes over the bets.
+
+    On PostgreSQL the database writes the digest's lines and hashes the receipts' leaves (two COPY
+    streams; Python hashes only the tree's inner nodes and the pseudonyms, once per bettor). Elsewhere one
+    pass over the rows in Python feeds both. The bytes are the same (tests/rounds/test_receipts.py).
+    """
+    if bet_receipt_leaves_in_sql():
+
+        def root() -> str:
+            pseudonym = Pseudonyms(round_.code).compute
+            for leaves in bet_receipt_leaves_iter(round_id=round_.pk, pseudonym=pseudonym):
+                receipts.add_leaves(leaves)
+            return receipts.root
+
+        lines = bet_payout_lines_iter(round_id=round_.pk)
+        return {"payout_lines": lines, "merkle_root": root} if round_.rule_version >= 2 else {"payout_lines": lines}
     if round_.rule_version < 2:
         return {"payouts": bet_payouts_iter(round_id=round_.pk)}
 
