@@ -1,7 +1,9 @@
 import binascii
 import datetime as dt
+import queue
+import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -231,6 +233,9 @@ def bet_receipt_leaves_iter(*, round_id: int, pseudonym: Callable[[str], str]) -
     table, rid = Bet._meta.db_table, int(round_id)
     pseudonyms = "bet_receipt_pseudonyms"
     with connection.cursor() as cursor:
+        # The sorts in memory, not in temporary files (4 MB is PostgreSQL's default); put back after.
+        cursor.execute("SELECT current_setting('work_mem'), set_config('work_mem', %s, true)", [SORT_WORK_MEM])
+        (work_mem, _) = cursor.fetchone()
         users = bytearray()
         with cursor.copy(f"COPY (SELECT DISTINCT user_id FROM {table} WHERE round_id = {rid}) TO STDOUT") as copy:  # noqa: S608
             for data in copy:
@@ -243,28 +248,71 @@ def bet_receipt_leaves_iter(*, round_id: int, pseudonym: Callable[[str], str]) -
             copy.write("".join(f"{user_id}\t{pseudonym(user_id)}\n" for user_id in users.decode().split()))
         del users
         cursor.execute(f"ANALYZE {pseudonyms}")
-        # Sorted first, hashed while streaming: the hashing overlaps the caller's work on the chunks.
+        # Sorted first, hashed while streaming (the OFFSET keeps the hashing above the sort).
         query = (
             f"COPY (SELECT encode({_LEAF_SQL}, 'hex') FROM (SELECT x.id, p.pseudonym, x.side, x.stake_u, x.payout_u "  # noqa: S608
             f"FROM {table} x JOIN {pseudonyms} p ON p.user_id = x.user_id WHERE x.round_id = {rid} "
             "ORDER BY x.id OFFSET 0) b) TO STDOUT"
         )
-        line = 65  # 64 hex digits and a newline
-        pending = bytearray()
-        # The sort by bet id in memory, not in temporary files (4 MB is PostgreSQL's default): for this
-        # statement only, the setting is put back after it.
-        cursor.execute("SELECT current_setting('work_mem'), set_config('work_mem', %s, true)", [SORT_WORK_MEM])
-        (work_mem, _) = cursor.fetchone()
         with cursor.copy(query) as copy:
-            for data in copy:
-                pending += data
-                if len(pending) >= RECEIPT_LEAVES_CHUNK * line:
-                    yield binascii.unhexlify(pending[: RECEIPT_LEAVES_CHUNK * line].replace(b"\n", b""))
-                    del pending[: RECEIPT_LEAVES_CHUNK * line]
-        if pending:
-            yield binascii.unhexlify(pending.replace(b"\n", b""))
+            # Read ahead in a thread: PostgreSQL hashes the next leaves while the caller works on these.
+            yield from _read_ahead(_leaf_chunks(copy))
         cursor.execute("SELECT set_config('work_mem', %s, true)", [work_mem])
         cursor.execute(f"DROP TABLE {pseudonyms}")
+
+
+def _leaf_chunks(lines: Iterable[Any]) -> Iterator[bytes]:
+    """RECEIPT_LEAVES_CHUNK leaves a chunk (the last fewer) from COPY data of hex lines, 65 bytes each."""
+    size = RECEIPT_LEAVES_CHUNK * 65  # 64 hex digits and a newline
+    pending = bytearray()
+    for data in lines:
+        pending += data
+        if len(pending) >= size:
+            yield binascii.unhexlify(pending[:size].replace(b"\n", b""))
+            del pending[:size]
+    if pending:
+        yield binascii.unhexlify(pending.replace(b"\n", b""))
+
+
+def _read_ahead(chunks: Iterator[bytes], depth: int = 4) -> Iterator[bytes]:
+    """The chunks, produced by a thread of their own up to `depth` ahead of the caller.
+
+    The thread only reads the connection the caller is waiting on (the caller's thread holds it and
+    sends nothing meanwhile); an error there is raised here, and a caller that stops early stops it.
+    """
+    ahead: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                if not put(chunk):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, raised there
+            put(exc)
+            return
+        put(end)
+
+    thread = threading.Thread(target=produce, name="bet-receipt-leaves", daemon=True)
+    thread.start()
+    try:
+        while (item := ahead.get()) is not end:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def bet_payouts_by_user_sql(*, round_id: int) -> tuple[str, list[Any]]:
