@@ -159,13 +159,16 @@ def main() -> int:
 def _bare_settlement(round_id: int, round_code: str) -> float:
     """The least a set-based settlement does, timed and rolled back: bets marked with payouts, one
     entry per paid user in one batch with the pool and house lines that balance it, their balances
-    raised (UP wins, 2 % fee, pro-rata), the deferred constraint checks run as a COMMIT would run them."""
+    raised (UP wins, 2 % fee, pro-rata), the deferred constraint checks run as a COMMIT would run them;
+    with round_settle's work_mem."""
     from django.db import connection, transaction
 
     from ledger.models import Account
+    from rounds.services import SETTLEMENT_WORK_MEM
 
     started = time.perf_counter()
     with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('work_mem', %s, true)", [SETTLEMENT_WORK_MEM])  # round_settle's
         cursor.execute(
             "SELECT COALESCE(SUM(stake_u) FILTER (WHERE side = 'UP'), 0), COALESCE(SUM(stake_u), 0) FROM bets "
             "WHERE round_id = %s",

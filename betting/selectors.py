@@ -1,9 +1,6 @@
-import binascii
 import datetime as dt
-import queue
-import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,135 +181,38 @@ def bet_receipt_rows_iter(*, round_id: int) -> Iterator[tuple[int, Any, str, int
         last_id = page[-1][0]
 
 
-def bet_payout_lines_iter(*, round_id: int) -> Iterator[bytes]:
-    """The settlement digest's per-bet lines, b"<bet id>,<payout_u>\\n" in bet id order, as chunks of bytes.
+RECEIPT_ROWS_CHUNK = 1 << 22  # bytes of whole lines per chunk of bet_receipt_rows_fetch
 
-    On PostgreSQL one COPY … (FORMAT csv) streams them: two integers, a comma and a newline are the
-    digest's own text, so no row becomes a Python object. Elsewhere the pages of bet_payouts_iter.
+
+def bet_receipt_rows_fetch(*, round_id: int) -> list[bytes]:
+    """Every bet of the round in bet id order as text, b"<bet id>|<user id>|<side>|<stake_u>|<payout_u>\\n"
+    lines, in chunks of whole lines: bet_receipt_rows_iter's rows (the user id as str() of the UUID gives
+    it), read into memory at once (~64 bytes a bet) so that hashing them can go on in another thread
+    while this connection does other work. On PostgreSQL one COPY (it sends a message per row, so each
+    chunk ends on a row); elsewhere bet_receipt_rows_iter's pages.
     """
-    if connection.vendor != "postgresql":
-        for bet_id, payout_u in bet_payouts_iter(round_id=round_id):
-            yield b"%d,%d\n" % (bet_id, payout_u)
-        return
-    table = Bet._meta.db_table
-    with (
-        connection.cursor() as cursor,
-        cursor.copy(
-            f"COPY (SELECT id, payout_u FROM {table} WHERE round_id = {int(round_id)} ORDER BY id) "  # noqa: S608 - an int
-            "TO STDOUT WITH (FORMAT csv)"
-        ) as copy,
-    ):
-        yield from copy
-
-
-SORT_WORK_MEM = "256MB"  # a million bets' (id, pseudonym, side, stake, payout) sort in ~130 MB
-RECEIPT_LEAVES_CHUNK = 1 << 16  # leaves per chunk of bet_receipt_leaves_iter: a power of two (whole subtrees)
-# The receipts' leaf, rounds.verify_receipt's SHA-256(0x00 || "bet_id|pseudonym|side|stake_u|payout_u"), in SQL
-# (tests/rounds/test_receipts.py holds it to the verifier's bytes).
-_LEAF_SQL = (
-    "sha256(decode('00', 'hex') || convert_to(b.id::text || '|' || b.pseudonym || '|' || b.side || '|' "
-    "|| b.stake_u::text || '|' || b.payout_u::text, 'UTF8'))"
-)
-
-
-def bet_receipt_leaves_in_sql() -> bool:
-    """Whether bet_receipt_leaves_iter can run here (PostgreSQL: sha256() is built in since 11)."""
-    return connection.vendor == "postgresql"
-
-
-def bet_receipt_leaves_iter(*, round_id: int, pseudonym: Callable[[str], str]) -> Iterator[bytes]:
-    """The receipts' leaf hashes of every bet of the round in bet id order, hashed by PostgreSQL.
-
-    Yields bytes of concatenated 32-byte leaves, RECEIPT_LEAVES_CHUNK of them a chunk (the last
-    fewer). `pseudonym` maps a user id (its text) to the pseudonym in the leaf: it is called once per
-    bettor of the round, and only the pseudonyms go to the database (in a temporary table of this
-    transaction), never the secret behind them. Three streamed statements, none of them a row per bet
-    in Python: the round's bettors out, their pseudonyms in, the leaves out (hex, 65 bytes a line).
-    Inside the caller's transaction; PostgreSQL only (bet_receipt_leaves_in_sql).
-    """
-    table, rid = Bet._meta.db_table, int(round_id)
-    pseudonyms = "bet_receipt_pseudonyms"
-    with connection.cursor() as cursor:
-        # The sorts in memory, not in temporary files (4 MB is PostgreSQL's default); put back after.
-        cursor.execute("SELECT current_setting('work_mem'), set_config('work_mem', %s, true)", [SORT_WORK_MEM])
-        (work_mem, _) = cursor.fetchone()
-        users = bytearray()
-        with cursor.copy(f"COPY (SELECT DISTINCT user_id FROM {table} WHERE round_id = {rid}) TO STDOUT") as copy:  # noqa: S608
-            for data in copy:
-                users += data
-        cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{pseudonyms}")
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE {pseudonyms} (user_id uuid NOT NULL, pseudonym text NOT NULL) ON COMMIT DROP"
-        )
-        with cursor.copy(f"COPY {pseudonyms} (user_id, pseudonym) FROM STDIN") as copy:
-            copy.write("".join(f"{user_id}\t{pseudonym(user_id)}\n" for user_id in users.decode().split()))
-        del users
-        cursor.execute(f"ANALYZE {pseudonyms}")
-        # Sorted first, hashed while streaming (the OFFSET keeps the hashing above the sort).
-        query = (
-            f"COPY (SELECT encode({_LEAF_SQL}, 'hex') FROM (SELECT x.id, p.pseudonym, x.side, x.stake_u, x.payout_u "  # noqa: S608
-            f"FROM {table} x JOIN {pseudonyms} p ON p.user_id = x.user_id WHERE x.round_id = {rid} "
-            "ORDER BY x.id OFFSET 0) b) TO STDOUT"
-        )
-        with cursor.copy(query) as copy:
-            # Read ahead in a thread: PostgreSQL hashes the next leaves while the caller works on these.
-            yield from _read_ahead(_leaf_chunks(copy))
-        cursor.execute("SELECT set_config('work_mem', %s, true)", [work_mem])
-        cursor.execute(f"DROP TABLE {pseudonyms}")
-
-
-def _leaf_chunks(lines: Iterable[Any]) -> Iterator[bytes]:
-    """RECEIPT_LEAVES_CHUNK leaves a chunk (the last fewer) from COPY data of hex lines, 65 bytes each."""
-    size = RECEIPT_LEAVES_CHUNK * 65  # 64 hex digits and a newline
+    chunks: list[bytes] = []
     pending = bytearray()
-    for data in lines:
-        pending += data
-        if len(pending) >= size:
-            yield binascii.unhexlify(pending[:size].replace(b"\n", b""))
-            del pending[:size]
+    if connection.vendor == "postgresql":
+        query = (
+            f"COPY (SELECT id, user_id, side, stake_u, payout_u FROM {Bet._meta.db_table} "  # noqa: S608 - an int
+            f"WHERE round_id = {int(round_id)} ORDER BY id) TO STDOUT WITH (DELIMITER '|')"
+        )
+        with connection.cursor() as cursor, cursor.copy(query) as copy:
+            for data in copy:
+                pending += data
+                if len(pending) >= RECEIPT_ROWS_CHUNK:
+                    chunks.append(bytes(pending))
+                    pending.clear()
+    else:
+        for bet_id, user_id, side, stake_u, payout_u in bet_receipt_rows_iter(round_id=round_id):
+            pending += f"{bet_id}|{user_id}|{side}|{stake_u}|{payout_u}\n".encode()
+            if len(pending) >= RECEIPT_ROWS_CHUNK:
+                chunks.append(bytes(pending))
+                pending.clear()
     if pending:
-        yield binascii.unhexlify(pending.replace(b"\n", b""))
-
-
-def _read_ahead(chunks: Iterator[bytes], depth: int = 4) -> Iterator[bytes]:
-    """The chunks, produced by a thread of their own up to `depth` ahead of the caller.
-
-    The thread only reads the connection the caller is waiting on (the caller's thread holds it and
-    sends nothing meanwhile); an error there is raised here, and a caller that stops early stops it.
-    """
-    ahead: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    end = object()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                ahead.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for chunk in chunks:
-                if not put(chunk):
-                    return
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, raised there
-            put(exc)
-            return
-        put(end)
-
-    thread = threading.Thread(target=produce, name="bet-receipt-leaves", daemon=True)
-    thread.start()
-    try:
-        while (item := ahead.get()) is not end:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
+        chunks.append(bytes(pending))
+    return chunks
 
 
 def bet_payouts_by_user_sql(*, round_id: int) -> tuple[str, list[Any]]:

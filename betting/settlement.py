@@ -6,7 +6,7 @@ module of its own, not part of betting.services, because betting.services calls 
 (betting.services -> rounds.services -> betting.settlement), with no circle.
 """
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 
@@ -32,7 +32,7 @@ def bets_settle(*, round_id: int, result: str, distributable_u: int = 0, winning
         raise RuntimeError("bets_settle must run inside the settlement's transaction")
     if result == "VOID":
         update_sql = "UPDATE bets SET status = %s, payout_u = stake_u WHERE round_id = %s AND status = %s"
-        params: list[object] = [Bet.Status.REFUNDED, round_id, Bet.Status.PLACED]
+        params: list[Any] = [Bet.Status.REFUNDED, round_id, Bet.Status.PLACED]
     else:
         update_sql = (
             "UPDATE bets SET status = CASE WHEN side = %s THEN %s ELSE %s END, "

@@ -56,34 +56,6 @@ class MerkleRoot:
         stack.append((height, node))
         self.count += 1
 
-    def add_leaves(self, leaves: bytes) -> None:
-        """Add the concatenated 32-byte leaves in order: the same tree as `add` of each, in whole subtrees.
-
-        Each step takes the largest run of 2^h leaves that both fits and starts where a subtree of
-        height h may (the count a multiple of 2^h), hashes it level by level and pushes its root
-        at height h; so chunks of a power of two leaves cost one hash per node and little else.
-        """
-        if len(leaves) % 32:
-            raise ValueError("leaves must be 32 bytes each")
-        offset, total = 0, len(leaves) // 32
-        while offset < total:
-            size = 1 << ((total - offset).bit_length() - 1)
-            if self.count:
-                size = min(size, self.count & -self.count)
-            level = leaves[offset * 32 : (offset + size) * 32]
-            while len(level) > 32:
-                level = b"".join([_sha256(NODE_PREFIX + level[i : i + 64]).digest() for i in range(0, len(level), 64)])
-            self._push(size.bit_length() - 1, level)
-            self.count += size
-            offset += size
-
-    def _push(self, height: int, node: bytes) -> None:
-        stack = self._stack
-        while stack and stack[-1][0] == height:
-            node = _sha256(NODE_PREFIX + stack.pop()[1] + node).digest()
-            height += 1
-        stack.append((height, node))
-
     @property
     def root(self) -> str:
         if not self._stack:
@@ -114,6 +86,33 @@ def payouts_into_tree(
     for row, leaf in leaves_iter(round_code=round_code, rows=rows):
         receipts.add(leaf)
         yield row[0], row[4]
+
+
+def payout_lines_into_tree(receipts: MerkleRoot | None, *, round_code: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """payouts_into_tree for rows as betting.selectors.bet_receipt_rows_fetch's text lines
+    (b"<bet id>|<user id>|<side>|<stake_u>|<payout_u>\\n"): the digest's b"<bet id>,<payout_u>\\n" lines,
+    a chunk at a time, adding each bet's leaf to `receipts` on the way (None: the digest only).
+
+    The leaf is leaves_iter's, made from the text as it came (integers in decimal, as f-strings
+    write them; tests/rounds/test_receipts.py holds the two to the same bytes).
+    """
+    pseudonym = Pseudonyms(round_code)
+    known: dict[bytes, bytes] = {}
+    add = receipts.add if receipts is not None else None
+    for chunk in chunks:
+        lines = chunk.split(b"\n")
+        if lines.pop():
+            raise ValueError("payout_lines_into_tree: a chunk that does not end on a whole line")
+        out = []
+        for line in lines:
+            bet_id, user_id, side, stake_u, payout_u = line.split(b"|")
+            out.append(b"%b,%b\n" % (bet_id, payout_u))
+            if add is not None:
+                alias = known.get(user_id)
+                if alias is None:
+                    alias = known[user_id] = pseudonym.compute(user_id.decode()).encode()
+                add(_sha256(LEAF_PREFIX + b"|".join((bet_id, alias, side, stake_u, payout_u))).digest())
+        yield b"".join(out)
 
 
 def merkle_path(leaves: list[bytes], index: int) -> list[dict[str, str]]:

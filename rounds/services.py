@@ -4,9 +4,9 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from celery import signature
 from django.conf import settings
@@ -18,14 +18,7 @@ from approvals.models import ApprovalRequest
 from approvals.services import approval_grant, approval_reason, approval_request
 from audit.events import AuditAction
 from audit.services import audit_record
-from betting.selectors import (
-    bet_payout_lines_iter,
-    bet_payouts_by_user_sql,
-    bet_payouts_iter,
-    bet_receipt_leaves_in_sql,
-    bet_receipt_leaves_iter,
-    bet_receipt_rows_iter,
-)
+from betting.selectors import bet_payouts_by_user_sql, bet_receipt_rows_fetch
 from betting.settlement import bets_settle
 from common.errors import ApplicationError, permission_require
 from common.types import User
@@ -57,9 +50,10 @@ from rounds.exceptions import (
     UnknownRound,
 )
 from rounds.hashing import commit_hash_compute, settlement_digest_compute
-from rounds.merkle import MerkleRoot, Pseudonyms, payouts_into_tree
+from rounds.merkle import MerkleRoot, payout_lines_into_tree
 from rounds.models import Round, RoundSettlement
 from rounds.selectors import (
+    SettlementPlan,
     result_validate,
     round_code_parse,
     round_current,
@@ -473,6 +467,7 @@ def _settle(
             "nothing was settled. Run ledger_audit and investigate."
         )
     progress(SETTLE_PHASES[0], plan.bets_count)
+    _settlement_work_mem()
     settlement = RoundSettlement.objects.create(
         round=round_,
         result=plan.result,
@@ -501,47 +496,22 @@ def _settle(
     dust_u = house_u - plan.fee_u
     if dust_u < 0 or (plan.result != Round.Result.VOID and dust_u >= max(paid_count, 1)):
         raise PoolMismatch(f"Round {round_.code}: payouts {paid_out_u} u do not fit the pool {plan.pool_u} u.")
-    batch_id = None
-    if plan.pool_u > 0:
-        payouts_sql, payouts_params = bet_payouts_by_user_sql(round_id=round_.pk)
-        posted = ledger_post_from_sql(
-            # Winners' cash, one line per user; the pool emptied; fee + dust to the house.
-            user_cash_sql=payouts_sql,
-            params=payouts_params,
-            lines=[Line(pool_code, -plan.pool_u), Line(HOUSE_ACCOUNT, house_u)],
-            # Lines are sums of stakes each checked at bet_place, so MAX_AMOUNT_U does not bound
-            # them (one winner of a large round collects more): the pool does.
-            max_line_u=plan.pool_u,
-            ref_type="settlement",
-            ref_id=round_.code,
-            idempotency_key=f"settlement:{round_.code}",
-            memo=f"{plan.result}: {plan.why}",
-            acting_user=acting_user,
-        )
-        if not posted.created:
-            raise RoundAlreadySettled(f"Round {round_.code} already has a settlement batch; nothing was changed.")
-        batch_id = posted.batch.pk
-    progress(SETTLE_PHASES[2], plan.bets_count)
     close, reference = plan.close, plan.reference
     round_.close_price = close.price if close else None
     round_.close_source = close.source if close else ""
     round_.reference_price = reference.price if reference else None
     round_.reference_source = reference.source if reference else ""
-    receipts = MerkleRoot()
-    digest = settlement_digest_compute(
-        commit_hash=round_.commit_hash,
-        result=plan.result,
-        close_price=round_.close_price,
-        close_source=round_.close_source,
-        reference_price=round_.reference_price,
-        reference_source=round_.reference_source,
-        up_pool_u=plan.up_pool_u,
-        down_pool_u=plan.down_pool_u,
-        fee_u=plan.fee_u,
-        # The bets streamed once for the digest and, from rule_version 2, once more for the receipts. tree.
-        **_digest_payouts(round_=round_, receipts=receipts),
-    )
-    merkle_root = receipts.root if round_.rule_version >= 2 else ""
+    # The bets' rows are read now, then hashed (the digest, the receipts' tree) in a thread while this
+    # connection posts the ledger batch: the database and Python work at the same time.
+    rows = bet_receipt_rows_fetch(round_id=round_.pk)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="settlement-digest") as pool:
+        digest_job = pool.submit(_settlement_digest, round_=round_, plan=plan, rows=rows)
+        del rows  # the thread's now
+        batch_id = _settlement_post(
+            round_=round_, plan=plan, pool_code=pool_code, house_u=house_u, acting_user=acting_user
+        )
+        progress(SETTLE_PHASES[2], plan.bets_count)
+        digest, merkle_root = digest_job.result()
     progress(SETTLE_PHASES[3], plan.bets_count)
     winners_count = paid_count if plan.result != Round.Result.VOID else 0
     RoundSettlement.objects.filter(pk=settlement.pk).update(
@@ -612,31 +582,65 @@ def _settle(
     return settlement
 
 
-def _digest_payouts(*, round_: Round, receipts: MerkleRoot) -> dict[str, Any]:
-    """The digest's `payouts` (and, from rule_version 2, `merkle_root`) from streamed passes over the bets.
+# PostgreSQL's work_mem for the rest of a settlement's transaction (set_config(…, true) is SET LOCAL):
+# the sorts and hashes over a million bets and their payees in memory, not in temporary files (4 MB,
+# the server's default, spills them). bench/settle_bench.py gives its bare SQL baseline the same.
+SETTLEMENT_WORK_MEM = "256MB"
 
-    On PostgreSQL the database writes the digest's lines and hashes the receipts' leaves (two COPY
-    streams; Python hashes only the tree's inner nodes and the pseudonyms, once per bettor). Elsewhere one
-    pass over the rows in Python feeds both. The bytes are the same (tests/rounds/test_receipts.py).
+
+def _settlement_work_mem() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('work_mem', %s, true)", [SETTLEMENT_WORK_MEM])
+
+
+def _settlement_post(
+    *, round_: Round, plan: SettlementPlan, pool_code: str, house_u: int, acting_user: User | None
+) -> int | None:
+    """The settlement's ledger batch (None when the pool is empty): winners' cash, one line per user; the
+    pool emptied; fee + dust to the house."""
+    if plan.pool_u <= 0:
+        return None
+    payouts_sql, payouts_params = bet_payouts_by_user_sql(round_id=round_.pk)
+    posted = ledger_post_from_sql(
+        user_cash_sql=payouts_sql,
+        params=payouts_params,
+        lines=[Line(pool_code, -plan.pool_u), Line(HOUSE_ACCOUNT, house_u)],
+        # Lines are sums of stakes each checked at bet_place, so MAX_AMOUNT_U does not bound
+        # them (one winner of a large round collects more): the pool does.
+        max_line_u=plan.pool_u,
+        ref_type="settlement",
+        ref_id=round_.code,
+        idempotency_key=f"settlement:{round_.code}",
+        memo=f"{plan.result}: {plan.why}",
+        acting_user=acting_user,
+    )
+    if not posted.created:
+        raise RoundAlreadySettled(f"Round {round_.code} already has a settlement batch; nothing was changed.")
+    return posted.batch.pk
+
+
+def _settlement_digest(*, round_: Round, plan: SettlementPlan, rows: list[bytes]) -> tuple[str, str]:
+    """(digest, receipts' Merkle root, "" before rule_version 2) from the bets' rows (bet_receipt_rows_fetch).
+
+    Pure computation on the rows and the round's fields: it touches no database, so it may run in
+    another thread. One pass over the rows feeds the digest and the receipts' tree.
     """
-    if bet_receipt_leaves_in_sql():
-
-        def root() -> str:
-            pseudonym = Pseudonyms(round_.code).compute
-            for leaves in bet_receipt_leaves_iter(round_id=round_.pk, pseudonym=pseudonym):
-                receipts.add_leaves(leaves)
-            return receipts.root
-
-        lines = bet_payout_lines_iter(round_id=round_.pk)
-        return {"payout_lines": lines, "merkle_root": root} if round_.rule_version >= 2 else {"payout_lines": lines}
-    if round_.rule_version < 2:
-        return {"payouts": bet_payouts_iter(round_id=round_.pk)}
-
-    rows = bet_receipt_rows_iter(round_id=round_.pk)
-    return {
-        "payouts": payouts_into_tree(receipts, round_code=round_.code, rows=rows),
-        "merkle_root": lambda: receipts.root,
-    }
+    receipts = MerkleRoot() if round_.rule_version >= 2 else None
+    digest = settlement_digest_compute(
+        commit_hash=round_.commit_hash,
+        result=plan.result,
+        close_price=round_.close_price,
+        close_source=round_.close_source,
+        reference_price=round_.reference_price,
+        reference_source=round_.reference_source,
+        up_pool_u=plan.up_pool_u,
+        down_pool_u=plan.down_pool_u,
+        fee_u=plan.fee_u,
+        payout_lines=payout_lines_into_tree(receipts, round_code=round_.code, chunks=rows),
+        merkle_root=(lambda: receipts.root) if receipts is not None else None,
+    )
+    return digest, receipts.root if receipts is not None else ""
 
 
 def round_mark_overdue(*, code: str, now: datetime | None = None, source: str = "beat") -> Round:

@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
 from rest_framework.test import APIClient
 
 from betting.models import Bet
-from betting.selectors import bet_payout_lines_iter, bet_receipt_leaves_in_sql, bet_receipt_leaves_iter
-from rounds.merkle import MerkleRoot, Pseudonyms, merkle_path
+from betting.selectors import bet_receipt_rows_fetch
+from rounds.merkle import MerkleRoot, Pseudonyms, merkle_path, payout_lines_into_tree
 from rounds.models import Round
 from rounds.selectors import round_verify
 from rounds.services import round_lock, round_open, round_settle
@@ -141,35 +140,17 @@ def test_the_streamed_root_is_the_root_every_path_leads_to(count):
     assert {root_from_path(leaf, merkle_path(leaves, i)).hex() for i, leaf in enumerate(leaves)} == {tree.root}
 
 
-@pytest.mark.parametrize("count", [0, 1, 2, 3, 5, 8, 13, 16, 17, 100])
-@pytest.mark.parametrize("cuts", [(), (1,), (3, 4), (8,), (5, 6, 7, 50)])
-def test_leaves_added_in_chunks_make_the_tree_of_leaves_added_one_by_one(count, cuts):
-    leaves = [leaf_hash(leaf_bytes(bet_id=i, pseudonym="p", side="UP", stake_u=i, payout_u=0)) for i in range(count)]
-    one_by_one, chunked = MerkleRoot(), MerkleRoot()
-    for leaf in leaves:
-        one_by_one.add(leaf)
-    bounds = [0, *[cut for cut in cuts if cut < count], count]
-    for start, end in zip(bounds, bounds[1:], strict=False):
-        chunked.add_leaves(b"".join(leaves[start:end]))
-    assert (chunked.root, chunked.count) == (one_by_one.root, count)
-    with pytest.raises(ValueError, match="32 bytes each"):
-        chunked.add_leaves(b"\x00" * 31)
-
-
 @pytest.mark.money
-def test_the_databases_leaves_and_digest_lines_are_the_verifiers_bytes(settled, monkeypatch):
-    """On PostgreSQL the settlement's leaves are hashed in SQL and its digest lines come from COPY: the same
-    bytes as rounds.verify_receipt's leaf and the digest's "bet_id,payout_u" lines, and round_verify (the
-    Python pass over the rows) recomputes the stored root and digest."""
+def test_the_settlements_text_rows_give_the_verifiers_leaves_and_the_digests_lines(settled, monkeypatch):
+    """The settlement hashes the bets from text rows (one COPY on PostgreSQL): the same leaves as
+    rounds.verify_receipt's, the same "bet_id,payout_u" digest lines, chunk by chunk; and round_verify
+    (a pass over the ORM's rows) recomputes the stored root and digest."""
     round_, _, bets = settled
     rows = list(Bet.objects.filter(round=round_).order_by("id"))
     pseudonym = Pseudonyms(round_.code)
-    assert b"".join(bet_payout_lines_iter(round_id=round_.pk)) == b"".join(
-        f"{bet.pk},{bet.payout_u}\n".encode() for bet in rows
-    )
-    assert bet_receipt_leaves_in_sql() == (connection.vendor == "postgresql")
-    if bet_receipt_leaves_in_sql():
-        expected = [
+    expected = MerkleRoot()
+    for bet in rows:
+        expected.add(
             leaf_hash(
                 leaf_bytes(
                     bet_id=bet.pk,
@@ -179,12 +160,19 @@ def test_the_databases_leaves_and_digest_lines_are_the_verifiers_bytes(settled, 
                     payout_u=bet.payout_u,
                 )
             )
-            for bet in rows
-        ]
-        assert list(bet_receipt_leaves_iter(round_id=round_.pk, pseudonym=pseudonym.compute)) == [b"".join(expected)]
-        monkeypatch.setattr("betting.selectors.RECEIPT_LEAVES_CHUNK", 2)  # chunks of two leaves, the last one
-        chunks = list(bet_receipt_leaves_iter(round_id=round_.pk, pseudonym=pseudonym.compute))
-        assert chunks == [b"".join(expected[0:2]), b"".join(expected[2:4]), expected[4]]
+        )
+    lines = b"".join(f"{bet.pk},{bet.payout_u}\n".encode() for bet in rows)
+    monkeypatch.setattr("betting.selectors.RECEIPT_ROWS_CHUNK", 100)  # several chunks of whole lines
+    chunks = bet_receipt_rows_fetch(round_id=round_.pk)
+    assert len(chunks) > 1 and b"".join(chunks) == b"".join(
+        f"{bet.pk}|{bet.user_id}|{bet.side}|{bet.stake_u}|{bet.payout_u}\n".encode() for bet in rows
+    )
+    tree = MerkleRoot()
+    assert b"".join(payout_lines_into_tree(tree, round_code=round_.code, chunks=chunks)) == lines
+    assert (tree.root, tree.count) == (expected.root, 5)
+    assert b"".join(payout_lines_into_tree(None, round_code=round_.code, chunks=chunks)) == lines  # digest only
+    with pytest.raises(ValueError, match="whole line"):
+        list(payout_lines_into_tree(tree, round_code=round_.code, chunks=[chunks[0][:-1]]))
     report = round_verify(code=round_.code)
-    assert report.ok and report.root_ok and report.digest_ok
+    assert report.ok and report.root_ok and report.digest_ok and report.computed_root == expected.root
     assert [bet.payout_u for bet in rows] == [1_990_000, 0, 5_970_002, 0, 0]
