@@ -181,17 +181,16 @@ def bet_receipt_rows_iter(*, round_id: int) -> Iterator[tuple[int, Any, str, int
         last_id = page[-1][0]
 
 
-RECEIPT_ROWS_CHUNK = 1 << 22  # bytes of whole lines per chunk of bet_receipt_rows_fetch
+RECEIPT_ROWS_CHUNK = 1 << 22  # bytes of whole lines per chunk of bet_receipt_rows_text
 
 
-def bet_receipt_rows_fetch(*, round_id: int) -> list[bytes]:
+def bet_receipt_rows_text(*, round_id: int) -> Iterator[bytes]:
     """Every bet of the round in bet id order as text, b"<bet id>|<user id>|<side>|<stake_u>|<payout_u>\\n"
-    lines, in chunks of whole lines: bet_receipt_rows_iter's rows (the user id as str() of the UUID gives
-    it), read into memory at once (~64 bytes a bet) so that hashing them can go on in another thread
-    while this connection does other work. On PostgreSQL one COPY (it sends a message per row, so each
-    chunk ends on a row); elsewhere bet_receipt_rows_iter's pages.
+    lines, in chunks of whole lines (RECEIPT_ROWS_CHUNK bytes or so): bet_receipt_rows_iter's rows, the
+    user id as str() of the UUID writes it. On PostgreSQL one COPY, which sends a message per row, so each
+    chunk ends on a row; elsewhere bet_receipt_rows_iter's pages. Streamed: list() it to hold the rows
+    (~60 bytes a bet) and free the connection for other work while they are hashed.
     """
-    chunks: list[bytes] = []
     pending = bytearray()
     if connection.vendor == "postgresql":
         query = (
@@ -202,17 +201,16 @@ def bet_receipt_rows_fetch(*, round_id: int) -> list[bytes]:
             for data in copy:
                 pending += data
                 if len(pending) >= RECEIPT_ROWS_CHUNK:
-                    chunks.append(bytes(pending))
+                    yield bytes(pending)
                     pending.clear()
     else:
         for bet_id, user_id, side, stake_u, payout_u in bet_receipt_rows_iter(round_id=round_id):
             pending += f"{bet_id}|{user_id}|{side}|{stake_u}|{payout_u}\n".encode()
             if len(pending) >= RECEIPT_ROWS_CHUNK:
-                chunks.append(bytes(pending))
+                yield bytes(pending)
                 pending.clear()
     if pending:
-        chunks.append(bytes(pending))
-    return chunks
+        yield bytes(pending)
 
 
 def bet_payouts_by_user_sql(*, round_id: int) -> tuple[str, list[Any]]:

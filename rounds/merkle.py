@@ -89,7 +89,7 @@ def payouts_into_tree(
 
 
 def payout_lines_into_tree(receipts: MerkleRoot | None, *, round_code: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """payouts_into_tree for rows as betting.selectors.bet_receipt_rows_fetch's text lines
+    """payouts_into_tree for rows as betting.selectors.bet_receipt_rows_text writes them
     (b"<bet id>|<user id>|<side>|<stake_u>|<payout_u>\\n"): the digest's b"<bet id>,<payout_u>\\n" lines,
     a chunk at a time, adding each bet's leaf to `receipts` on the way (None: the digest only).
 

@@ -3,7 +3,7 @@
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,7 +18,7 @@ from approvals.models import ApprovalRequest
 from approvals.services import approval_grant, approval_reason, approval_request
 from audit.events import AuditAction
 from audit.services import audit_record
-from betting.selectors import bet_payouts_by_user_sql, bet_receipt_rows_fetch
+from betting.selectors import bet_payouts_by_user_sql, bet_receipt_rows_text
 from betting.settlement import bets_settle
 from common.errors import ApplicationError, permission_require
 from common.types import User
@@ -501,17 +501,26 @@ def _settle(
     round_.close_source = close.source if close else ""
     round_.reference_price = reference.price if reference else None
     round_.reference_source = reference.source if reference else ""
-    # The bets' rows are read now, then hashed (the digest, the receipts' tree) in a thread while this
-    # connection posts the ledger batch: the database and Python work at the same time.
-    rows = bet_receipt_rows_fetch(round_id=round_.pk)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="settlement-digest") as pool:
-        digest_job = pool.submit(_settlement_digest, round_=round_, plan=plan, rows=rows)
-        del rows  # the thread's now
+    if plan.bets_count <= SETTLEMENT_ROWS_IN_MEMORY_MAX:
+        # The bets' rows are read now, then hashed (the digest, the receipts' tree) in a thread while this
+        # connection posts the ledger batch: the database and Python work at the same time.
+        rows = list(bet_receipt_rows_text(round_id=round_.pk))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="settlement-digest") as pool:
+            digest_job = pool.submit(_settlement_digest, round_=round_, plan=plan, rows=rows)
+            del rows  # the thread's now
+            batch_id = _settlement_post(
+                round_=round_, plan=plan, pool_code=pool_code, house_u=house_u, acting_user=acting_user
+            )
+            progress(SETTLE_PHASES[2], plan.bets_count)
+            digest, merkle_root = digest_job.result()
+    else:  # flat memory: the rows streamed through the hashing after the batch, on this thread
         batch_id = _settlement_post(
             round_=round_, plan=plan, pool_code=pool_code, house_u=house_u, acting_user=acting_user
         )
         progress(SETTLE_PHASES[2], plan.bets_count)
-        digest, merkle_root = digest_job.result()
+        digest, merkle_root = _settlement_digest(
+            round_=round_, plan=plan, rows=bet_receipt_rows_text(round_id=round_.pk)
+        )
     progress(SETTLE_PHASES[3], plan.bets_count)
     winners_count = paid_count if plan.result != Round.Result.VOID else 0
     RoundSettlement.objects.filter(pk=settlement.pk).update(
@@ -586,6 +595,9 @@ def _settle(
 # the sorts and hashes over a million bets and their payees in memory, not in temporary files (4 MB,
 # the server's default, spills them). bench/settle_bench.py gives its bare SQL baseline the same.
 SETTLEMENT_WORK_MEM = "256MB"
+# Up to this many bets the settlement holds the rows in memory (~60 MB a million, and the pseudonyms) to
+# hash them behind the ledger batch; a larger round streams them after it (flat memory, slower).
+SETTLEMENT_ROWS_IN_MEMORY_MAX = 2_000_000
 
 
 def _settlement_work_mem() -> None:
@@ -620,11 +632,11 @@ def _settlement_post(
     return posted.batch.pk
 
 
-def _settlement_digest(*, round_: Round, plan: SettlementPlan, rows: list[bytes]) -> tuple[str, str]:
-    """(digest, receipts' Merkle root, "" before rule_version 2) from the bets' rows (bet_receipt_rows_fetch).
+def _settlement_digest(*, round_: Round, plan: SettlementPlan, rows: Iterable[bytes]) -> tuple[str, str]:
+    """(digest, receipts' Merkle root, "" before rule_version 2) from the bets' rows (bet_receipt_rows_text).
 
-    Pure computation on the rows and the round's fields: it touches no database, so it may run in
-    another thread. One pass over the rows feeds the digest and the receipts' tree.
+    Given the rows in a list it is computation only, no database: it may run in another thread. One
+    pass over the rows feeds the digest and the receipts' tree.
     """
     receipts = MerkleRoot() if round_.rule_version >= 2 else None
     digest = settlement_digest_compute(
