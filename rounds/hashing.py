@@ -62,12 +62,15 @@ def settlement_digest_compute(
     up_pool_u: int,
     down_pool_u: int,
     fee_u: int,
-    payouts: Iterable[tuple[int, int]],
+    payouts: Iterable[tuple[int, int]] = (),
     merkle_root: Callable[[], str] | None = None,
+    payout_lines: Iterable[bytes] = (),
 ) -> str:
     """SHA-256 over a canonical JSON header line, then one "bet_id,payout_u" line per bet in id order.
 
     `payouts` must come sorted by bet id; it is streamed, so a million bets hash in flat memory.
+    `payout_lines` is the same text already made (chunks of b"bet_id,payout_u\\n" lines, as
+    betting.selectors.bet_payout_lines_iter streams them from PostgreSQL); give one or the other.
     From rule_version 2 a last line "merkle_root,<hex>" commits the receipts' root: `merkle_root`
     is called once the payouts are consumed (the same pass over the bets builds the tree).
     """
@@ -85,6 +88,8 @@ def settlement_digest_compute(
     digest = hashlib.sha256(_canonical(header) + b"\n")
     for bet_id, payout_u in payouts:
         digest.update(f"{int(bet_id)},{int(payout_u)}\n".encode())
+    for lines in payout_lines:
+        digest.update(lines)
     if merkle_root is not None:
         digest.update(f"merkle_root,{merkle_root()}\n".encode())
     return digest.hexdigest()

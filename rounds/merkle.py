@@ -29,10 +29,14 @@ class Pseudonyms:
     def __call__(self, user_id: Any) -> str:
         known = self._known.get(user_id)
         if known is None:
-            mac = self._base.copy()
-            mac.update(str(user_id).encode())
-            known = self._known[user_id] = mac.hexdigest()[:32]
+            known = self._known[user_id] = self.compute(user_id)
         return known
+
+    def compute(self, user_id: Any) -> str:
+        """The pseudonym, not remembered (for callers that ask once per user)."""
+        mac = self._base.copy()
+        mac.update(str(user_id).encode())
+        return mac.hexdigest()[:32]
 
 
 class MerkleRoot:
@@ -82,6 +86,33 @@ def payouts_into_tree(
     for row, leaf in leaves_iter(round_code=round_code, rows=rows):
         receipts.add(leaf)
         yield row[0], row[4]
+
+
+def payout_lines_into_tree(receipts: MerkleRoot | None, *, round_code: str, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """payouts_into_tree for rows as betting.selectors.bet_receipt_rows_text writes them
+    (b"<bet id>|<user id>|<side>|<stake_u>|<payout_u>\\n"): the digest's b"<bet id>,<payout_u>\\n" lines,
+    a chunk at a time, adding each bet's leaf to `receipts` on the way (None: the digest only).
+
+    The leaf is leaves_iter's, made from the text as it came (integers in decimal, as f-strings
+    write them; tests/rounds/test_receipts.py holds the two to the same bytes).
+    """
+    pseudonym = Pseudonyms(round_code)
+    known: dict[bytes, bytes] = {}
+    add = receipts.add if receipts is not None else None
+    for chunk in chunks:
+        lines = chunk.split(b"\n")
+        if lines.pop():
+            raise ValueError("payout_lines_into_tree: a chunk that does not end on a whole line")
+        out = []
+        for line in lines:
+            bet_id, user_id, side, stake_u, payout_u = line.split(b"|")
+            out.append(b"%b,%b\n" % (bet_id, payout_u))
+            if add is not None:
+                alias = known.get(user_id)
+                if alias is None:
+                    alias = known[user_id] = pseudonym.compute(user_id.decode()).encode()
+                add(_sha256(LEAF_PREFIX + b"|".join((bet_id, alias, side, stake_u, payout_u))).digest())
+        yield b"".join(out)
 
 
 def merkle_path(leaves: list[bytes], index: int) -> list[dict[str, str]]:

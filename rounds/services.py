@@ -3,10 +3,10 @@
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from celery import signature
 from django.conf import settings
@@ -18,7 +18,7 @@ from approvals.models import ApprovalRequest
 from approvals.services import approval_grant, approval_reason, approval_request
 from audit.events import AuditAction
 from audit.services import audit_record
-from betting.selectors import bet_payouts_by_user_sql, bet_payouts_iter, bet_receipt_rows_iter
+from betting.selectors import bet_payouts_by_user_sql, bet_receipt_rows_text
 from betting.settlement import bets_settle
 from common.errors import ApplicationError, permission_require
 from common.types import User
@@ -50,9 +50,10 @@ from rounds.exceptions import (
     UnknownRound,
 )
 from rounds.hashing import commit_hash_compute, settlement_digest_compute
-from rounds.merkle import MerkleRoot, payouts_into_tree
+from rounds.merkle import MerkleRoot, payout_lines_into_tree
 from rounds.models import Round, RoundSettlement
 from rounds.selectors import (
+    SettlementPlan,
     result_validate,
     round_code_parse,
     round_current,
@@ -536,6 +537,7 @@ def _settle(
             "nothing was settled. Run ledger_audit and investigate."
         )
     progress(SETTLE_PHASES[0], plan.bets_count)
+    _settlement_work_mem()
     settlement = RoundSettlement.objects.create(
         round=round_,
         result=plan.result,
@@ -564,47 +566,31 @@ def _settle(
     dust_u = house_u - plan.fee_u
     if dust_u < 0 or (plan.result != Round.Result.VOID and dust_u >= max(paid_count, 1)):
         raise PoolMismatch(f"Round {round_.code}: payouts {paid_out_u} u do not fit the pool {plan.pool_u} u.")
-    batch_id = None
-    if plan.pool_u > 0:
-        payouts_sql, payouts_params = bet_payouts_by_user_sql(round_id=round_.pk)
-        posted = ledger_post_from_sql(
-            # Winners' cash, one line per user; the pool emptied; fee + dust to the house.
-            user_cash_sql=payouts_sql,
-            params=payouts_params,
-            lines=[Line(pool_code, -plan.pool_u), Line(HOUSE_ACCOUNT, house_u)],
-            # Lines are sums of stakes each checked at bet_place, so MAX_AMOUNT_U does not bound
-            # them (one winner of a large round collects more): the pool does.
-            max_line_u=plan.pool_u,
-            ref_type="settlement",
-            ref_id=round_.code,
-            idempotency_key=f"settlement:{round_.code}",
-            memo=f"{plan.result}: {plan.why}",
-            acting_user=acting_user,
-        )
-        if not posted.created:
-            raise RoundAlreadySettled(f"Round {round_.code} already has a settlement batch; nothing was changed.")
-        batch_id = posted.batch.pk
-    progress(SETTLE_PHASES[2], plan.bets_count)
     close, reference = plan.close, plan.reference
     round_.close_price = close.price if close else None
     round_.close_source = close.source if close else ""
     round_.reference_price = reference.price if reference else None
     round_.reference_source = reference.source if reference else ""
-    receipts = MerkleRoot()
-    digest = settlement_digest_compute(
-        commit_hash=round_.commit_hash,
-        result=plan.result,
-        close_price=round_.close_price,
-        close_source=round_.close_source,
-        reference_price=round_.reference_price,
-        reference_source=round_.reference_source,
-        up_pool_u=plan.up_pool_u,
-        down_pool_u=plan.down_pool_u,
-        fee_u=plan.fee_u,
-        # One pass over the bets feeds the digest and the receipts' tree (from rule_version 2).
-        **_digest_payouts(round_=round_, receipts=receipts),
-    )
-    merkle_root = receipts.root if round_.rule_version >= 2 else ""
+    if plan.bets_count <= SETTLEMENT_ROWS_IN_MEMORY_MAX:
+        # The bets' rows are read now, then hashed (the digest, the receipts' tree) in a thread while this
+        # connection posts the ledger batch: the database and Python work at the same time.
+        rows = list(bet_receipt_rows_text(round_id=round_.pk))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="settlement-digest") as pool:
+            digest_job = pool.submit(_settlement_digest, round_=round_, plan=plan, rows=rows)
+            del rows  # the thread's now
+            batch_id = _settlement_post(
+                round_=round_, plan=plan, pool_code=pool_code, house_u=house_u, acting_user=acting_user
+            )
+            progress(SETTLE_PHASES[2], plan.bets_count)
+            digest, merkle_root = digest_job.result()
+    else:  # flat memory: the rows streamed through the hashing after the batch, on this thread
+        batch_id = _settlement_post(
+            round_=round_, plan=plan, pool_code=pool_code, house_u=house_u, acting_user=acting_user
+        )
+        progress(SETTLE_PHASES[2], plan.bets_count)
+        digest, merkle_root = _settlement_digest(
+            round_=round_, plan=plan, rows=bet_receipt_rows_text(round_id=round_.pk)
+        )
     progress(SETTLE_PHASES[3], plan.bets_count)
     winners_count = paid_count if plan.result != Round.Result.VOID else 0
     RoundSettlement.objects.filter(pk=settlement.pk).update(
@@ -675,16 +661,68 @@ def _settle(
     return settlement
 
 
-def _digest_payouts(*, round_: Round, receipts: MerkleRoot) -> dict[str, Any]:
-    """The digest's `payouts` (and, from rule_version 2, `merkle_root`) from one streamed pass over the bets."""
-    if round_.rule_version < 2:
-        return {"payouts": bet_payouts_iter(round_id=round_.pk)}
+# PostgreSQL's work_mem for the rest of a settlement's transaction (set_config(…, true) is SET LOCAL):
+# the sorts and hashes over a million bets and their payees in memory, not in temporary files (4 MB,
+# the server's default, spills them). bench/settle_bench.py gives its bare SQL baseline the same.
+SETTLEMENT_WORK_MEM = "256MB"
+# Up to this many bets the settlement holds the rows in memory (~60 MB a million, and the pseudonyms) to
+# hash them behind the ledger batch; a larger round streams them after it (flat memory, slower).
+SETTLEMENT_ROWS_IN_MEMORY_MAX = 1_500_000  # 226 MB peak in settle_bench at 1 M; about 270 MB expected here
 
-    rows = bet_receipt_rows_iter(round_id=round_.pk)
-    return {
-        "payouts": payouts_into_tree(receipts, round_code=round_.code, rows=rows),
-        "merkle_root": lambda: receipts.root,
-    }
+
+def _settlement_work_mem() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT set_config('work_mem', %s, true)", [SETTLEMENT_WORK_MEM])
+
+
+def _settlement_post(
+    *, round_: Round, plan: SettlementPlan, pool_code: str, house_u: int, acting_user: User | None
+) -> int | None:
+    """The settlement's ledger batch (None when the pool is empty): winners' cash, one line per user; the
+    pool emptied; fee + dust to the house."""
+    if plan.pool_u <= 0:
+        return None
+    payouts_sql, payouts_params = bet_payouts_by_user_sql(round_id=round_.pk)
+    posted = ledger_post_from_sql(
+        user_cash_sql=payouts_sql,
+        params=payouts_params,
+        lines=[Line(pool_code, -plan.pool_u), Line(HOUSE_ACCOUNT, house_u)],
+        # Lines are sums of stakes each checked at bet_place, so MAX_AMOUNT_U does not bound
+        # them (one winner of a large round collects more): the pool does.
+        max_line_u=plan.pool_u,
+        ref_type="settlement",
+        ref_id=round_.code,
+        idempotency_key=f"settlement:{round_.code}",
+        memo=f"{plan.result}: {plan.why}",
+        acting_user=acting_user,
+    )
+    if not posted.created:
+        raise RoundAlreadySettled(f"Round {round_.code} already has a settlement batch; nothing was changed.")
+    return posted.batch.pk
+
+
+def _settlement_digest(*, round_: Round, plan: SettlementPlan, rows: Iterable[bytes]) -> tuple[str, str]:
+    """(digest, receipts' Merkle root, "" before rule_version 2) from the bets' rows (bet_receipt_rows_text).
+
+    Given the rows in a list it is computation only, no database: it may run in another thread. One
+    pass over the rows feeds the digest and the receipts' tree.
+    """
+    receipts = MerkleRoot() if round_.rule_version >= 2 else None
+    digest = settlement_digest_compute(
+        commit_hash=round_.commit_hash,
+        result=plan.result,
+        close_price=round_.close_price,
+        close_source=round_.close_source,
+        reference_price=round_.reference_price,
+        reference_source=round_.reference_source,
+        up_pool_u=plan.up_pool_u,
+        down_pool_u=plan.down_pool_u,
+        fee_u=plan.fee_u,
+        payout_lines=payout_lines_into_tree(receipts, round_code=round_.code, chunks=rows),
+        merkle_root=(lambda: receipts.root) if receipts is not None else None,
+    )
+    return digest, receipts.root if receipts is not None else ""
 
 
 def round_mark_overdue(*, code: str, now: datetime | None = None, source: str = "beat") -> Round:

@@ -12,7 +12,8 @@ from django.core.management.base import CommandError
 from rest_framework.test import APIClient
 
 from betting.models import Bet
-from rounds.merkle import MerkleRoot, Pseudonyms, merkle_path
+from betting.selectors import bet_receipt_rows_text
+from rounds.merkle import MerkleRoot, Pseudonyms, merkle_path, payout_lines_into_tree
 from rounds.models import Round
 from rounds.selectors import round_verify
 from rounds.services import round_lock, round_open, round_settle
@@ -137,3 +138,57 @@ def test_the_streamed_root_is_the_root_every_path_leads_to(count):
     for leaf in leaves:
         tree.add(leaf)
     assert {root_from_path(leaf, merkle_path(leaves, i)).hex() for i, leaf in enumerate(leaves)} == {tree.root}
+
+
+@pytest.mark.money
+def test_the_settlements_text_rows_give_the_verifiers_leaves_and_the_digests_lines(settled, monkeypatch):
+    """The settlement hashes the bets from text rows (one COPY on PostgreSQL): the same leaves as
+    rounds.verify_receipt's, the same "bet_id,payout_u" digest lines, chunk by chunk; and round_verify
+    (a pass over the ORM's rows) recomputes the stored root and digest."""
+    round_, _, bets = settled
+    rows = list(Bet.objects.filter(round=round_).order_by("id"))
+    pseudonym = Pseudonyms(round_.code)
+    expected = MerkleRoot()
+    for bet in rows:
+        expected.add(
+            leaf_hash(
+                leaf_bytes(
+                    bet_id=bet.pk,
+                    pseudonym=pseudonym(bet.user_id),
+                    side=bet.side,
+                    stake_u=bet.stake_u,
+                    payout_u=bet.payout_u,
+                )
+            )
+        )
+    lines = b"".join(f"{bet.pk},{bet.payout_u}\n".encode() for bet in rows)
+    monkeypatch.setattr("betting.selectors.RECEIPT_ROWS_CHUNK", 100)  # several chunks of whole lines
+    chunks = list(bet_receipt_rows_text(round_id=round_.pk))
+    assert len(chunks) > 1 and b"".join(chunks) == b"".join(
+        f"{bet.pk}|{bet.user_id}|{bet.side}|{bet.stake_u}|{bet.payout_u}\n".encode() for bet in rows
+    )
+    tree = MerkleRoot()
+    assert b"".join(payout_lines_into_tree(tree, round_code=round_.code, chunks=chunks)) == lines
+    assert (tree.root, tree.count) == (expected.root, 5)
+    assert b"".join(payout_lines_into_tree(None, round_code=round_.code, chunks=chunks)) == lines  # digest only
+    with pytest.raises(ValueError, match="whole line"):
+        list(payout_lines_into_tree(tree, round_code=round_.code, chunks=[chunks[0][:-1]]))
+    report = round_verify(code=round_.code)
+    assert report.ok and report.root_ok and report.digest_ok and report.computed_root == expected.root
+    assert [bet.payout_u for bet in rows] == [1_990_000, 0, 5_970_002, 0, 0]
+
+
+@pytest.mark.money
+def test_a_round_past_the_in_memory_limit_streams_its_rows_after_the_batch(users, monkeypatch):
+    monkeypatch.setattr("rounds.services.SETTLEMENT_ROWS_IN_MEMORY_MAX", 2)
+    monkeypatch.setattr("rounds.services.ThreadPoolExecutor", None)  # the in-memory path would need it
+    a, b, c = users(3)
+    round_ = round_open(code="20250908")[0]
+    for user, side, stake_u in ((a, "UP", 1_000_000), (b, "DOWN", 2_000_000), (c, "UP", 3_000_000)):
+        place_bet(round_, user, side, stake_u)
+    round_lock(code=round_.code)
+    settlement = round_settle(code=round_.code, result="UP", reason="test")
+    # DOWN pool 2 000 000, fee 1 % = 20 000: 1 980 000 over the UP pool 4 000 000
+    assert (settlement.bets_count, settlement.paid_out_u, settlement.dust_u) == (3, 1_495_000 + 4_485_000, 0)
+    report = round_verify(code=round_.code)
+    assert report.ok and report.root_ok and report.digest_ok and report.computed_root == settlement.merkle_root
