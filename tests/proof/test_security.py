@@ -235,4 +235,4 @@ def test_production_throttle_cache_is_shared_by_every_process():
         [sys.executable, "-c", code], cwd=BASE_DIR, env=_production_env(), capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "django.core.cache.backends.redis.RedisCache"
+    assert result.stdout.strip() == "common.cache.RedisCache"  # Django's RedisCache, one client per pool
