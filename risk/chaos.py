@@ -220,6 +220,7 @@ class ChaosSimulator(Simulator):
         self.web_kill_event: int | None = None
         self.fault_errors: Counter = Counter()  # 5xx / dropped connections a fault caused: its own, counted
         self.kills_web: list[str] = []  # what each web_kill's victim request saw
+        self.web_kill_keys: list[str] = []  # the Idempotency-Key of each request that died with its worker
         self.model_cash = [0] * self.bettor_count
         self.day_bets: list[tuple[int, str, int]] = []
         self.withdrawals: dict[int, tuple[int, int, str]] = {}  # id -> (bettor, amount_u, reference)
@@ -442,6 +443,7 @@ class ChaosSimulator(Simulator):
             raise AssertionError(f"web_kill: the request outlived its worker ({response.status_code})")
         self.fault_errors["web_kill"] += 1
         self.kills_web.append(type(outcome["error"]).__name__ if response is None else str(response.status_code))
+        self.web_kill_keys.append(headers["Idempotency-Key"])
         self.injected["web_kill"] += 1
         return None
 
@@ -925,6 +927,24 @@ def day_check(sim: ChaosSimulator, *, code: str) -> list[Check]:
             "round_settled_once",
             once and (expected is None or round_.result == expected),
             f"{code} {round_.status} {round_.result} (model {expected}), {settlements} settlements, {batches} batches",
+        )
+    )
+    # every bet the model placed is one row, and the round's pools, its bets' stakes and its pool account agree
+    from django.db.models import Sum
+
+    from ledger.selectors import account_code_round_pool, entries_sum_u
+
+    bets = Bet.objects.filter(round=round_)
+    staked = bets.aggregate(total=Sum("stake_u"))["total"] or 0
+    modelled = sum(stake for _, _, stake in sim.day_bets)
+    into_pool = entries_sum_u(accounts=[account_code_round_pool(round_code=code)], ref_type="bet")
+    pools = round_.up_pool_u + round_.down_pool_u
+    checks.append(
+        Check(
+            "each_bet_once_pools_match",
+            bets.count() == len(sim.day_bets) and staked == modelled == pools == into_pool,
+            f"{bets.count()} bets (model {len(sim.day_bets)}), staked {staked} u (model {modelled}), "
+            f"pools {pools} u, into the pool account {into_pool} u",
         )
     )
     checks.append(Check("same_key_same_answer", not sim.replay_mismatches, "; ".join(sim.replay_mismatches[:3])))

@@ -127,7 +127,7 @@ def test_db_blip_terminates_our_backend_mid_bet_and_the_retry_places_it_once():
     simulator.run()
     assert simulator.injected == {"db_blip": 1}
     day = simulator.chaos_days[0]
-    assert len(day.checks) == 10 and not day.failures
+    assert len(day.checks) == 11 and not day.failures
     # every bet the model holds is one row: the terminated transaction left nothing behind
     assert Bet.objects.count() == simulator.model_bets_total
 
@@ -175,7 +175,7 @@ def test_replay_plays_the_seed_up_to_that_day(db):
     output = _chaos(
         "--replay", "3", "--day", "1", "--days", "2", "--bettors", "20", "--faults", "custodian_late_success"
     )
-    assert "chaos: 1 seed(s), 1 day(s) simulated, 10 invariant checks, 0 failure(s)" in output
+    assert "chaos: 1 seed(s), 1 day(s) simulated, 11 invariant checks, 0 failure(s)" in output
     assert set(Bet.objects.values_list("round__code", flat=True)) == {"20250106"}
 
 
@@ -205,3 +205,44 @@ def test_seed_10_two_worker_kills_on_one_broker_and_a_late_success_the_same_day(
     simulator.run()
     assert simulator.kills == ["payout", "payout"]
     assert len(simulator.chaos_days) == 5 and not any(d.failures for d in simulator.chaos_days)
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_web_kill_a_gunicorn_worker_dies_mid_bet_and_the_retry_with_the_same_key_places_it_once():
+    # given: live mode, the bets over HTTP to a real gunicorn (2 workers) on this database
+    from datetime import date
+
+    from betting.models import Bet as BetRow
+
+    simulator = ChaosSimulator(
+        days=trading_days(count=1, start=date(2025, 1, 6), today=date(2026, 1, 1)),
+        bettors=15,
+        seed=7,
+        kinds=fault_kinds_parse("web_kill"),
+        rate=0.3,
+        live=True,
+    )
+    assert [(f.day, f.kind) for f in simulator.schedule] == [(1, "web_kill")]
+    # when: one worker is killed -9 while its bet waits, mid-transaction, on the bettor's cash row
+    simulator.run()
+    # then: the request died with it (a dropped connection, the fault's own), the client retried with the same
+    # key, and the bet is there once; every invariant holds and no other request failed
+    assert simulator.injected == {"web_kill": 1}
+    assert simulator.fault_errors == {"web_kill": 1}
+    assert simulator.kills_web == ["ConnectionError"]
+    assert simulator.responses_5xx == 0
+    [key] = simulator.web_kill_keys
+    assert BetRow.objects.filter(idempotency_key=key).count() == 1
+    assert BetRow.objects.count() == simulator.model_bets_total
+    day = simulator.chaos_days[0]
+    assert len(day.checks) == 11 and not day.failures
+    assert "web_kill" not in simulator.skipped
+
+
+def test_web_kill_is_played_in_live_mode_only(db):
+    output = _chaos("--faults", "all", "--seed", "5", "--days", "1", "--bettors", "5")
+    assert "web_kill                        -  skipped: live mode only (simulate --faults ... --live local)" in output
+    with pytest.raises(CommandError, match=r"--live takes 'local'.*\[live_needs_local\]"):
+        _chaos("--faults", "all", "--live", "http://127.0.0.1:8000")
