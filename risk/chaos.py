@@ -604,6 +604,7 @@ class ChaosSimulator(Simulator):
             "scheduled": dict(sorted(Counter(f.kind for f in self.schedule).items())),
             "skipped": self.skipped,
             "fault_errors": dict(sorted(self.fault_errors.items())),
+            "written_off": len(self.written_off),
             "live": self.live,
             "checks": sum(len(d.checks) for d in self.chaos_days),
             "failures": failures,
@@ -905,11 +906,7 @@ def day_check(sim: ChaosSimulator, *, code: str) -> list[Check]:
         if w.status == Withdrawal.Status.FAILED and reference in paid
     ]
     checks.append(Check("never_paid_and_refunded", not both, "; ".join(both)))
-    unknown = [
-        f"payout {reference} ({payout.amount_u} u) paid at the custodian, no withdrawal of ours"
-        for reference, payout in sorted(paid.items())
-        if reference not in ours and reference not in sim.written_off
-    ]
+    unknown = custodian_payouts_unknown(sim, ours=set(ours))
     checks.append(Check("custodian_pays_only_ours", not unknown, "; ".join(unknown[:3])))
     round_ = Round.objects.get(code=code)
     settlements = RoundSettlement.objects.filter(round=round_).count()
@@ -974,6 +971,17 @@ def day_check(sim: ChaosSimulator, *, code: str) -> list[Check]:
     return checks
 
 
+def custodian_payouts_unknown(sim: ChaosSimulator, *, ours: set[str] | None = None) -> list[str]:
+    """What the custodian paid that is no withdrawal of ours, nor one a confirmed restore listed as paid out."""
+    if ours is None:
+        ours = {w.reference for w in Withdrawal.objects.filter(user_id__in=[u.pk for u in sim.users])}
+    return [
+        f"payout {reference} ({payout.amount_u} u) paid at the custodian, no withdrawal of ours"
+        for reference, payout in sorted(sim.custodian.paid().items())
+        if reference not in ours and reference not in sim.written_off
+    ]
+
+
 def _source_accepted(code: str, source: str) -> bool:
     """Did the quorum that decided the day's close accept `source`'s quote?"""
     from marketdata.models import CloseQuote
@@ -1027,9 +1035,11 @@ def chaos_table(summaries: list[dict[str, Any]]) -> list[str]:
     injected: Counter = Counter()
     caused: Counter = Counter()
     skipped: dict[str, str] = {}
+    written_off = 0
     for summary in summaries:
         injected.update(summary["faults"])
         caused.update(summary.get("fault_errors", {}))
+        written_off += summary.get("written_off", 0)
     for summary in summaries:  # a kind skipped in one run (web_kill out of live mode) but played in another is played
         skipped.update({k: why for k, why in summary["skipped"].items() if k not in injected})
     lines = [
@@ -1043,6 +1053,8 @@ def chaos_table(summaries: list[dict[str, Any]]) -> list[str]:
             lines.append(f"{kind:<24} {'-':>8}  skipped: {skipped[kind]}")
         elif kind in injected:
             note = f"  {caused[kind]} dropped connection(s) / 5xx, the fault's own" if caused[kind] else ""
+            if kind == "restore" and written_off:
+                note = f"  {written_off} payout(s) the custodian made erased, each listed in the confirmed loss"
             lines.append(f"{kind:<24} {injected[kind]:>8}{note}")
     for summary in summaries:
         for failure in summary["failures"]:

@@ -15,6 +15,7 @@ from risk.simulation import trading_days
 from withdrawals.models import Withdrawal
 
 START = "20250106"
+RESTORE_SEED, RESTORE_ERASED = 2, 2  # seed 2: the night's restore erases the day's 2 paid withdrawals
 
 
 def _chaos(*args: str) -> str:
@@ -246,3 +247,28 @@ def test_web_kill_is_played_in_live_mode_only(db):
     assert "web_kill                        -  skipped: live mode only (simulate --faults ... --live local)" in output
     with pytest.raises(CommandError, match=r"--live takes 'local'.*\[live_needs_local\]"):
         _chaos("--faults", "all", "--live", "http://127.0.0.1:8000")
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_restore_erases_what_the_custodian_paid_today_and_the_checker_still_sees_it():
+    """The custodian keeps its own state: the night's restore of the morning backup erases the day's paid
+    withdrawals from our database (listed in the loss as already paid out, and confirmed), but not from the
+    custodian's books; the checker reads those, so an erased payout the loss did not name would be named."""
+    from risk.chaos import custodian_payouts_unknown
+
+    simulator = _simulator(seed=RESTORE_SEED, days=1, bettors=30, faults="restore")
+    simulator.run()
+    assert simulator.injected == {"restore": 1}
+    ours = {w.reference for w in Withdrawal.objects.all()}
+    erased = sorted(set(simulator.custodian.paid()) - ours)
+    assert len(erased) == RESTORE_ERASED
+    assert sorted(simulator.written_off) == erased
+    assert not simulator.chaos_days[0].failures
+    restore_check = simulator.chaos_days[0].checks[0]
+    assert restore_check.name == "restore_lost_what_the_model_expects"
+    assert f"({RESTORE_ERASED} already paid out)" in restore_check.detail
+    # had the confirmed loss not named them, the checker would
+    simulator.written_off.clear()
+    assert [line.split(" (")[0] for line in custodian_payouts_unknown(simulator)] == [f"payout {r}" for r in erased]
