@@ -159,14 +159,21 @@ class Gunicorn:
                     cwd=BASE_DIR, env={**self.env, "GUNICORN_BIND": f"127.0.0.1:{port}"},
                     stdout=log, stderr=subprocess.STDOUT,
                 )  # fmt: skip
-            process = self.process
-            up = wait_for(lambda: process.poll() is not None or _answers(port), "gunicorn to listen")  # noqa: B023
-            if process.poll() is None and up:
+            if self._up(port):
                 self.url = f"http://127.0.0.1:{port}"
-                wait_for(lambda: len(self.workers()) == self.workers_wanted, "gunicorn's workers")
                 return self
-            # another run took the port between the look and the bind: the next one
+            # another run took the port between the look and the bind (gunicorn gave up): the next one
         raise RuntimeError(f"gunicorn found no free port in {chaos_ports()}")
+
+    def _up(self, port: int) -> bool:
+        """Its workers are up and it listens on `port` (True), or it gave up binding it (False)."""
+        assert self.process is not None
+        process = self.process
+        wait_for(
+            lambda: process.poll() is not None or (len(self.workers()) == self.workers_wanted and _answers(port)),
+            "gunicorn to listen",
+        )
+        return process.poll() is None
 
     def workers(self) -> list[int]:
         """The master's live children (its workers), by pid."""
