@@ -243,7 +243,7 @@ def test_web_kill_a_gunicorn_worker_dies_mid_bet_and_the_retry_with_the_same_key
 
 
 def test_web_kill_is_played_in_live_mode_only(db):
-    output = _chaos("--faults", "all", "--seed", "5", "--days", "1", "--bettors", "5")
+    output = _chaos("--faults", "web_kill", "--seed", "5", "--days", "1", "--bettors", "5")
     assert "web_kill                        -  skipped: live mode only (simulate --faults ... --live local)" in output
     with pytest.raises(CommandError, match=r"--live takes 'local'.*\[live_needs_local\]"):
         _chaos("--faults", "all", "--live", "http://127.0.0.1:8000")
