@@ -364,7 +364,8 @@ class ChaosSimulator(Simulator):
         from risk.chaos_processes import Gunicorn
 
         self.web = Gunicorn(clock=at.isoformat()).start()
-        self.tokens = {user.pk: user_api_token(user=user) for user in self.users}
+        if not self.tokens:  # made once, and again after a restore (which may erase them)
+            self.tokens = {user.pk: user_api_token(user=user) for user in self.users}
 
     def _web_stop(self) -> None:
         if self.web is not None:
@@ -797,6 +798,7 @@ class ChaosSimulator(Simulator):
         for name, value in morning_model.items():
             setattr(self, name, value)
         self.written_off |= lost_paid  # paid, and erased from our books: the confirmed loss names them
+        self.tokens = {}  # the bettors' API tokens made since the backup are gone too
         self.injected["restore"] += 1
         self.restored.add(code)
         previous = reference_close_get(symbol=settings.MARKET_SYMBOL, day=round_code_parse(code=code))
