@@ -9,6 +9,9 @@ the real services and processes, never a mock of our own code:
     08:30     restore: the morning backup (pg_dump)
     09:30..   bets (the simulator's own mix)               db_blip: PostgreSQL terminates our backend
                                                            between a bet and its commit; the client retries
+              live mode (--live local): the bets over HTTP to a real gunicorn (2 workers) on this database
+              and the day's clock; web_kill: kill -9 of the worker serving a bet, half-way through its
+              transaction; the master respawns it, the client retries with the same Idempotency-Key
     12:30     withdrawals requested
     13:30     payout runs (13:30, +lease+60 s, 16:30, 21:30) through the HTTP payout adapter to a custodian
               stub on a local port, its state outside our database (risk.chaos_custodian): custodian_fail
@@ -150,15 +153,6 @@ def fault_schedule(*, seed: int, days: int, kinds: list[str], rate: float) -> li
 # --- the checker ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class HttpBet:
-    """What the bets API answered: the bet as the model needs it."""
-
-    pk: int
-    side: str
-    stake_u: int
-
-
 @dataclass
 class Check:
     name: str
@@ -193,6 +187,15 @@ class InvariantBroken(Exception):
 # --- the simulator ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class HttpBet:
+    """What the bets API answered (live mode): the bet as the model needs it."""
+
+    pk: int
+    side: str
+    stake_u: int
+
+
 class ChaosSimulator(Simulator):
     """`Simulator` with a fault schedule, the lifecycle run by its tick, a payout run, and a check each day."""
 
@@ -202,7 +205,7 @@ class ChaosSimulator(Simulator):
         super().__init__(**kwargs)
         if live and connection.vendor != "postgresql":
             raise ApplicationError(
-                "Chaos in live mode needs PostgreSQL (gunicorn shares the database).", code="live_pg"
+                "Chaos in live mode needs PostgreSQL (gunicorn shares the database).", code="live_needs_postgres"
             )
         self.live = live  # the bets over HTTP to a real gunicorn (risk.chaos_processes.Gunicorn), each day
         self.skipped = kinds_skipped(kinds, live=live)
@@ -242,6 +245,7 @@ class ChaosSimulator(Simulator):
         self.kills: list[str] = []  # where each worker_kill struck: settlement | payout
         self._custodian: CustodianStub | None = None  # started by run(); what it paid stays readable after
         self.written_off: set[str] = set()  # references the custodian paid that a confirmed restore erased
+        self.paid_at_backup: set[str] = set()  # what the custodian had paid when the morning backup was taken
 
     def run(self):
         self._custodian = CustodianStub(ports=chaos_ports(), timeout=CUSTODIAN_TIMEOUT_SECONDS)
@@ -342,6 +346,8 @@ class ChaosSimulator(Simulator):
 
     def place(self, **request):
         self.event_seq += 1
+        if self.event_seq == self.blip_event == self.web_kill_event:  # one fault per request: the kill waits
+            self.web_kill_event += 1
         if self.blip_event is None or self.event_seq != self.blip_event:
             if self.web is not None:
                 return self._place_http(request, kill=self.event_seq == self.web_kill_event)
@@ -762,6 +768,7 @@ class ChaosSimulator(Simulator):
         clock.move_to(at)
         directory = tempfile.mkdtemp(prefix="chaos-backup-")
         backup = backup_create(directory=Path(directory), source="cli", reason="chaos: the morning backup")
+        self.paid_at_backup = set(self.custodian.paid())
         return backup, copy.deepcopy({name: getattr(self, name) for name in self.MODEL_STATE}), directory
 
     def _night_restore(self, clock, at: datetime, backup: tuple[Any, dict[str, Any], str], code: str, day) -> None:
@@ -777,9 +784,10 @@ class ChaosSimulator(Simulator):
         clock.move_to(at + timedelta(minutes=5))
         lost_bets = self.model_bets_total - morning_model["model_bets_total"]
         lost_withdrawals = len(self.withdrawals) - len(morning_model["withdrawals"])
-        paid = self.custodian.paid()
-        lost_paid = {ref for pk, (_, _, ref) in self.withdrawals.items() if pk not in morning_model["withdrawals"]}
-        lost_paid &= set(paid)  # paid today by the custodian, and the backup does not know them
+        # what the custodian paid since the backup: the backup holds those withdrawals unpaid, or not at all
+        lost_paid = {ref for _, _, ref in self.withdrawals.values()} & (
+            set(self.custodian.paid()) - self.paid_at_backup
+        )
         try:
             backup_restore(path=made.path, source="cli")
             raise AssertionError("restore: ran without the loss confirmed")
