@@ -95,16 +95,19 @@ bench-receipts: install
 # Chaos days (risk.chaos): `simulate --faults all` over SEEDS seeds x DAYS days x BETTORS bettors on PostgreSQL,
 # each seed on a fresh database (CHAOS_PG, CHAOS_DB_PREFIX); a table of faults by kind, checks and failures.
 # `make chaos DAYS=250` is the long run; `make chaos-replay SEED=7 DAY=3` plays one seed again up to that day.
+# LIVE_SEEDS more seeds play in live mode (the bets over HTTP to a real gunicorn each starts), where `all`
+# includes web_kill; `make chaos-replay SEED=21 LIVE=1` replays one of those.
 SEEDS ?= 20
+LIVE_SEEDS ?= 3
 DAYS ?= 5
 BETTORS ?= 100
 CHAOS_JOBS ?= 2
 .PHONY: chaos chaos-replay
 chaos: install
-	$(BIN)/python scripts/chaos.py --seeds $(SEEDS) --days $(DAYS) --bettors $(BETTORS) --jobs $(CHAOS_JOBS)
+	$(BIN)/python scripts/chaos.py --seeds $(SEEDS) --live-seeds $(LIVE_SEEDS) --days $(DAYS) --bettors $(BETTORS) --jobs $(CHAOS_JOBS)
 
 chaos-replay: install
-	$(BIN)/python scripts/chaos.py --replay $(SEED) --days $(DAYS) --bettors $(BETTORS) $(if $(DAY),--day $(DAY),) --keep-failed
+	$(BIN)/python scripts/chaos.py --replay $(SEED) --days $(DAYS) --bettors $(BETTORS) $(if $(DAY),--day $(DAY),) $(if $(LIVE),--live,) --keep-failed
 
 .PHONY: db-migration-status
 db-migration-status: install

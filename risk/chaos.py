@@ -9,12 +9,15 @@ the real services and processes, never a mock of our own code:
     08:30     restore: the morning backup (pg_dump)
     09:30..   bets (the simulator's own mix)               db_blip: PostgreSQL terminates our backend
                                                            between a bet and its commit; the client retries
+              live mode (--live local): the bets over HTTP to a real gunicorn (2 workers) on this database
+              and the day's clock; web_kill: kill -9 of the worker serving a bet, half-way through its
+              transaction; the master respawns it, the client retries with the same Idempotency-Key
     12:30     withdrawals requested
-    13:30     payout runs (13:30, +lease+60 s, 16:30, 21:30) through the custodian behind the PayoutAdapter
-              interface (`ChaosCustodian`): custodian_fail (refused), custodian_timeout (times out, never
-              received), custodian_late_success (times out, pays after the claim's lease ran out; staff
-              "mark failed" it in between); worker_kill (odd n): kill -9 of a real Celery worker between a
-              payout sent and recorded, then a restarted one
+    13:30     payout runs (13:30, +lease+60 s, 16:30, 21:30) through the HTTP payout adapter to a custodian
+              stub on a local port, its state outside our database (risk.chaos_custodian): custodian_fail
+              (refused), custodian_timeout (times out, never received), custodian_late_success (times
+              out, pays after the claim's lease ran out; staff "mark failed" it in between); worker_kill
+              (odd n): kill -9 of a real Celery worker between a payout sent and recorded, then a restarted one
     15:59:59  the tick locks                               beat_late: minutes late (bets still refused)
     16:05     the tick settles AUTO: the close from the three vendor presets on a local stub, by quorum;
               source_down / source_slow / source_lies / source_garbage strike one of them;
@@ -46,6 +49,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import requests
 import time_machine
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection, connections, transaction
@@ -53,18 +57,20 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 import withdrawals.services.payouts as payouts
-from betting.services import bet_place
+from betting.services import bet_place, user_api_token
+from common.errors import ApplicationError
 from ledger.selectors import ledger_audit, user_balance_u
 from marketdata.oracle import source_specs
 from marketdata.selectors import market_close_at, market_timezone, official_close_get, reference_close_get
 from marketdata.services import price_source_update
+from risk.chaos_custodian import FAILED, CustodianStub
+from risk.chaos_processes import chaos_ports
 from risk.simulation import USDC, BetEvent, DayRow, Simulator
 from rounds.models import Round
 from rounds.selectors import round_code_parse
 from rounds.services import round_lifecycle_tick
-from withdrawals.adapters import COMPLETED, FAILED, PENDING, UNKNOWN, PayoutStatus, SimulatedPayoutAdapter
-from withdrawals.exceptions import PayoutInFlight, PayoutUnavailable
-from withdrawals.models import SimulatedPayout, Withdrawal
+from withdrawals.exceptions import PayoutInFlight
+from withdrawals.models import Withdrawal
 from withdrawals.services import withdrawal_request
 from withdrawals.webhooks import webhook_signature
 
@@ -84,13 +90,12 @@ FAULT_KINDS = (
     "source_lies",
     "source_garbage",
 )
-NOT_BUILT = {
-    "web_kill": "live mode only (simulate --live)",
-}
+LIVE = "local"  # `simulate --faults ... --live local`: the bets go over HTTP to a gunicorn this run starts
+BETS_PATH = "/api/v1/bets"
 WEBHOOK_PATH = "/api/v1/deposits/webhook"
 CHAOS_START = "20250106"
-PORTS = range(18700, 18800)  # this work's own port range (stub vendors, redis-server)
 SOURCE_TIMEOUT_MS = 1000  # a fixed first day: one seed plays the same days whatever today is
+CUSTODIAN_TIMEOUT_SECONDS = 1.5  # our adapter's timeout against the custodian stub (a hold outlasts it)
 
 
 def fault_kinds_parse(text: str) -> list[str]:
@@ -105,9 +110,13 @@ def fault_kinds_parse(text: str) -> list[str]:
     return [k for k in FAULT_KINDS if k in kinds]
 
 
-def kinds_skipped(kinds: list[str]) -> dict[str, str]:
+def kinds_skipped(kinds: list[str], *, live: bool = False) -> dict[str, str]:
     """The asked kinds this run cannot play, with why (shown in the table)."""
-    skipped = {k: NOT_BUILT[k] for k in kinds if k in NOT_BUILT}
+    skipped = {}
+    if "web_kill" in kinds and not live:
+        skipped["web_kill"] = f"live mode only (simulate --faults ... --live {LIVE})"
+    elif "web_kill" in kinds and connection.vendor != "postgresql":
+        skipped["web_kill"] = "PostgreSQL only (gunicorn's workers share the database)"
     if "db_blip" in kinds and connection.vendor != "postgresql":
         skipped["db_blip"] = "PostgreSQL only (SQLite has no backend to terminate)"
     if "restore" in kinds and connection.vendor != "postgresql":
@@ -139,76 +148,6 @@ def fault_schedule(*, seed: int, days: int, kinds: list[str], rate: float) -> li
         if not any(f.kind == kind for f in faults):
             faults.append(Fault(rng.randrange(1, days + 1), kind, rng.randrange(2, 6)))
     return sorted(faults, key=lambda f: (f.day, FAULT_KINDS.index(f.kind)))
-
-
-# --- the custodian: the simulated payout rail behind the real PayoutAdapter interface -------------
-
-
-class CustodianPlan:
-    """What the custodian will do with a reference (in this process): fail | timeout | late (+ when it lands)."""
-
-    def __init__(self) -> None:
-        self.behaviour: dict[str, str] = {}
-        self.lands_at: dict[str, datetime] = {}
-        self.sends: Counter = Counter()
-
-    def reset(self) -> None:
-        self.__init__()  # type: ignore[misc]
-
-
-PLAN = CustodianPlan()
-
-
-class ChaosCustodian(SimulatedPayoutAdapter):
-    """`PAYOUT_ADAPTER = "risk.chaos.ChaosCustodian"`: the simulated custodian (its `simulated_payouts` table,
-    idempotent by reference) told by `PLAN` to refuse, time out, or pay late."""
-
-    def __init__(self) -> None:
-        super().__init__(failure_rate=0.0, delay_seconds=0.0)
-
-    @classmethod
-    def land_due(cls) -> None:
-        """The custodian pays its late payouts when their time comes, whether anyone asks or not."""
-        for reference in list(PLAN.lands_at):
-            cls._land(reference)
-
-    @staticmethod
-    def _land(reference: str) -> None:
-        lands_at = PLAN.lands_at.get(reference)
-        if lands_at is not None and timezone.now() >= lands_at:
-            SimulatedPayout.objects.filter(reference=reference, state=PENDING).update(
-                state=COMPLETED, tx_hash="0x" + hashlib.sha256(f"sim:{reference}".encode()).hexdigest()
-            )
-            PLAN.lands_at.pop(reference)
-
-    def send(self, destination: str, amount_u: int, reference: str) -> str:
-        PLAN.sends[reference] += 1
-        behaviour = PLAN.behaviour.get(reference)
-        self._land(reference)
-        if behaviour == "fail" and not SimulatedPayout.objects.filter(reference=reference).exists():
-            SimulatedPayout.objects.create(
-                reference=reference, destination=destination, amount_u=amount_u, state=FAILED, reason="chaos: refused"
-            )
-        if behaviour == "timeout":
-            PLAN.behaviour.pop(reference)  # never received; the next send goes through
-            raise PayoutUnavailable("payout service timed out (chaos: never received)")
-        if behaviour == "late":
-            payout = SimulatedPayout.objects.filter(reference=reference).first()
-            if payout is None:
-                SimulatedPayout.objects.create(
-                    reference=reference, destination=destination, amount_u=amount_u, state=PENDING
-                )
-                raise PayoutUnavailable("payout service timed out (chaos: received, lands later)")
-            if payout.state == PENDING:
-                raise PayoutUnavailable("payout service answered 409 (in progress)")
-        return super().send(destination, amount_u, reference)
-
-    def status(self, reference: str, tx_hash: str = "") -> PayoutStatus:
-        self._land(reference)
-        payout = SimulatedPayout.objects.filter(reference=reference).first()
-        if payout is None:
-            return PayoutStatus(UNKNOWN)
-        return PayoutStatus(payout.state, tx_hash=payout.tx_hash, reason=payout.reason, amount_u=payout.amount_u)
 
 
 # --- the checker ------------------------------------------------------------------------------
@@ -248,20 +187,43 @@ class InvariantBroken(Exception):
 # --- the simulator ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class HttpBet:
+    """What the bets API answered (live mode): the bet as the model needs it."""
+
+    pk: int
+    side: str
+    stake_u: int
+
+
 class ChaosSimulator(Simulator):
     """`Simulator` with a fault schedule, the lifecycle run by its tick, a payout run, and a check each day."""
 
-    def __init__(self, *, kinds: list[str], rate: float, stop_after: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, *, kinds: list[str], rate: float, stop_after: int | None = None, live: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
-        self.skipped = kinds_skipped(kinds)
+        if live and connection.vendor != "postgresql":
+            raise ApplicationError(
+                "Chaos in live mode needs PostgreSQL (gunicorn shares the database).", code="live_needs_postgres"
+            )
+        self.live = live  # the bets over HTTP to a real gunicorn (risk.chaos_processes.Gunicorn), each day
+        self.skipped = kinds_skipped(kinds, live=live)
         playable = [k for k in kinds if k not in self.skipped]
         self.schedule = fault_schedule(seed=self.seed, days=len(self.days), kinds=playable, rate=rate)
         self.stop_after = stop_after
         # what a replay needs besides the seed: the schedule depends on the days, the kinds and the rate
         self.run_args = (
             f" --start {self.days[0]:%Y%m%d} --days {len(self.days)} --bettors {self.bettor_count} "
-            f"--faults {','.join(kinds)} --fault-rate {rate}"
+            f"--faults {','.join(kinds)} --fault-rate {rate}" + (f" --live {LIVE}" if live else "")
         )
+        self.web: Any = None  # the day's gunicorn, in live mode
+        self.http = requests.Session()
+        self.tokens: dict[Any, str] = {}
+        self.web_kill_event: int | None = None
+        self.fault_errors: Counter = Counter()  # 5xx / dropped connections a fault caused: its own, counted
+        self.kills_web: list[str] = []  # what each web_kill's victim request saw
+        self.web_kill_keys: list[str] = []  # the Idempotency-Key of each request that died with its worker
         self.model_cash = [0] * self.bettor_count
         self.day_bets: list[tuple[int, str, int]] = []
         self.withdrawals: dict[int, tuple[int, int, str]] = {}  # id -> (bettor, amount_u, reference)
@@ -281,16 +243,27 @@ class ChaosSimulator(Simulator):
         self.restored: set[str] = set()
         self.webhook_answers: dict[str, int] = {}
         self.kills: list[str] = []  # where each worker_kill struck: settlement | payout
+        self._custodian: CustodianStub | None = None  # started by run(); what it paid stays readable after
+        self.written_off: set[str] = set()  # references the custodian paid that a confirmed restore erased
+        self.paid_at_backup: set[str] = set()  # what the custodian had paid when the morning backup was taken
 
     def run(self):
-        PLAN.reset()
+        self._custodian = CustodianStub(ports=chaos_ports(), timeout=CUSTODIAN_TIMEOUT_SECONDS)
         try:
             return super().run()
         finally:
+            self._web_stop()
+            self.custodian.stop()
             self._broker_drop()
             if self.stub is not None:
                 self.stub.stop()
                 self.stub = None
+
+    @property
+    def custodian(self) -> CustodianStub:
+        if self._custodian is None:
+            raise RuntimeError("the custodian stub starts with run()")
+        return self._custodian
 
     def _broker_drop(self) -> None:
         """After each kill: a fresh broker next time. The killed worker's message (acks late) is otherwise
@@ -304,7 +277,8 @@ class ChaosSimulator(Simulator):
 
         if self.redis is None:
             self.redis = PrivateRedis()
-        return Worker(self.redis.url, CHAOS_CLOCK=timezone.now().isoformat(), **env).start()
+        custodian = {name: str(value) for name, value in self.custodian.settings().items()}
+        return Worker(self.redis.url, CHAOS_CLOCK=timezone.now().isoformat(), **custodian, **env).start()
 
     def _worker_kill_settlement(self, clock, at: datetime, code: str) -> None:
         """kill -9 of the real worker half-way through the settlement's transaction; a restarted one settles."""
@@ -372,7 +346,11 @@ class ChaosSimulator(Simulator):
 
     def place(self, **request):
         self.event_seq += 1
+        if self.event_seq == self.blip_event == self.web_kill_event:  # one fault per request: the kill waits
+            self.web_kill_event += 1
         if self.blip_event is None or self.event_seq != self.blip_event:
+            if self.web is not None:
+                return self._place_http(request, kill=self.event_seq == self.web_kill_event)
             return bet_place(**request)
         self.injected["db_blip"] += 1
         try:
@@ -385,6 +363,97 @@ class ChaosSimulator(Simulator):
             raise AssertionError("db_blip: the transaction committed on a terminated backend")
         return bet_place(**request)
 
+    # --- live mode: the bets over HTTP to a real gunicorn; web_kill ----------------------------
+
+    def _web_start(self, at: datetime) -> None:
+        """gunicorn on this database, its clock at `at` (the day's opening) and ticking; the bettors' tokens."""
+        from risk.chaos_processes import Gunicorn
+
+        self.web = Gunicorn(clock=at.isoformat()).start()
+        if not self.tokens:  # made once, and again after a restore (which may erase them)
+            self.tokens = {user.pk: user_api_token(user=user) for user in self.users}
+
+    def _web_stop(self) -> None:
+        if self.web is not None:
+            self.web.stop()
+            self.web = None
+
+    def _post_bet(self, body: dict, headers: dict) -> requests.Response:
+        """The client: the same request again (same Idempotency-Key) after a 5xx or a dropped connection;
+        each such answer not caused by a fault is counted (the checker allows none)."""
+        for _ in range(3):
+            try:
+                response = self.http.post(f"{self.web.url}{BETS_PATH}", json=body, headers=headers, timeout=30)
+            except requests.RequestException:
+                self.responses_5xx += 1
+                continue
+            if response.status_code < 500:
+                return response
+            self.responses_5xx += 1
+        raise AssertionError(f"bet over HTTP: no answer but 5xx or dropped connections, 3 times: {body}")
+
+    def _place_http(self, request: dict, *, kill: bool) -> tuple[Any, bool]:
+        user = request["user"]
+        body = {"side": request["side"], "stake_u": request["stake_u"], "round": request["round_code"]}
+        headers = {"Authorization": f"Token {self.tokens[user.pk]}", "Idempotency-Key": request["idempotency_key"]}
+        response = self._web_kill(user, body, headers) if kill else None
+        if response is None:
+            response = self._post_bet(body, headers)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = {}
+        if response.status_code in (200, 201):
+            bet = HttpBet(pk=answer["id"], side=answer["side"], stake_u=answer["stake_u"])
+            return bet, response.status_code == 201
+        raise ApplicationError(str(answer.get("detail", "")), code=str(answer.get("code", response.status_code)))
+
+    def _web_kill(self, user, body: dict, headers: dict) -> requests.Response | None:
+        """kill -9 of the gunicorn worker serving this bet, half-way through its transaction (the bettor's cash
+        account row held by another connection); the master respawns it; None: the bettor's client retries.
+        A request refused before it reaches the ledger (nothing to kill it in) is answered as it is, and the
+        fault moves on to the next request."""
+        from ledger.selectors import account_code_user_cash
+        from risk.chaos_processes import (
+            backend_client_port,
+            backend_gone,
+            backend_waiting_on_a_lock,
+            holding_account_row,
+            wait_for,
+        )
+
+        outcome: dict[str, Any] = {}
+
+        def send() -> None:
+            try:
+                outcome["response"] = requests.post(
+                    f"{self.web.url}{BETS_PATH}", json=body, headers=headers, timeout=30
+                )
+            except requests.RequestException as exc:
+                outcome["error"] = exc
+
+        victim = threading.Thread(target=send)
+        with holding_account_row(account_code_user_cash(user_id=user.pk)):
+            victim.start()
+            backend = wait_for(
+                lambda: backend_waiting_on_a_lock("%ledger_accounts%") or (not victim.is_alive() and -1), "the bet"
+            )
+            if backend == -1:  # answered without touching the bettor's cash: not this one
+                assert self.web_kill_event is not None
+                self.web_kill_event += 1
+                return outcome.get("response")
+            self.web.kill9_worker(self.web.worker_serving(backend_client_port(backend)))
+            victim.join(timeout=30)
+        wait_for(lambda: backend_gone(backend), "the dead worker's transaction to end")
+        response = outcome.get("response")
+        if response is not None and response.status_code < 500:
+            raise AssertionError(f"web_kill: the request outlived its worker ({response.status_code})")
+        self.fault_errors["web_kill"] += 1
+        self.kills_web.append(type(outcome["error"]).__name__ if response is None else str(response.status_code))
+        self.web_kill_keys.append(headers["Idempotency-Key"])
+        self.injected["web_kill"] += 1
+        return None
+
     # --- one day ----------------------------------------------------------------------------
 
     def play_day(self, day: date) -> DayRow:
@@ -395,7 +464,7 @@ class ChaosSimulator(Simulator):
         if self.stop_after is not None and number > self.stop_after:
             return DayRow(code=code, note=f"after day {self.stop_after}: not replayed")
         with override_settings(
-            PAYOUT_ADAPTER="risk.chaos.ChaosCustodian", EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"
+            **self.custodian.settings(), EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"
         ):
             row = self._play_chaos_day(day, code, {f.kind: f for f in faults}, chaos_day)
             if not row.note:
@@ -471,6 +540,11 @@ class ChaosSimulator(Simulator):
             events = self._bet_events(rng, opens_at=opens_at, lock_at=lock_at)
             self.event_seq = 0
             self.blip_event = chaos.randrange(1, len(events) + 1) if "db_blip" in faults and events else None
+            self.web_kill_event = None
+            if "web_kill" in faults and events:  # a request of the day's stream, not the blip's
+                self.web_kill_event = chaos.choice([n for n in range(1, len(events) + 1) if n != self.blip_event])
+            if self.live:
+                self._web_start(opens_at)
             withdraw_at = opens_at.replace(hour=12)
             withdrawn = False
             for event in events:
@@ -481,6 +555,7 @@ class ChaosSimulator(Simulator):
                     withdrawn = True
                 clock.move_to(event.at)
                 self._bet(row, event, code)
+            self._web_stop()
             self._tick(clock, lock_at + timedelta(minutes=late.n if late else 0), twice=twice_at == "lock")
             if late:
                 self.injected["beat_late"] += 1
@@ -508,7 +583,7 @@ class ChaosSimulator(Simulator):
             self._settle_model(code, previous=previous)
             for at_hour in (16, 21):
                 clock.move_to(morning.replace(hour=at_hour, minute=30))
-                ChaosCustodian.land_due()
+                self.custodian.land_due()
                 payouts.withdrawals_process(source="beat")
                 if at_hour == 16:
                     clock.move_to(morning.replace(hour=20))
@@ -535,9 +610,12 @@ class ChaosSimulator(Simulator):
             "faults": dict(sorted(self.injected.items())),
             "scheduled": dict(sorted(Counter(f.kind for f in self.schedule).items())),
             "skipped": self.skipped,
+            "fault_errors": dict(sorted(self.fault_errors.items())),
+            "written_off": len(self.written_off),
+            "live": self.live,
             "checks": sum(len(d.checks) for d in self.chaos_days),
             "failures": failures,
-            "fingerprint": fingerprint() if broken is None else "",
+            "fingerprint": fingerprint(self.custodian) if broken is None else "",
         }
 
     def synthetic_close(self, *, day: date, price: Decimal) -> Decimal:
@@ -570,7 +648,7 @@ class ChaosSimulator(Simulator):
     def _refund_model(self) -> None:
         """A withdrawal the custodian refused is owed back: the custodian's word, not our rows."""
         for pk, (bettor, amount_u, reference) in self.withdrawals.items():
-            if pk not in self.refunds_modelled and SimulatedPayout.objects.filter(reference=reference, state=FAILED):
+            if pk not in self.refunds_modelled and self.custodian.state(reference) == FAILED:
                 self.model_cash[bettor] += amount_u
                 self.refunds_modelled.add(pk)
 
@@ -622,7 +700,7 @@ class ChaosSimulator(Simulator):
         """The stub vendors (marketdata/stub_vendors.py) on this run's ports; the presets pointed at it."""
         from marketdata import stub_vendors
 
-        self.stub = stub_vendors.StubVendors(ports=PORTS)
+        self.stub = stub_vendors.StubVendors(ports=chaos_ports())
         os.environ.setdefault("ALPHAVANTAGE_API_KEY", "av-test-key")  # the workers inherit them
         os.environ.setdefault("TWELVEDATA_API_KEY", "td-test-key")
         for source in source_specs(enabled_only=False):
@@ -690,6 +768,7 @@ class ChaosSimulator(Simulator):
         clock.move_to(at)
         directory = tempfile.mkdtemp(prefix="chaos-backup-")
         backup = backup_create(directory=Path(directory), source="cli", reason="chaos: the morning backup")
+        self.paid_at_backup = set(self.custodian.paid())
         return backup, copy.deepcopy({name: getattr(self, name) for name in self.MODEL_STATE}), directory
 
     def _night_restore(self, clock, at: datetime, backup: tuple[Any, dict[str, Any], str], code: str, day) -> None:
@@ -705,22 +784,29 @@ class ChaosSimulator(Simulator):
         clock.move_to(at + timedelta(minutes=5))
         lost_bets = self.model_bets_total - morning_model["model_bets_total"]
         lost_withdrawals = len(self.withdrawals) - len(morning_model["withdrawals"])
+        # what the custodian paid since the backup: the backup holds those withdrawals unpaid, or not at all
+        lost_paid = {ref for _, _, ref in self.withdrawals.values()} & (
+            set(self.custodian.paid()) - self.paid_at_backup
+        )
         try:
             backup_restore(path=made.path, source="cli")
             raise AssertionError("restore: ran without the loss confirmed")
         except LossNotConfirmed as exc:
             loss = exc.loss
-        listed = (loss.summary["bets"], loss.summary["withdrawals"])
+        listed = (loss.summary["bets"], loss.summary["withdrawals"], loss.summary["withdrawals_paid_out"])
         day.restore_loss = Check(
             "restore_lost_what_the_model_expects",
-            listed == (lost_bets, lost_withdrawals) and loss.summary["settlements"] == 1,
-            f"the loss lists {listed[0]} bets, {listed[1]} withdrawals, {loss.summary['settlements']} settlement(s); "
-            f"the model expects {lost_bets}, {lost_withdrawals}, 1",
+            listed == (lost_bets, lost_withdrawals, len(lost_paid)) and loss.summary["settlements"] == 1,
+            f"the loss lists {listed[0]} bets, {listed[1]} withdrawals ({listed[2]} already paid out), "
+            f"{loss.summary['settlements']} settlement(s); the model expects {lost_bets}, {lost_withdrawals} "
+            f"({len(lost_paid)} paid at the custodian), 1",
         )
         backup_restore(path=made.path, confirm_loss=loss.sha256, source="cli", reason="chaos: restore drill")
         shutil.rmtree(directory, ignore_errors=True)
         for name, value in morning_model.items():
             setattr(self, name, value)
+        self.written_off |= lost_paid  # paid, and erased from our books: the confirmed loss names them
+        self.tokens = {}  # the bettors' API tokens made since the backup are gone too
         self.injected["restore"] += 1
         self.restored.add(code)
         previous = reference_close_get(symbol=settings.MARKET_SYMBOL, day=round_code_parse(code=code))
@@ -749,10 +835,12 @@ class ChaosSimulator(Simulator):
         late_ids = []
         for kind, pk in zip(kinds, today, strict=False):
             reference = self.withdrawals[pk][2]
-            PLAN.behaviour[reference] = {"custodian_fail": "fail", "custodian_timeout": "timeout"}.get(kind, "late")
+            behaviour = {"custodian_fail": "fail", "custodian_timeout": "timeout"}.get(kind, "late")
+            self.custodian.behaviour[reference] = behaviour
             if kind == "custodian_late_success":
                 lease = settings.WITHDRAWAL_PROCESSING_LEASE_SECONDS
-                PLAN.lands_at[reference] = at + timedelta(seconds=lease) + timedelta(minutes=5 + faults[kind].n)
+                lands_at = at + timedelta(seconds=lease) + timedelta(minutes=5 + faults[kind].n)
+                self.custodian.lands_at[reference] = lands_at
                 late_ids.append(pk)
             self.injected[kind] += 1
         clock.move_to(at)
@@ -819,13 +907,17 @@ def day_check(sim: ChaosSimulator, *, code: str) -> list[Check]:
         if cash != sim.model_cash[index]:
             wrong.append(f"{user.email} cash {cash} u, model {sim.model_cash[index]} u")
     checks.append(Check("bettor_cash_equals_model", not wrong, "; ".join(wrong[:5])))
-    both = []
-    for pk, (_bettor, amount_u, reference) in sim.withdrawals.items():
-        status = Withdrawal.objects.get(pk=pk).status
-        paid = SimulatedPayout.objects.filter(reference=reference, state=COMPLETED).exists()
-        if status == Withdrawal.Status.FAILED and paid:
-            both.append(f"withdrawal {pk} ({amount_u} u) paid at the custodian and refunded")
+    # the custodian's word, from its own state (outside our database: a restore does not rewind it)
+    paid = sim.custodian.paid()
+    ours = {w.reference: w for w in Withdrawal.objects.filter(user_id__in=[u.pk for u in sim.users])}
+    both = [
+        f"withdrawal {w.pk} ({w.amount_u} u) paid at the custodian and refunded"
+        for reference, w in sorted(ours.items(), key=lambda item: item[1].pk)
+        if w.status == Withdrawal.Status.FAILED and reference in paid
+    ]
     checks.append(Check("never_paid_and_refunded", not both, "; ".join(both)))
+    unknown = custodian_payouts_unknown(sim, ours=set(ours))
+    checks.append(Check("custodian_pays_only_ours", not unknown, "; ".join(unknown[:3])))
     round_ = Round.objects.get(code=code)
     settlements = RoundSettlement.objects.filter(round=round_).count()
     from ledger.models import LedgerBatch
@@ -842,6 +934,24 @@ def day_check(sim: ChaosSimulator, *, code: str) -> list[Check]:
             "round_settled_once",
             once and (expected is None or round_.result == expected),
             f"{code} {round_.status} {round_.result} (model {expected}), {settlements} settlements, {batches} batches",
+        )
+    )
+    # every bet the model placed is one row, and the round's pools, its bets' stakes and its pool account agree
+    from django.db.models import Sum
+
+    from ledger.selectors import account_code_round_pool, entries_sum_u
+
+    bets = Bet.objects.filter(round=round_)
+    staked = bets.aggregate(total=Sum("stake_u"))["total"] or 0
+    modelled = sum(stake for _, _, stake in sim.day_bets)
+    into_pool = entries_sum_u(accounts=[account_code_round_pool(round_code=code)], ref_type="bet")
+    pools = round_.up_pool_u + round_.down_pool_u
+    checks.append(
+        Check(
+            "each_bet_once_pools_match",
+            bets.count() == len(sim.day_bets) and staked == modelled == pools == into_pool,
+            f"{bets.count()} bets (model {len(sim.day_bets)}), staked {staked} u (model {modelled}), "
+            f"pools {pools} u, into the pool account {into_pool} u",
         )
     )
     checks.append(Check("same_key_same_answer", not sim.replay_mismatches, "; ".join(sim.replay_mismatches[:3])))
@@ -871,6 +981,17 @@ def day_check(sim: ChaosSimulator, *, code: str) -> list[Check]:
     return checks
 
 
+def custodian_payouts_unknown(sim: ChaosSimulator, *, ours: set[str] | None = None) -> list[str]:
+    """What the custodian paid that is no withdrawal of ours, nor one a confirmed restore listed as paid out."""
+    if ours is None:
+        ours = {w.reference for w in Withdrawal.objects.filter(user_id__in=[u.pk for u in sim.users])}
+    return [
+        f"payout {reference} ({payout.amount_u} u) paid at the custodian, no withdrawal of ours"
+        for reference, payout in sorted(sim.custodian.paid().items())
+        if reference not in ours and reference not in sim.written_off
+    ]
+
+
 def _source_accepted(code: str, source: str) -> bool:
     """Did the quorum that decided the day's close accept `source`'s quote?"""
     from marketdata.models import CloseQuote
@@ -880,8 +1001,9 @@ def _source_accepted(code: str, source: str) -> bool:
     ).exists()
 
 
-def fingerprint() -> str:
-    """sha256 of balances, bets, rounds and withdrawals of the synthetic bettors, without ids or timestamps."""
+def fingerprint(custodian: CustodianStub | None = None) -> str:
+    """sha256 of balances, bets, rounds and withdrawals of the synthetic bettors, and what the custodian paid
+    them, without ids or timestamps."""
     from django.contrib.auth import get_user_model
 
     from betting.models import Bet
@@ -906,15 +1028,14 @@ def fingerprint() -> str:
     for w in Withdrawal.objects.filter(user_id__in=users):
         references[w.reference] = users[w.user_id][0]
         withdrawals.append((users[w.user_id][0], w.amount_u, w.status, w.needs_reconciliation))
-    custodian = sorted(
-        (references.get(str(p.reference), "?"), p.amount_u, p.state) for p in SimulatedPayout.objects.all()
-    )
+    payouts = custodian.payouts.values() if custodian is not None else []
+    custodian_paid = sorted((references.get(p.reference, "?"), p.amount_u, p.state) for p in payouts)
     state = {
         "balances": sorted(users.values()),
         "bets": bets,
         "rounds": [list(r) for r in rounds],
         "withdrawals": sorted(withdrawals),
-        "custodian": custodian,
+        "custodian": custodian_paid,
     }
     return hashlib.sha256(json.dumps(state, default=str, sort_keys=True).encode()).hexdigest()
 
@@ -922,10 +1043,15 @@ def fingerprint() -> str:
 def chaos_table(summaries: list[dict[str, Any]]) -> list[str]:
     """One table over runs: seeds, days, faults by kind (injected; skipped kinds say why), checks, failures."""
     injected: Counter = Counter()
+    caused: Counter = Counter()
     skipped: dict[str, str] = {}
+    written_off = 0
     for summary in summaries:
         injected.update(summary["faults"])
-        skipped.update(summary["skipped"])
+        caused.update(summary.get("fault_errors", {}))
+        written_off += summary.get("written_off", 0)
+    for summary in summaries:  # a kind skipped in one run (web_kill out of live mode) but played in another is played
+        skipped.update({k: why for k, why in summary["skipped"].items() if k not in injected})
     lines = [
         f"chaos: {len(summaries)} seed(s), {sum(s['days'] for s in summaries)} day(s) simulated, "
         f"{sum(s['checks'] for s in summaries)} invariant checks, "
@@ -936,7 +1062,10 @@ def chaos_table(summaries: list[dict[str, Any]]) -> list[str]:
         if kind in skipped:
             lines.append(f"{kind:<24} {'-':>8}  skipped: {skipped[kind]}")
         elif kind in injected:
-            lines.append(f"{kind:<24} {injected[kind]:>8}")
+            note = f"  {caused[kind]} dropped connection(s) / 5xx, the fault's own" if caused[kind] else ""
+            if kind == "restore" and written_off:
+                note = f"  {written_off} payout(s) the custodian made erased, each listed in the confirmed loss"
+            lines.append(f"{kind:<24} {injected[kind]:>8}{note}")
     for summary in summaries:
         for failure in summary["failures"]:
             lines.append(f"FAIL {failure}")

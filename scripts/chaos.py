@@ -5,7 +5,11 @@ copy in well under a second), runs in its own process, writes its summary as JSO
 dropped. Prints one table (seeds, days, faults by kind, checks run, failures); exits 1 on any failure,
 with the seed, the day, the fault just before and the broken invariant, and the replay command.
 
-    python scripts/chaos.py --seeds 20 --days 5 --bettors 100 [--jobs 2] [--replay SEED --day D]
+    python scripts/chaos.py --seeds 20 --days 5 --bettors 100 [--live-seeds 3] [--jobs 2] [--replay SEED --day D]
+
+--live / --live-seeds N: every seed, or N more seeds, with the bets over HTTP to a real gunicorn each starts
+(`simulate --faults ... --live local`), so that `--faults all` includes web_kill (kill -9 of a gunicorn worker
+mid-bet); one table over all of them.
 """
 
 import argparse
@@ -28,7 +32,7 @@ def psql(server: str, sql: str) -> None:
     subprocess.run(["psql", f"{server}/postgres", "-qX", "-v", "ON_ERROR_STOP=1", "-c", sql], check=True, env=env)
 
 
-def run_seed(args: argparse.Namespace, seed: int, template: str) -> dict:
+def run_seed(args: argparse.Namespace, seed: int, template: str, live: bool) -> dict:
     name = f"{args.prefix}_s{seed}"
     psql(args.server, f"DROP DATABASE IF EXISTS {name}")
     psql(args.server, f"CREATE DATABASE {name} TEMPLATE {template}")
@@ -38,6 +42,8 @@ def run_seed(args: argparse.Namespace, seed: int, template: str) -> dict:
         command += ["--days", str(args.days), "--bettors", str(args.bettors), "--summary-json", out.name]
         if args.day:
             command += ["--replay", str(seed), "--day", str(args.day)]
+        if live:
+            command += ["--live", "local"]
         started = time.monotonic()
         done = subprocess.run(command, cwd=BASE_DIR, env=env, capture_output=True, text=True)
         wall = time.monotonic() - started
@@ -54,8 +60,10 @@ def run_seed(args: argparse.Namespace, seed: int, template: str) -> dict:
         summary = {"seed": seed, "days": 0, "faults": {}, "skipped": {}, "checks": 0, "fingerprint": ""}
         summary["failures"] = [f"seed {seed}: simulate exited {done.returncode}: " + " | ".join(tail)]
     summary["wall"] = wall
+    summary["live"] = live
     outcome = "ok" if not summary["failures"] else "FAIL"
-    line = f"seed {seed}: {summary['days']} day(s), {summary['checks']} checks, {wall:.0f} s, {outcome}"
+    mode = " (live)" if live else ""
+    line = f"seed {seed}{mode}: {summary['days']} day(s), {summary['checks']} checks, {wall:.0f} s, {outcome}"
     print(line, file=sys.stderr)
     return summary
 
@@ -70,6 +78,10 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=2, help="seeds run side by side (default 2: the machine's cores)")
     parser.add_argument("--replay", type=int, default=None, metavar="SEED", help="only this seed")
     parser.add_argument("--day", type=int, default=None, help="with --replay: stop after that day")
+    parser.add_argument("--live", action="store_true", help="every seed's bets over HTTP to a gunicorn it starts")
+    parser.add_argument(
+        "--live-seeds", type=int, default=0, help="and N more seeds (after the others) in live mode: web_kill's leg"
+    )
     parser.add_argument("--keep-failed", action="store_true", help="keep a failing seed's database to look at")
     parser.add_argument("--server", default=os.environ.get("CHAOS_PG", "postgres://postgres@127.0.0.1:5432"))
     parser.add_argument("--prefix", default=os.environ.get("CHAOS_DB_PREFIX", "chaos"))
@@ -80,9 +92,16 @@ def main() -> int:
     psql(args.server, f"CREATE DATABASE {template}")
     env = {**os.environ, "DATABASE_URL": f"{args.server}/{template}", "DJANGO_SETTINGS_MODULE": "config.settings.local"}
     subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=BASE_DIR, env=env, check=True)
-    seeds = [args.replay] if args.replay is not None else list(range(args.first_seed, args.first_seed + args.seeds))
+    if args.replay is not None:
+        seeds = [(args.replay, args.live)]
+    else:
+        last = args.first_seed + args.seeds
+        seeds = [(seed, args.live) for seed in range(args.first_seed, last)]
+        seeds += [(seed, True) for seed in range(last, last + args.live_seeds)]
+    seeds.sort(key=lambda pair: not pair[1])  # the live seeds first: they are the longest, so the pool ends evenly
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        summaries = list(pool.map(lambda seed: run_seed(args, seed, template), seeds))
+        summaries = list(pool.map(lambda pair: run_seed(args, pair[0], template, pair[1]), seeds))
+    summaries.sort(key=lambda s: s["seed"])
     psql(args.server, f"DROP DATABASE IF EXISTS {template}")
 
     import django
@@ -91,17 +110,19 @@ def main() -> int:
     django.setup()
     from risk.chaos import chaos_table
 
-    print(f"{'seed':>6} {'days':>4} {'faults':>6} {'checks':>6} {'wall s':>7}  fingerprint / failure")
+    print(f"{'seed':>6} {'mode':>5} {'days':>4} {'faults':>6} {'checks':>6} {'wall s':>7}  fingerprint / failure")
     for s in summaries:
         outcome = s["fingerprint"][:16] if not s["failures"] else "FAIL"
         faults = sum(s["faults"].values())
-        print(f"{s['seed']:>6} {s['days']:>4} {faults:>6} {s['checks']:>6} {s['wall']:>7.1f}  {outcome}")
+        mode = "live" if s["live"] else "-"
+        print(f"{s['seed']:>6} {mode:>5} {s['days']:>4} {faults:>6} {s['checks']:>6} {s['wall']:>7.1f}  {outcome}")
     for line in chaos_table(summaries):
         print(line)
     failed = [s for s in summaries if s["failures"]]
     print(f"chaos wall time {time.monotonic() - started:.0f} s")
     for s in failed:
-        print(f"replay: make chaos-replay SEED={s['seed']} DAYS={args.days} BETTORS={args.bettors}")
+        live = " LIVE=1" if s["live"] else ""
+        print(f"replay: make chaos-replay SEED={s['seed']} DAYS={args.days} BETTORS={args.bettors}{live}")
     return 1 if failed else 0
 
 

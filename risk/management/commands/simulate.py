@@ -36,7 +36,13 @@ class Command(BaseCommand):
             action="store_true",
             help="also play today's or future days on a travelled clock (they would open real rounds early)",
         )
-        parser.add_argument("--live", default="", metavar="URL", help="drive a running server over HTTP (today)")
+        parser.add_argument(
+            "--live",
+            default="",
+            metavar="URL",
+            help="drive a running server over HTTP (today); with --faults: 'local', the bets over HTTP to a gunicorn "
+            "the run starts on this database (web_kill kills its workers)",
+        )
         parser.add_argument("--i-know", action="store_true", help="run even with production settings")
         parser.add_argument(
             "--faults",
@@ -60,6 +66,11 @@ class Command(BaseCommand):
                 "These are production settings: simulate writes synthetic rounds, bets and money to this database. "
                 "Add --i-know if that is what you want. [production_refused]"
             )
+        if options["replay"] is not None:
+            options["seed"] = options["replay"]
+            options["faults"] = options["faults"] or "all"
+        if options["faults"]:
+            return self._chaos(options)
         if options["live"]:
             from risk.simulation_live import live_run
 
@@ -69,11 +80,6 @@ class Command(BaseCommand):
                 ):
                     self.stdout.write(line)
             return
-        if options["replay"] is not None:
-            options["seed"] = options["replay"]
-            options["faults"] = options["faults"] or "all"
-        if options["faults"]:
-            return self._chaos(options)
         today = market_today(now=timezone.now())
         start = None
         if options["start"]:
@@ -107,12 +113,17 @@ class Command(BaseCommand):
             raise CommandError("The table does not match the ledger (see above). [simulation_mismatch]")
 
     def _chaos(self, options) -> None:
-        from risk.chaos import CHAOS_START, ChaosSimulator, InvariantBroken, chaos_table, fault_kinds_parse
+        from risk.chaos import CHAOS_START, LIVE, ChaosSimulator, InvariantBroken, chaos_table, fault_kinds_parse
 
         try:
             kinds = fault_kinds_parse(options["faults"])
         except ValueError as exc:
             raise CommandError(f"{exc} [unknown_fault]") from exc
+        if options["live"] not in ("", LIVE):
+            raise CommandError(
+                f"With --faults, --live takes '{LIVE}' (a gunicorn this run starts, to kill its workers), "
+                f"not {options['live']!r}. [live_needs_local]"
+            )
         if not 0 <= options["fault_rate"] <= 1:
             raise CommandError("--fault-rate must be between 0 and 1. [bad_fault_rate]")
         with command_errors():
@@ -125,15 +136,17 @@ class Command(BaseCommand):
         logging.getLogger("rounds.services").setLevel(logging.WARNING)
         logging.getLogger("withdrawals.services.payouts").setLevel(logging.CRITICAL)
         logging.getLogger("kombu").setLevel(logging.ERROR)
-        simulator = ChaosSimulator(
-            days=days,
-            bettors=options["bettors"],
-            seed=options["seed"],
-            kinds=kinds,
-            rate=options["fault_rate"],
-            stop_after=options["day"],
-            progress=self._progress,
-        )
+        with command_errors():
+            simulator = ChaosSimulator(
+                days=days,
+                bettors=options["bettors"],
+                seed=options["seed"],
+                kinds=kinds,
+                rate=options["fault_rate"],
+                stop_after=options["day"],
+                live=options["live"] == LIVE,
+                progress=self._progress,
+            )
         self.stderr.write(
             f"simulate --faults: seed {options['seed']}, {len(days)} day(s) {days[0]:%Y%m%d}..{days[-1]:%Y%m%d}, "
             f"{options['bettors']} bettors, {len(simulator.schedule)} faults scheduled"
