@@ -1,6 +1,7 @@
 import dataclasses
 import logging
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,14 @@ from common.errors import ApplicationError, Conflict, InvalidInput, permission_r
 from common.idempotency import idempotency_key_validate, replay_check, request_digest
 from ledger.exceptions import InsufficientFunds, UnknownAccount
 from ledger.selectors import account_code_round_pool, account_code_user_cash
-from ledger.services import Line, Then, account_ensure_user_cash, amount_validate, ledger_post
+from ledger.services import (
+    Line,
+    Then,
+    account_ensure_user_cash,
+    accounts_ensure_user_cash,
+    amount_validate,
+    ledger_post,
+)
 from ops.counters import event_count_add
 from ops.exceptions import halt_refusal
 from ops.selectors import betting_halt
@@ -79,6 +87,29 @@ def user_create(
             raise taken from exc
         account_ensure_user_cash(user=user)
     return user
+
+
+def users_create_many(*, emails: Sequence[str], password_hashes: Sequence[str], is_staff: bool = False) -> list[User]:
+    """Many bettors at once (seed), each with its cash account: one INSERT of the users, one of the accounts.
+
+    `password_hashes`: one per email, already hashed (make_password; seed hashes a shared password
+    once) or unusable ("!"). An email already taken (an earlier seed, or one running beside this one)
+    is skipped, not an error: the users made, in the order of `emails`.
+    """
+    if len(emails) != len(password_hashes):
+        raise ValueError("users_create_many needs one password hash per email")
+    wanted = [
+        User(email=User.objects.normalize_email((email or "").strip().lower()), is_staff=is_staff, password=hashed)
+        for email, hashed in zip(emails, password_hashes, strict=True)
+    ]
+    if not wanted:
+        return []
+    with transaction.atomic():
+        User.objects.bulk_create(wanted, ignore_conflicts=True)  # a taken email: ON CONFLICT DO NOTHING
+        ours = set(User.objects.filter(pk__in=[user.pk for user in wanted]).values_list("pk", flat=True))
+        made = [user for user in wanted if user.pk in ours]
+        accounts_ensure_user_cash(user_ids=[user.pk for user in made])
+    return made
 
 
 def user_api_token(*, user: User) -> str:

@@ -22,6 +22,7 @@ from audit.services import audit_record
 from common.errors import ReasonRequired, permission_require
 from common.idempotency import replay_check, request_digest
 from common.money import format_usdc
+from common.sql import rows_per_statement
 from common.types import User
 from ledger.exceptions import InsufficientFunds, InvalidAmount, UnbalancedBatch, UnknownAccount
 from ledger.models import Account, LedgerBatch, LedgerEntry
@@ -385,6 +386,196 @@ def _post_one_statement(
     return Posted(batch=batch, created=True)
 
 
+@dataclass(frozen=True)
+class Posting:
+    """One batch of `ledger_post_many`: what `ledger_post` takes for one batch, as a value."""
+
+    lines: Sequence[Line]
+    ref_type: str
+    ref_id: Any
+    idempotency_key: str
+    memo: str = ""
+
+
+def ledger_post_many(
+    postings: Iterable[Posting],
+    *,
+    acting_user: User | None = None,
+    allow_negative: frozenset[str] = frozenset(),
+    max_line_u: int | None = None,
+) -> list[Posted]:
+    """Post many balanced batches in a few statements, each still its own batch under its own key.
+
+    For callers with thousands of small movements at once (seed's deposits): one INSERT of the
+    batches (ON CONFLICT on the key), one read of the keys already taken, one lock of every touched
+    account in code order, one INSERT of the entries, one UPDATE of the balances, however many
+    postings (SQLite's parameter limit splits the INSERTs). The same rules as ledger_post, checked by
+    the same functions: every posting balanced, every line within `max_line_u`, no overdraft outside
+    `allow_negative` (applied posting by posting, in the order given), and each key posts once: a key
+    already posted with the same request (the digest ledger_post computes, so either door replays the
+    other) answers that batch with created=False; with another request, IdempotencyConflict and
+    nothing is written. All or nothing: one transaction. One Posted per posting, in order.
+    """
+    checked: list[tuple[Posting, list[Line], dict[str, int], str, str]] = []
+    for posting in postings:
+        lines = _lines_of(posting.lines)
+        for line in lines:
+            _line_amount_check(line.amount_u, max_line_u=max_line_u)
+        _balanced_check(count=len(lines), total=sum(line.amount_u for line in lines))
+        net: dict[str, int] = defaultdict(int)
+        for line in lines:
+            net[line.account] += line.amount_u
+        ref = str(posting.ref_id)
+        digest = request_digest(
+            {"ref": [posting.ref_type, ref], "lines": sorted((line.account, line.amount_u) for line in lines)}
+        )
+        checked.append((posting, lines, dict(net), ref, digest))
+    if not checked:
+        return []
+    created_by_id = acting_user.pk if acting_user is not None and acting_user.pk else None
+    created_at = timezone.now()
+    with transaction.atomic():
+        first_of_key: dict[str, int] = {}  # a key given twice in one call: the second is a replay of the first
+        fresh: list[int] = []
+        for index, (posting, _, _, _, digest) in enumerate(checked):
+            earlier_index = first_of_key.setdefault(posting.idempotency_key, index)
+            if earlier_index != index:
+                replay_check(
+                    key=posting.idempotency_key, stored_digest=checked[earlier_index][4], digest=digest, what="movement"
+                )
+            else:
+                fresh.append(index)
+        batch_ids = _batches_insert(
+            [checked[index] for index in fresh], created_by_id=created_by_id, created_at=created_at
+        )
+        posted: dict[str, Posted] = {}
+        taken = [checked[index] for index in fresh if checked[index][0].idempotency_key not in batch_ids]
+        if taken:
+            earlier = {
+                batch.idempotency_key: batch
+                for batch in LedgerBatch.objects.filter(idempotency_key__in=[item[0].idempotency_key for item in taken])
+            }
+            for posting, _, _, _, digest in taken:
+                batch = earlier.get(posting.idempotency_key)
+                if batch is None:  # the twin that held the key rolled back between our two statements
+                    raise IntegrityError(f"ledger batch key {posting.idempotency_key!r} was taken and released; retry")
+                replay_check(
+                    key=posting.idempotency_key, stored_digest=batch.lines_digest, digest=digest, what="movement"
+                )
+                posted[posting.idempotency_key] = Posted(batch=batch, created=False)
+        made = [checked[index] for index in fresh if checked[index][0].idempotency_key in batch_ids]
+        for posting, _, _, ref, digest in made:
+            batch = LedgerBatch(
+                id=batch_ids[posting.idempotency_key],
+                idempotency_key=posting.idempotency_key,
+                ref_type=posting.ref_type,
+                ref_id=ref,
+                lines_digest=digest,
+                memo=posting.memo,
+                created_by_id=created_by_id,
+                created_at=created_at,
+            )
+            batch._state.adding = False
+            batch._state.db = connection.alias
+            posted[posting.idempotency_key] = Posted(batch=batch, created=True)
+        if made:
+            _balances_move_many([net for _, _, net, _, _ in made], allow_negative=allow_negative)
+            _entries_insert(
+                [
+                    (line.account, line.amount_u, posting.ref_type, ref, batch_ids[posting.idempotency_key])
+                    for posting, lines, _, ref, _ in made
+                    for line in lines
+                ],
+                ts=created_at,
+            )
+    answers = []
+    for index, (posting, *_rest) in enumerate(checked):
+        answer = posted[posting.idempotency_key]
+        if first_of_key[posting.idempotency_key] != index:
+            answer = Posted(batch=answer.batch, created=False)
+        answers.append(answer)
+    return answers
+
+
+def _batches_insert(
+    items: list[tuple[Posting, list[Line], dict[str, int], str, str]], *, created_by_id: Any, created_at: Any
+) -> dict[str, int]:
+    """Claim the keys: INSERT … ON CONFLICT DO NOTHING RETURNING, many rows a statement. {key: new batch id}
+    for the keys this call took (a key already posted, or held by a twin that commits, is not among them)."""
+    by = LedgerBatch._meta.get_field("created_by").get_db_prep_value(created_by_id, connection)
+    at = connection.ops.adapt_datetimefield_value(created_at)
+    taken: dict[str, int] = {}
+    step = rows_per_statement(7)
+    with connection.cursor() as cursor:
+        for start in range(0, len(items), step):
+            chunk = items[start : start + step]
+            params: list[Any] = []
+            for posting, _, _, ref, digest in chunk:
+                params += [posting.idempotency_key, posting.ref_type, ref, digest, posting.memo, by, at]
+            cursor.execute(
+                f"INSERT INTO {LedgerBatch._meta.db_table} (idempotency_key, ref_type, ref_id, lines_digest, memo, "
+                "created_by_id, created_at) VALUES "
+                + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
+                + " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
+                params,
+            )
+            taken.update((key, batch_id) for batch_id, key in cursor.fetchall())
+    return taken
+
+
+def _balances_move_many(nets: list[dict[str, int]], *, allow_negative: frozenset[str]) -> None:
+    """The accounts of many batches: locked once in code order, the overdraft rule applied batch by batch
+    in the given order (as that many ledger_post calls would), every balance moved in one UPDATE."""
+    codes = sorted({code for net in nets for code in net})
+    accounts = {
+        code: (kind, balance_u)
+        for code, kind, balance_u in Account.objects.select_for_update(no_key=True)
+        .filter(code__in=codes)
+        .order_by("code")
+        .values_list("code", "kind", "balance_u")
+    }
+    for code in codes:
+        if code not in accounts:
+            raise UnknownAccount(f"No ledger account {code!r}.", account=code)
+    balances = {code: balance_u for code, (_, balance_u) in accounts.items()}
+    for net in nets:
+        for code, delta_u in net.items():
+            _overdraft_check(
+                code=code,
+                kind=accounts[code][0],
+                balance_u=balances[code],
+                delta_u=delta_u,
+                allow_negative=allow_negative,
+            )
+            balances[code] += delta_u
+    moved = [(code, balances[code] - accounts[code][1]) for code in codes if balances[code] != accounts[code][1]]
+    step = rows_per_statement(2)
+    with connection.cursor() as cursor:
+        for start in range(0, len(moved), step):
+            chunk = moved[start : start + step]
+            cursor.execute(
+                "WITH moved (code, delta_u) AS (VALUES "
+                + ", ".join(["(%s, CAST(%s AS BIGINT))"] * len(chunk))
+                + f") UPDATE {_ACCOUNTS} SET balance_u = {_ACCOUNTS}.balance_u + moved.delta_u FROM moved "
+                f"WHERE {_ACCOUNTS}.code = moved.code",
+                [value for pair in chunk for value in pair],
+            )
+
+
+def _entries_insert(rows: list[tuple[str, int, str, str, int]], *, ts: Any) -> None:
+    """(account, amount_u, ref_type, ref_id, batch id) rows: one multi-row INSERT (SQLite: its parameter limit)."""
+    at = connection.ops.adapt_datetimefield_value(ts)
+    step = rows_per_statement(6)
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
+            cursor.execute(
+                f"INSERT INTO {LedgerEntry._meta.db_table} (account, amount_u, ref_type, ref_id, batch, ts) VALUES "
+                + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk)),
+                [value for row in chunk for value in (*row, at)],
+            )
+
+
 def _balances_move(net: dict[str, int], *, allow_negative: frozenset[str]) -> None:
     """Several accounts: lock them in code order (two batches never wait on each other crosswise),
     check each against the overdraft rule, then move every balance in one UPDATE."""
@@ -604,6 +795,21 @@ def account_ensure_user_cash(*, user: User) -> Account:
     """The cash account every bettor has (its code is all callers need, so no `created`)."""
     account, _ = account_ensure(code=Account.user_cash_code(user.pk), kind=Account.Kind.USER_CASH, owner=user)
     return account
+
+
+def accounts_ensure_user_cash(*, user_ids: Sequence[Any]) -> list[str]:
+    """The cash accounts of many users at once (seed), the missing ones made in one INSERT (one that
+    another process makes meanwhile is left as it is). Their codes, in the order of `user_ids`."""
+    codes = [Account.user_cash_code(user_id) for user_id in user_ids]
+    have = set(Account.objects.filter(code__in=codes).values_list("code", flat=True)) if codes else set()
+    missing = [
+        Account(code=code, kind=Account.Kind.USER_CASH, owner_id=user_id)
+        for code, user_id in zip(codes, user_ids, strict=True)
+        if code not in have
+    ]
+    if missing:
+        Account.objects.bulk_create(missing, ignore_conflicts=True)
+    return codes
 
 
 MANUAL_ADJUST = "ledger.manual_adjust"

@@ -3,21 +3,29 @@
 import hashlib
 import secrets
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from audit.events import AuditAction
-from audit.services import audit_record
+from audit.services import audit_record, audit_record_many
 from betting.selectors import user_get
 from common.errors import NotFound
+from common.sql import rows_per_statement
 from common.types import User
 from ledger.services import amount_validate
 from withdrawals.exceptions import DepositConflict, InvalidWebhook
 from withdrawals.models import Deposit, DepositIntent
 from withdrawals.services.addresses import EVM_ADDRESS
-from withdrawals.services.money import deposit_post_credit, user_cash_ensure
+from withdrawals.services.money import (
+    deposit_post_credit,
+    deposit_post_credit_many,
+    user_cash_ensure,
+    user_cash_ensure_many,
+)
 
 
 def deposit_credit(
@@ -37,9 +45,7 @@ def deposit_credit(
     The same tx id again with the same user and amount answers the first deposit
     (created=False); with another user or amount it is a DepositConflict (409).
     """
-    amount_validate(amount_u)
-    if not isinstance(tx_id, str) or not tx_id.strip() or len(tx_id) > 128:
-        raise InvalidWebhook("tx_id must be a non-empty string of at most 128 characters.", code="invalid_tx_id")
+    _deposit_validate(amount_u=amount_u, tx_id=tx_id)
     cash_code = user_cash_ensure(user=user)
     with transaction.atomic():
         # Concurrent deliveries of one tx id queue on the unique index here; the loser reads the winner's row.
@@ -68,6 +74,113 @@ def deposit_credit(
                 after={"user": str(user.pk), "amount_u": amount_u, "tx_id": tx_id},
             )
     return deposit, created
+
+
+def _deposit_validate(*, amount_u: Any, tx_id: Any) -> None:
+    amount_validate(amount_u)
+    if not isinstance(tx_id, str) or not tx_id.strip() or len(tx_id) > 128:
+        raise InvalidWebhook("tx_id must be a non-empty string of at most 128 characters.", code="invalid_tx_id")
+
+
+@dataclass(frozen=True)
+class DepositCredit:
+    """One deposit of `deposits_credit_many`: who, how much, under which external tx id."""
+
+    user_id: Any
+    amount_u: int
+    tx_id: str
+
+
+def deposits_credit_many(
+    *, credits: list[DepositCredit], source: str, acting_user: User | None = None, reason: str = ""
+) -> list[tuple[Deposit, bool]]:
+    """Many `deposit_credit`s in a few statements (seed funds thousands of bettors): the same rows.
+
+    Each deposit is what deposit_credit makes of it: one Deposit row per tx id, its own ledger batch
+    (key `deposit:<tx_id>`, external:deposits -> the user's cash), an audit row when made at the
+    shell or the admin. A tx id already recorded with the same user and amount answers its deposit
+    (created=False) and posts nothing again; with another user or amount it is a DepositConflict
+    and nothing is written. One transaction; one (deposit, created) per credit, in order.
+    """
+    for credit in credits:
+        _deposit_validate(amount_u=credit.amount_u, tx_id=credit.tx_id)
+    if len({credit.tx_id for credit in credits}) != len(credits):
+        raise DepositConflict("The same tx_id twice in one call.", code="duplicate_tx_id")
+    if not credits:
+        return []
+    with transaction.atomic():
+        cash_codes = user_cash_ensure_many(user_ids=[credit.user_id for credit in credits])
+        made = _deposits_insert(credits, source=source)
+        missing = [credit.tx_id for credit in credits if credit.tx_id not in made]
+        earlier = {deposit.tx_id: deposit for deposit in Deposit.objects.filter(tx_id__in=missing)} if missing else {}
+        answers: list[tuple[Deposit, bool]] = []
+        for credit in credits:
+            if credit.tx_id in made:
+                answers.append((made[credit.tx_id], True))
+                continue
+            deposit = earlier[credit.tx_id]
+            if str(deposit.user_id) != str(credit.user_id) or deposit.amount_u != credit.amount_u:
+                raise DepositConflict(f"Deposit {credit.tx_id!r} was already recorded with another user or amount.")
+            answers.append((deposit, False))
+        deposit_post_credit_many(
+            deposits=[(deposit, code) for (deposit, _), code in zip(answers, cash_codes, strict=True)],
+            acting_user=acting_user,
+        )
+        if source in ("cli", "admin"):
+            audit_record_many(
+                action=AuditAction.DEPOSIT_CREDIT,
+                source=source,
+                actor=acting_user,
+                object_type="deposit",
+                reason=reason,
+                events=[
+                    (deposit.pk, {"user": str(deposit.user_id), "amount_u": deposit.amount_u, "tx_id": deposit.tx_id})
+                    for deposit, created in answers
+                    if created
+                ],
+            )
+    return answers
+
+
+_DEPOSIT_COLUMNS = ("tx_id", "user_id", "amount_u", "status", "source", "from_address", "created_at")
+
+
+def _deposits_insert(credits: list[DepositCredit], *, source: str) -> dict[str, Deposit]:
+    """INSERT … ON CONFLICT (tx_id) DO NOTHING RETURNING, many rows a statement: {tx_id: deposit} for the
+    rows this call made (a tx id already recorded, or by a twin that commits, is not among them)."""
+    created_at = timezone.now()
+    at = connection.ops.adapt_datetimefield_value(created_at)
+    user_field = Deposit._meta.get_field("user")
+    step = rows_per_statement(len(_DEPOSIT_COLUMNS))
+    made: dict[str, Deposit] = {}
+    with connection.cursor() as cursor:
+        for start in range(0, len(credits), step):
+            chunk = credits[start : start + step]
+            params: list[Any] = []
+            for credit in chunk:
+                user_id = user_field.get_db_prep_value(credit.user_id, connection)
+                params += [credit.tx_id, user_id, credit.amount_u, Deposit.Status.CREDITED.value, source, "", at]
+            cursor.execute(
+                f"INSERT INTO {Deposit._meta.db_table} ({', '.join(_DEPOSIT_COLUMNS)}) VALUES "
+                + ", ".join(["(" + ", ".join(["%s"] * len(_DEPOSIT_COLUMNS)) + ")"] * len(chunk))
+                + " ON CONFLICT (tx_id) DO NOTHING RETURNING id, tx_id",
+                params,
+            )
+            ids = {tx_id: pk for pk, tx_id in cursor.fetchall()}
+            for credit in chunk:
+                if credit.tx_id in ids:
+                    deposit = Deposit(
+                        id=ids[credit.tx_id],
+                        tx_id=credit.tx_id,
+                        user_id=credit.user_id,
+                        amount_u=credit.amount_u,
+                        source=source,
+                        created_at=created_at,
+                    )
+                    deposit._state.adding = False
+                    deposit._state.db = connection.alias
+                    made[credit.tx_id] = deposit
+    return made
 
 
 def deposit_webhook_credit(*, payload: dict[str, Any]) -> tuple[Deposit, bool]:

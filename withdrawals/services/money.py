@@ -11,6 +11,8 @@ Every movement is one `ledger_post`; one idempotency key per withdrawal for the 
 Account codes and the cash-row lock come from ledger's services; this app names no ledger model.
 """
 
+from typing import Any
+
 from common.types import User
 from ledger.selectors import (
     EXTERNAL_DEPOSITS_ACCOUNT,
@@ -18,13 +20,26 @@ from ledger.selectors import (
     WITHDRAWALS_PENDING_ACCOUNT,
     account_code_user_cash,
 )
-from ledger.services import Line, account_ensure_user_cash, account_lock, ledger_post
+from ledger.services import (
+    Line,
+    Posting,
+    account_ensure_user_cash,
+    account_lock,
+    accounts_ensure_user_cash,
+    ledger_post,
+    ledger_post_many,
+)
 from withdrawals.models import Deposit, Withdrawal
 
 
 def user_cash_ensure(*, user: User) -> str:
     """The code of the user's cash account, created on first use."""
     return account_ensure_user_cash(user=user).code
+
+
+def user_cash_ensure_many(*, user_ids: list[Any]) -> list[str]:
+    """The codes of many users' cash accounts, the missing ones created in one statement."""
+    return accounts_ensure_user_cash(user_ids=user_ids)
 
 
 def user_cash_lock(*, cash_code: str) -> None:
@@ -35,10 +50,30 @@ def user_cash_lock(*, cash_code: str) -> None:
 
 def deposit_post_credit(*, deposit: Deposit, cash_code: str, acting_user: User | None) -> None:
     ledger_post(
-        [Line(cash_code, deposit.amount_u), Line(EXTERNAL_DEPOSITS_ACCOUNT, -deposit.amount_u)],
+        _deposit_credit_lines(deposit, cash_code),
         ref_type="deposit",
         ref_id=deposit.pk,
         idempotency_key=f"deposit:{deposit.tx_id}",
+        acting_user=acting_user,
+    )
+
+
+def _deposit_credit_lines(deposit: Deposit, cash_code: str) -> list[Line]:
+    return [Line(cash_code, deposit.amount_u), Line(EXTERNAL_DEPOSITS_ACCOUNT, -deposit.amount_u)]
+
+
+def deposit_post_credit_many(*, deposits: list[tuple[Deposit, str]], acting_user: User | None) -> None:
+    """(deposit, cash code) pairs: each its own batch, key and lines as deposit_post_credit, posted together."""
+    ledger_post_many(
+        [
+            Posting(
+                lines=_deposit_credit_lines(deposit, cash_code),
+                ref_type="deposit",
+                ref_id=deposit.pk,
+                idempotency_key=f"deposit:{deposit.tx_id}",
+            )
+            for deposit, cash_code in deposits
+        ],
         acting_user=acting_user,
     )
 

@@ -5,17 +5,14 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from betting.models import User
-from betting.services import user_create
+from betting.services import user_create, users_create_many
 from common.commands import bounded_int, command_errors
 from common.errors import Conflict
 from common.money import format_usdc
 from common.progress import progress
-from withdrawals.services import deposit_credit
+from withdrawals.services import DepositCredit, deposit_credit, deposits_credit_many
 
 BATCH = 500  # users created (and funded) per transaction: one commit per batch, not per user
-
-BATCH = 500  # users created (and funded) per transaction: one commit per batch, not per user
-PROGRESS_FROM_USERS = 1_000  # more users than this: a progress bar on stderr
 
 
 def _user_create_only(
@@ -83,24 +80,36 @@ class Command(BaseCommand):
             index = User.objects.filter(email__startswith="bettor").count() + 1
             with progress("seed: bettors", users, stream=self.stderr) as advance:
                 while created < users:
-                    with transaction.atomic():  # one batch: its users, cash accounts and deposits commit together
-                        batch_end = min(users, created + BATCH)
-                        while created < batch_end:
-                            email = f"bettor{index}@example.com"
-                            index += 1
-                            user_password = password or ("-" if unusable_password else secrets.token_urlsafe(9))
-                            user = _user_create_only(email=email, password=user_password, password_hash=password_hash)
-                            if user is None:  # taken (an earlier seed, or one running beside this one): the next
-                                continue
-                            if fund:
-                                deposit_credit(
-                                    user=user, amount_u=fund, tx_id=f"seed:{user.pk}", source="cli", reason="seed"
-                                )
-                            created += 1
-                            line = f"{user.pk} {email} password {user_password}"
-                            self.stdout.write(line + (f" balance {format_usdc(fund, exact=True)}" if fund else ""))
-                            advance(1)
+                    wanted = min(BATCH, users - created)
+                    emails = [f"bettor{number}@example.com" for number in range(index, index + wanted)]
+                    index += wanted
+                    passwords = [password or ("-" if unusable_password else secrets.token_urlsafe(9)) for _ in emails]
+                    made = self._batch_create(emails, passwords, password_hash=password_hash, fund=fund)
+                    created += len(made)
+                    advance(len(made))
         self.stdout.write(self.style.SUCCESS(f"Created {created} bettor(s)."))
+
+    def _batch_create(
+        self, emails: list[str], passwords: list[str], *, password_hash: str | None, fund: int
+    ) -> list[User]:
+        """One batch in one transaction: its users and cash accounts, then its deposits (set-based, a few statements
+        whatever the batch's size). A taken email (an earlier seed, or one running beside this one) is skipped."""
+        hashes = [password_hash or make_password(raw) for raw in passwords]  # a random password each: hashed each
+        password_of = dict(zip(emails, passwords, strict=True))
+        with transaction.atomic():
+            made = users_create_many(emails=emails, password_hashes=hashes)
+            if fund and made:
+                deposits_credit_many(
+                    credits=[DepositCredit(user_id=user.pk, amount_u=fund, tx_id=f"seed:{user.pk}") for user in made],
+                    source="cli",
+                    reason="seed",
+                )
+        balance = f" balance {format_usdc(fund, exact=True)}" if fund else ""
+        if made:
+            self.stdout.write(
+                "\n".join(f"{user.pk} {user.email} password {password_of[user.email]}{balance}" for user in made)
+            )
+        return made
 
     def _ensure_demo(self) -> None:
         """Idempotent: re-running `make run` neither duplicates users nor deposits twice."""
