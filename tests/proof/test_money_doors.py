@@ -1,7 +1,8 @@
 """Each money rule is stated once and every door asks it (issue: rooms and doors).
 
-- The ledger's set-based path refuses what ledger_post refuses: a line above the bound, an
-  overdraft of a protected account (the house unless allowed), a replayed key with other lines.
+- The ledger's set-based paths (ledger_post_from_sql, ledger_post_many) refuse what ledger_post
+  refuses: a line above the bound, an overdraft of a protected account (the house unless allowed),
+  a replayed key with other lines.
 - Bets and rounds change each other's tables only through the owner's door: round_pool_raise
   (rounds) and bets_settle (betting), both inside the caller's transaction.
 - One refusal class per code: permission_denied, round_not_open, idempotency_conflict.
@@ -23,7 +24,7 @@ from common.idempotency import request_digest
 from ledger.exceptions import InsufficientFunds, InvalidAmount
 from ledger.models import Account, LedgerBatch, LedgerEntry
 from ledger.selectors import account_balance_u
-from ledger.services import Line, ledger_manual_adjust, ledger_post, ledger_post_from_sql
+from ledger.services import Line, Posting, ledger_manual_adjust, ledger_post, ledger_post_from_sql, ledger_post_many
 from rounds.exceptions import BettingClosed, NoCurrentRound, RoundNotOpen
 from rounds.models import Round
 from rounds.selectors import round_transition_refusal
@@ -41,26 +42,30 @@ def _written() -> tuple[int, int]:
     return LedgerBatch.objects.count(), LedgerEntry.objects.count()
 
 
-def _both_paths(lines: list[Line], key: str, **options):
-    """The same batch through ledger_post and through ledger_post_from_sql: two callables."""
+def _every_path(lines: list[Line], key: str, **options):
+    """The same batch through ledger_post, ledger_post_from_sql and ledger_post_many: three callables
+    (ledger_post_many's answers its one posting)."""
     params = [value for line in lines for value in (line.account, line.amount_u)]
     return (
         lambda: ledger_post(lines, ref_type="t", ref_id=key, idempotency_key=f"{key}-py", **options),
         lambda: ledger_post_from_sql(
             select_sql=TWO_LINES_SQL, params=params, ref_type="t", ref_id=key, idempotency_key=f"{key}-sql", **options
         ),
+        lambda: ledger_post_many([Posting(lines, ref_type="t", ref_id=key, idempotency_key=f"{key}-many")], **options)[
+            0
+        ],
     )
 
 
 # --- the ledger: one set of rules for both writers -------------------------------------------
 
 
-def test_both_paths_refuse_a_line_above_max_amount(settings):
+def test_every_path_refuse_a_line_above_max_amount(settings):
     settings.MAX_AMOUNT_U = 1_000_000
     alice = UserFactory()
     cash = Account.user_cash_code(alice.pk)
     before = _written()
-    for post in _both_paths([Line(cash, 1_000_001), Line(Account.EXTERNAL_DEPOSITS, -1_000_001)], "big"):
+    for post in _every_path([Line(cash, 1_000_001), Line(Account.EXTERNAL_DEPOSITS, -1_000_001)], "big"):
         with pytest.raises(InvalidAmount, match="must not exceed 1000000 u"):
             post()
     # the user-cash form and a fixed line are held to the same bound
@@ -75,35 +80,35 @@ def test_both_paths_refuse_a_line_above_max_amount(settings):
         )
     assert _written() == before
     # exactly the bound is accepted by both
-    for post in _both_paths([Line(cash, 1_000_000), Line(Account.EXTERNAL_DEPOSITS, -1_000_000)], "edge"):
+    for post in _every_path([Line(cash, 1_000_000), Line(Account.EXTERNAL_DEPOSITS, -1_000_000)], "edge"):
         assert post().created is True
-    assert account_balance_u(code=cash) == 2_000_000
+    assert account_balance_u(code=cash) == 3_000_000
     assert_ledger_invariants()
 
 
-def test_both_paths_refuse_to_overdraw_the_house_unless_allowed():
+def test_every_path_refuse_to_overdraw_the_house_unless_allowed():
     alice = UserFactory()
     cash = Account.user_cash_code(alice.pk)
     assert account_balance_u(code=Account.HOUSE) == 0
     before = _written()
     goodwill = [Line(cash, 700), Line(Account.HOUSE, -700)]
-    for post in _both_paths(goodwill, "goodwill"):
+    for post in _every_path(goodwill, "goodwill"):
         with pytest.raises(InsufficientFunds, match="Insufficient funds in house"):
             post()
     assert _written() == before
-    for post in _both_paths(goodwill, "goodwill-ok", allow_negative=frozenset({Account.HOUSE})):
+    for post in _every_path(goodwill, "goodwill-ok", allow_negative=frozenset({Account.HOUSE})):
         assert post().created is True
-    assert account_balance_u(code=Account.HOUSE) == -1_400
-    assert account_balance_u(code=cash) == 1_400
+    assert account_balance_u(code=Account.HOUSE) == -2_100
+    assert account_balance_u(code=cash) == 2_100
     assert_ledger_invariants()
 
 
-def test_both_paths_refuse_to_overdraw_a_user_and_allow_the_world():
+def test_every_path_refuse_to_overdraw_a_user_and_allow_the_world():
     alice = UserFactory()
     cash = Account.user_cash_code(alice.pk)
     fund(alice, 500)
     before = _written()
-    for post in _both_paths([Line(cash, -501), Line(Account.EXTERNAL_WITHDRAWALS, 501)], "over"):
+    for post in _every_path([Line(cash, -501), Line(Account.EXTERNAL_WITHDRAWALS, 501)], "over"):
         with pytest.raises(InsufficientFunds):
             post()
     assert _written() == before
