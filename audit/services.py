@@ -4,9 +4,11 @@ import getpass
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from audit.events import AuditAction
 from audit.models import AuditEvent
+from common.sql import rows_insert
 
 
 def os_user() -> str:
@@ -77,16 +79,13 @@ def audit_record_many(
         label = person.email
     else:
         label = os_user() if source == AuditEvent.Source.CLI else ""
-    AuditEvent.objects.bulk_create(
-        AuditEvent(
-            action=action,
-            source=source,
-            actor=person,
-            actor_label=label,
-            object_type=object_type,
-            object_id=str(object_id),
-            reason=reason,
-            after=after,
-        )
-        for object_id, after in events
-    )
+    now = timezone.now()
+    rows_insert(
+        AuditEvent,
+        ["actor", "actor_label", "action", "object_type", "object_id", "reason", "before", "after", "source", "ts"],
+        [
+            (person.pk if person is not None else None, label, action, object_type, str(object_id), reason, None,
+             after, source, now)
+            for object_id, after in events
+        ],
+    )  # fmt: skip

@@ -1,6 +1,7 @@
 import dataclasses
 import logging
 import secrets
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from betting.models import Bet, BettorRoundTotal, User
 from betting.selectors import bet_by_idempotency_key
 from common.errors import ApplicationError, Conflict, InvalidInput, permission_require
 from common.idempotency import idempotency_key_validate, replay_check, request_digest
+from common.sql import rows_insert
 from ledger.exceptions import InsufficientFunds, UnknownAccount
 from ledger.selectors import account_code_round_pool, account_code_user_cash
 from ledger.services import (
@@ -98,16 +100,31 @@ def users_create_many(*, emails: Sequence[str], password_hashes: Sequence[str], 
     """
     if len(emails) != len(password_hashes):
         raise ValueError("users_create_many needs one password hash per email")
+    joined = timezone.now()
     wanted = [
-        User(email=User.objects.normalize_email((email or "").strip().lower()), is_staff=is_staff, password=hashed)
+        User(
+            id=uuid.uuid4(),
+            email=User.objects.normalize_email((email or "").strip().lower()),
+            password=hashed,
+            is_staff=is_staff,
+            date_joined=joined,
+        )
         for email, hashed in zip(emails, password_hashes, strict=True)
     ]
     if not wanted:
         return []
     with transaction.atomic():
-        User.objects.bulk_create(wanted, ignore_conflicts=True)  # a taken email: ON CONFLICT DO NOTHING
-        ours = set(User.objects.filter(pk__in=[user.pk for user in wanted]).values_list("pk", flat=True))
+        made_ids = rows_insert(
+            User,
+            ["id", "password", "last_login", "is_superuser", "email", "is_staff", "is_active", "date_joined"],
+            [(u.pk, u.password, None, False, u.email, u.is_staff, True, joined) for u in wanted],
+            suffix="ON CONFLICT DO NOTHING RETURNING id",  # a taken email: skipped
+        )
+        ours = {User._meta.pk.to_python(pk) for (pk,) in made_ids}
         made = [user for user in wanted if user.pk in ours]
+        for user in made:
+            user._state.adding = False
+            user._state.db = connection.alias
         accounts_ensure_user_cash(user_ids=[user.pk for user in made])
     return made
 

@@ -22,7 +22,7 @@ from audit.services import audit_record
 from common.errors import ReasonRequired, permission_require
 from common.idempotency import replay_check, request_digest
 from common.money import format_usdc
-from common.sql import rows_per_statement
+from common.sql import row_sets, rows_insert
 from common.types import User
 from ledger.exceptions import InsufficientFunds, InvalidAmount, UnbalancedBatch, UnknownAccount
 from ledger.models import Account, LedgerBatch, LedgerEntry
@@ -500,27 +500,30 @@ def ledger_post_many(
 def _batches_insert(
     items: list[tuple[Posting, list[Line], dict[str, int], str, str]], *, created_by_id: Any, created_at: Any
 ) -> dict[str, int]:
-    """Claim the keys: INSERT … ON CONFLICT DO NOTHING RETURNING, many rows a statement. {key: new batch id}
-    for the keys this call took (a key already posted, or held by a twin that commits, is not among them)."""
+    """Claim the keys: INSERT … ON CONFLICT DO NOTHING RETURNING, all rows in one statement (SQLite: as its
+    parameter limit allows). {key: new batch id} for the keys this call took (a key already posted, or held
+    by a twin that commits, is not among them)."""
     by = LedgerBatch._meta.get_field("created_by").get_db_prep_value(created_by_id, connection)
     at = connection.ops.adapt_datetimefield_value(created_at)
+    rows = [
+        (posting.idempotency_key, posting.ref_type, ref, digest, posting.memo, by, at)
+        for posting, _, _, ref, digest in items
+    ]
     taken: dict[str, int] = {}
-    step = rows_per_statement(7)
     with connection.cursor() as cursor:
-        for start in range(0, len(items), step):
-            chunk = items[start : start + step]
-            params: list[Any] = []
-            for posting, _, _, ref, digest in chunk:
-                params += [posting.idempotency_key, posting.ref_type, ref, digest, posting.memo, by, at]
+        for rows_sql, params in row_sets(_BATCH_TYPES, rows):
             cursor.execute(
                 f"INSERT INTO {LedgerBatch._meta.db_table} (idempotency_key, ref_type, ref_id, lines_digest, memo, "
-                "created_by_id, created_at) VALUES "
-                + ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(chunk))
-                + " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
+                f"created_by_id, created_at) {rows_sql} "
+                "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
                 params,
             )
             taken.update((key, batch_id) for batch_id, key in cursor.fetchall())
     return taken
+
+
+_BATCH_TYPES = ("text", "text", "text", "text", "text", "uuid", "timestamptz")  # created_by: a user id
+_ENTRY_TYPES = ("text", "bigint", "text", "text", "bigint", "timestamptz")
 
 
 def _balances_move_many(nets: list[dict[str, int]], *, allow_negative: frozenset[str]) -> None:
@@ -549,30 +552,23 @@ def _balances_move_many(nets: list[dict[str, int]], *, allow_negative: frozenset
             )
             balances[code] += delta_u
     moved = [(code, balances[code] - accounts[code][1]) for code in codes if balances[code] != accounts[code][1]]
-    step = rows_per_statement(2)
     with connection.cursor() as cursor:
-        for start in range(0, len(moved), step):
-            chunk = moved[start : start + step]
+        for rows_sql, params in row_sets(("text", "bigint"), moved):
             cursor.execute(
-                "WITH moved (code, delta_u) AS (VALUES "
-                + ", ".join(["(%s, CAST(%s AS BIGINT))"] * len(chunk))
-                + f") UPDATE {_ACCOUNTS} SET balance_u = {_ACCOUNTS}.balance_u + moved.delta_u FROM moved "
-                f"WHERE {_ACCOUNTS}.code = moved.code",
-                [value for pair in chunk for value in pair],
+                f"WITH moved (code, delta_u) AS ({rows_sql}) UPDATE {_ACCOUNTS} "
+                f"SET balance_u = {_ACCOUNTS}.balance_u + moved.delta_u FROM moved WHERE {_ACCOUNTS}.code = moved.code",
+                params,
             )
 
 
 def _entries_insert(rows: list[tuple[str, int, str, str, int]], *, ts: Any) -> None:
-    """(account, amount_u, ref_type, ref_id, batch id) rows: one multi-row INSERT (SQLite: its parameter limit)."""
+    """(account, amount_u, ref_type, ref_id, batch id) rows: one INSERT (SQLite: as its parameter limit allows)."""
     at = connection.ops.adapt_datetimefield_value(ts)
-    step = rows_per_statement(6)
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), step):
-            chunk = rows[start : start + step]
+        for rows_sql, params in row_sets(_ENTRY_TYPES, [(*row, at) for row in rows]):
             cursor.execute(
-                f"INSERT INTO {LedgerEntry._meta.db_table} (account, amount_u, ref_type, ref_id, batch, ts) VALUES "
-                + ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(chunk)),
-                [value for row in chunk for value in (*row, at)],
+                f"INSERT INTO {LedgerEntry._meta.db_table} (account, amount_u, ref_type, ref_id, batch, ts) {rows_sql}",
+                params,
             )
 
 
@@ -802,13 +798,17 @@ def accounts_ensure_user_cash(*, user_ids: Sequence[Any]) -> list[str]:
     another process makes meanwhile is left as it is). Their codes, in the order of `user_ids`."""
     codes = [Account.user_cash_code(user_id) for user_id in user_ids]
     have = set(Account.objects.filter(code__in=codes).values_list("code", flat=True)) if codes else set()
-    missing = [
-        Account(code=code, kind=Account.Kind.USER_CASH, owner_id=user_id)
-        for code, user_id in zip(codes, user_ids, strict=True)
-        if code not in have
-    ]
-    if missing:
-        Account.objects.bulk_create(missing, ignore_conflicts=True)
+    now = timezone.now()
+    rows_insert(
+        Account,
+        ["code", "kind", "owner", "balance_u", "created_at"],
+        [
+            (code, Account.Kind.USER_CASH.value, user_id, 0, now)
+            for code, user_id in zip(codes, user_ids, strict=True)
+            if code not in have
+        ],
+        suffix="ON CONFLICT (code) DO NOTHING",
+    )
     return codes
 
 

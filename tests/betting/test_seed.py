@@ -71,6 +71,10 @@ def test_funded_bettors_in_batches_exact_rows_and_balances(monkeypatch):
     assert sorted(u.email for u in bettors) == sorted(f"bettor{n}@example.com" for n in range(1, 8))
     assert [user_balance_u(user_id=u.pk) for u in bettors] == [1_234_567] * 7
     assert account_balance_u(code=Account.EXTERNAL_DEPOSITS) == -8_641_969
+    # the rows user_create would have made: a plain active bettor who can log in with the shared password
+    assert {(u.is_superuser, u.is_staff, u.is_active, u.last_login) for u in bettors} == {(False, False, True, None)}
+    assert all(u.check_password("pass-word-1") and u.date_joined is not None for u in bettors)
+    assert not any(u.groups.exists() or u.user_permissions.exists() for u in bettors)
     assert Account.objects.filter(kind="user_cash").count() == 7
     assert _money_rows() == (7, 7, 7, 14, 7)
     # each bettor: one deposit seed:<pk>, its batch deposit:seed:<pk>, the audit row of a shell deposit

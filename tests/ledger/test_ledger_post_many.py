@@ -4,7 +4,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from ledger import services
+from common import sql
 from ledger.exceptions import IdempotencyConflict, InsufficientFunds, UnbalancedBatch, UnknownAccount
 from ledger.models import Account, LedgerBatch, LedgerEntry
 from ledger.selectors import account_balance_u
@@ -186,8 +186,9 @@ def test_statements_do_not_grow_with_the_postings_and_the_parameter_limit_splits
     few = statements([_deposit(u, 10, f"few-{i}") for i, u in enumerate(users[:2])])
     many = statements([_deposit(u, 10, f"many-{i}") for i, u in enumerate(users)])
     assert few == many
-    # a database taking two rows a statement: the same postings land, in more INSERTs
-    monkeypatch.setattr(services, "rows_per_statement", lambda columns: 2)
+    # a database without arrays taking two rows a statement: the same postings land, in more statements
+    monkeypatch.setattr(sql, "_arrays", lambda: False)
+    monkeypatch.setattr(sql, "rows_per_statement", lambda columns: 2)
     split = statements([_deposit(u, 5, f"split-{i}") for i, u in enumerate(users[:5])])
     assert split > many
     assert [account_balance_u(code=_cash(u)) for u in users] == [25, 25, 15, 15, 15] + [10] * 7

@@ -37,13 +37,20 @@ def _shape(deposit: Deposit) -> tuple:
     )
     audit = list(
         AuditEvent.objects.filter(action="deposit.credit", object_id=str(deposit.pk)).values_list(
-            "source", "actor_label", "object_type", "reason", "after"
+            "source", "actor_label", "object_type", "reason", "before", "after"
         )
     )
     mine = {"user": str(deposit.user_id), "tx_id": deposit.tx_id}
     after = [
-        (source, label, kind, reason, {key: value == mine[key] if key in mine else value for key, value in row.items()})
-        for source, label, kind, reason, row in audit
+        (
+            source,
+            label,
+            kind,
+            reason,
+            before,
+            {key: value == mine[key] if key in mine else value for key, value in row.items()},
+        )
+        for source, label, kind, reason, before, row in audit
     ]
     return (
         deposit.amount_u, deposit.status, deposit.source, deposit.from_address, deposit.raw_payload, deposit.intent_id,

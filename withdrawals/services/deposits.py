@@ -14,7 +14,7 @@ from audit.events import AuditAction
 from audit.services import audit_record, audit_record_many
 from betting.selectors import user_get
 from common.errors import NotFound
-from common.sql import rows_per_statement
+from common.sql import row_sets
 from common.types import User
 from ledger.services import amount_validate
 from withdrawals.exceptions import DepositConflict, InvalidWebhook
@@ -143,43 +143,52 @@ def deposits_credit_many(
 
 
 _DEPOSIT_COLUMNS = ("tx_id", "user_id", "amount_u", "status", "source", "from_address", "created_at")
+_DEPOSIT_TYPES = ("text", "uuid", "bigint", "text", "text", "text", "timestamptz")
 
 
 def _deposits_insert(credits: list[DepositCredit], *, source: str) -> dict[str, Deposit]:
-    """INSERT … ON CONFLICT (tx_id) DO NOTHING RETURNING, many rows a statement: {tx_id: deposit} for the
-    rows this call made (a tx id already recorded, or by a twin that commits, is not among them)."""
+    """INSERT … ON CONFLICT (tx_id) DO NOTHING RETURNING, all rows in one statement (SQLite: as its parameter
+    limit allows): {tx_id: deposit} for the rows this call made (a tx id already recorded, or by a twin that
+    commits, is not among them)."""
     created_at = timezone.now()
     at = connection.ops.adapt_datetimefield_value(created_at)
     user_field = Deposit._meta.get_field("user")
-    step = rows_per_statement(len(_DEPOSIT_COLUMNS))
-    made: dict[str, Deposit] = {}
+    status = Deposit.Status.CREDITED.value
+    rows = [
+        (
+            credit.tx_id,
+            user_field.get_db_prep_value(credit.user_id, connection),
+            credit.amount_u,
+            status,
+            source,
+            "",
+            at,
+        )
+        for credit in credits
+    ]
+    ids: dict[str, int] = {}
     with connection.cursor() as cursor:
-        for start in range(0, len(credits), step):
-            chunk = credits[start : start + step]
-            params: list[Any] = []
-            for credit in chunk:
-                user_id = user_field.get_db_prep_value(credit.user_id, connection)
-                params += [credit.tx_id, user_id, credit.amount_u, Deposit.Status.CREDITED.value, source, "", at]
+        for rows_sql, params in row_sets(_DEPOSIT_TYPES, rows):
             cursor.execute(
-                f"INSERT INTO {Deposit._meta.db_table} ({', '.join(_DEPOSIT_COLUMNS)}) VALUES "
-                + ", ".join(["(" + ", ".join(["%s"] * len(_DEPOSIT_COLUMNS)) + ")"] * len(chunk))
-                + " ON CONFLICT (tx_id) DO NOTHING RETURNING id, tx_id",
+                f"INSERT INTO {Deposit._meta.db_table} ({', '.join(_DEPOSIT_COLUMNS)}) {rows_sql} "
+                "ON CONFLICT (tx_id) DO NOTHING RETURNING id, tx_id",
                 params,
             )
-            ids = {tx_id: pk for pk, tx_id in cursor.fetchall()}
-            for credit in chunk:
-                if credit.tx_id in ids:
-                    deposit = Deposit(
-                        id=ids[credit.tx_id],
-                        tx_id=credit.tx_id,
-                        user_id=credit.user_id,
-                        amount_u=credit.amount_u,
-                        source=source,
-                        created_at=created_at,
-                    )
-                    deposit._state.adding = False
-                    deposit._state.db = connection.alias
-                    made[credit.tx_id] = deposit
+            ids.update((tx_id, pk) for pk, tx_id in cursor.fetchall())
+    made: dict[str, Deposit] = {}
+    for credit in credits:
+        if credit.tx_id in ids:
+            deposit = Deposit(
+                id=ids[credit.tx_id],
+                tx_id=credit.tx_id,
+                user_id=credit.user_id,
+                amount_u=credit.amount_u,
+                source=source,
+                created_at=created_at,
+            )
+            deposit._state.adding = False
+            deposit._state.db = connection.alias
+            made[credit.tx_id] = deposit
     return made
 
 
