@@ -17,7 +17,7 @@ from audit.events import AuditAction
 from audit.models import AuditEvent
 from audit.services import audit_record
 from ledger.models import LedgerBatch, LedgerEntry
-from ledger.services import Line, ledger_post, ledger_post_from_sql
+from ledger.services import Line, Posting, ledger_post, ledger_post_from_sql, ledger_post_many
 from ops.models import OpsSwitch
 from ops.reports import switch_changed_by
 from ops.selectors import switch_get
@@ -76,13 +76,15 @@ def test_the_audit_log_names_the_os_user_of_a_command(capsys):
 
 
 @pytest.mark.money
-@pytest.mark.parametrize("post", ["python", "sql"])
+@pytest.mark.parametrize("post", ["python", "sql", "many"])
 def test_a_ledger_line_that_is_not_a_line_is_refused_and_nothing_is_written(post):
     batches, entries = LedgerBatch.objects.count(), LedgerEntry.objects.count()
     lines = [Line("house", -5), ("external:deposits", 5)]
     with pytest.raises(TypeError, match=r"A ledger line is a ledger.services.Line, not tuple"):
         if post == "python":
             ledger_post(lines, ref_type="t", ref_id="x", idempotency_key="typed-line-py")
+        elif post == "many":
+            ledger_post_many([Posting(lines, ref_type="t", ref_id="x", idempotency_key="typed-line-many")])
         else:
             ledger_post_from_sql(
                 select_sql="SELECT 'house', 0 WHERE 1 = 0", lines=lines, ref_type="t", ref_id="x",
