@@ -503,27 +503,16 @@ def _batches_insert(
     """Claim the keys: INSERT … ON CONFLICT DO NOTHING RETURNING, all rows in one statement (SQLite: as its
     parameter limit allows). {key: new batch id} for the keys this call took (a key already posted, or held
     by a twin that commits, is not among them)."""
-    by = LedgerBatch._meta.get_field("created_by").get_db_prep_value(created_by_id, connection)
-    at = connection.ops.adapt_datetimefield_value(created_at)
-    rows = [
-        (posting.idempotency_key, posting.ref_type, ref, digest, posting.memo, by, at)
-        for posting, _, _, ref, digest in items
-    ]
-    taken: dict[str, int] = {}
-    with connection.cursor() as cursor:
-        for rows_sql, params in row_sets(_BATCH_TYPES, rows):
-            cursor.execute(
-                f"INSERT INTO {LedgerBatch._meta.db_table} (idempotency_key, ref_type, ref_id, lines_digest, memo, "
-                f"created_by_id, created_at) {rows_sql} "
-                "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
-                params,
-            )
-            taken.update((key, batch_id) for batch_id, key in cursor.fetchall())
-    return taken
-
-
-_BATCH_TYPES = ("text", "text", "text", "text", "text", "uuid", "timestamptz")  # created_by: a user id
-_ENTRY_TYPES = ("text", "bigint", "text", "text", "bigint", "timestamptz")
+    returned = rows_insert(
+        LedgerBatch,
+        ["idempotency_key", "ref_type", "ref_id", "lines_digest", "memo", "created_by", "created_at"],
+        [
+            (posting.idempotency_key, posting.ref_type, ref, digest, posting.memo, created_by_id, created_at)
+            for posting, _, _, ref, digest in items
+        ],
+        suffix="ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key",
+    )
+    return {key: batch_id for batch_id, key in returned}
 
 
 def _balances_move_many(nets: list[dict[str, int]], *, allow_negative: frozenset[str]) -> None:
@@ -563,13 +552,7 @@ def _balances_move_many(nets: list[dict[str, int]], *, allow_negative: frozenset
 
 def _entries_insert(rows: list[tuple[str, int, str, str, int]], *, ts: Any) -> None:
     """(account, amount_u, ref_type, ref_id, batch id) rows: one INSERT (SQLite: as its parameter limit allows)."""
-    at = connection.ops.adapt_datetimefield_value(ts)
-    with connection.cursor() as cursor:
-        for rows_sql, params in row_sets(_ENTRY_TYPES, [(*row, at) for row in rows]):
-            cursor.execute(
-                f"INSERT INTO {LedgerEntry._meta.db_table} (account, amount_u, ref_type, ref_id, batch, ts) {rows_sql}",
-                params,
-            )
+    rows_insert(LedgerEntry, ["account", "amount_u", "ref_type", "ref_id", "batch", "ts"], [(*row, ts) for row in rows])
 
 
 def _balances_move(net: dict[str, int], *, allow_negative: frozenset[str]) -> None:

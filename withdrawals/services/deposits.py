@@ -14,7 +14,7 @@ from audit.events import AuditAction
 from audit.services import audit_record, audit_record_many
 from betting.selectors import user_get
 from common.errors import NotFound
-from common.sql import row_sets
+from common.sql import rows_insert
 from common.types import User
 from ledger.services import amount_validate
 from withdrawals.exceptions import DepositConflict, InvalidWebhook
@@ -142,39 +142,19 @@ def deposits_credit_many(
     return answers
 
 
-_DEPOSIT_COLUMNS = ("tx_id", "user_id", "amount_u", "status", "source", "from_address", "created_at")
-_DEPOSIT_TYPES = ("text", "uuid", "bigint", "text", "text", "text", "timestamptz")
-
-
 def _deposits_insert(credits: list[DepositCredit], *, source: str) -> dict[str, Deposit]:
     """INSERT … ON CONFLICT (tx_id) DO NOTHING RETURNING, all rows in one statement (SQLite: as its parameter
     limit allows): {tx_id: deposit} for the rows this call made (a tx id already recorded, or by a twin that
     commits, is not among them)."""
     created_at = timezone.now()
-    at = connection.ops.adapt_datetimefield_value(created_at)
-    user_field = Deposit._meta.get_field("user")
     status = Deposit.Status.CREDITED.value
-    rows = [
-        (
-            credit.tx_id,
-            user_field.get_db_prep_value(credit.user_id, connection),
-            credit.amount_u,
-            status,
-            source,
-            "",
-            at,
-        )
-        for credit in credits
-    ]
-    ids: dict[str, int] = {}
-    with connection.cursor() as cursor:
-        for rows_sql, params in row_sets(_DEPOSIT_TYPES, rows):
-            cursor.execute(
-                f"INSERT INTO {Deposit._meta.db_table} ({', '.join(_DEPOSIT_COLUMNS)}) {rows_sql} "
-                "ON CONFLICT (tx_id) DO NOTHING RETURNING id, tx_id",
-                params,
-            )
-            ids.update((tx_id, pk) for pk, tx_id in cursor.fetchall())
+    returned = rows_insert(
+        Deposit,
+        ["tx_id", "user", "amount_u", "status", "source", "from_address", "created_at"],
+        [(credit.tx_id, credit.user_id, credit.amount_u, status, source, "", created_at) for credit in credits],
+        suffix="ON CONFLICT (tx_id) DO NOTHING RETURNING id, tx_id",
+    )
+    ids = {tx_id: pk for pk, tx_id in returned}
     made: dict[str, Deposit] = {}
     for credit in credits:
         if credit.tx_id in ids:
