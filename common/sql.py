@@ -4,7 +4,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from django.db import connection
-from django.db.models import Field, Model
+from django.db.models import BooleanField, CharField, Field, IntegerField, Model, TextField
 
 
 def rows_per_statement(columns: int) -> int:
@@ -43,6 +43,16 @@ def row_sets(types: Sequence[str], rows: Sequence[Sequence[Any]]) -> Iterator[tu
         yield "VALUES " + ", ".join([one] * len(chunk)), [value for row in chunk for value in row]
 
 
+_NATIVE = (str, int, bool, type(None))
+
+
+def _plain(field: "Field[Any, Any]") -> bool:
+    """A column whose native Python values (str, int, bool, None) go to the database as they are, on every
+    backend: text and integers, and a foreign key to one. UUIDs, times and JSON are prepared."""
+    target = field.target_field if field.is_relation else field  # type: ignore[attr-defined]
+    return isinstance(target, (CharField, TextField, IntegerField, BooleanField))
+
+
 def rows_insert(
     model: type[Model], fields: Sequence[str], rows: Sequence[Sequence[Any]], *, suffix: str = ""
 ) -> list[tuple[Any, ...]]:
@@ -63,7 +73,14 @@ def rows_insert(
         columns.append(field)
     types = [str(field.db_type(connection)) for field in columns]
     prepare = [field.get_db_prep_save for field in columns]
-    prepared = [[prep(value, connection) for prep, value in zip(prepare, row, strict=True)] for row in rows]
+    plain = [_plain(field) for field in columns]
+    prepared = [
+        [
+            value if is_plain and type(value) in _NATIVE else prep(value, connection)
+            for prep, is_plain, value in zip(prepare, plain, row, strict=True)
+        ]
+        for row in rows
+    ]
     returned: list[tuple[Any, ...]] = []
     names = ", ".join(connection.ops.quote_name(str(field.column)) for field in columns)
     with connection.cursor() as cursor:
