@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models.functions import Lower
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -114,11 +115,21 @@ def users_create_many(*, emails: Sequence[str], password_hashes: Sequence[str], 
     if not wanted:
         return []
     with transaction.atomic():
+        # Taken in any case (user_create's rule: email__iexact), then, for one made meanwhile, the unique index.
+        taken = set(
+            User.objects.annotate(lowered=Lower("email"))
+            .filter(lowered__in=[u.email for u in wanted])
+            .values_list("lowered", flat=True)
+        )
         made_ids = rows_insert(
             User,
             ["id", "password", "last_login", "is_superuser", "email", "is_staff", "is_active", "date_joined"],
-            [(u.pk, u.password, None, False, u.email, u.is_staff, True, joined) for u in wanted],
-            suffix="ON CONFLICT DO NOTHING RETURNING id",  # a taken email: skipped
+            [
+                (u.pk, u.password, None, False, u.email, u.is_staff, True, joined)
+                for u in wanted
+                if u.email not in taken
+            ],
+            suffix="ON CONFLICT DO NOTHING RETURNING id",
         )
         ours = {User._meta.pk.to_python(pk) for (pk,) in made_ids}
         made = [user for user in wanted if user.pk in ours]

@@ -106,6 +106,17 @@ def test_a_rerun_adds_new_bettors_and_funds_no_one_twice():
     assert_ledger_invariants()
 
 
+def test_an_email_taken_in_another_case_is_skipped_as_user_create_skips_it():
+    other = User.objects.create(email="Bettor1@Example.com", password="!")  # not lowercased (no service)
+    output = _seed("--users", "2", "--unusable-password")
+    assert "bettor1@example.com" not in output
+    assert sorted(User.objects.values_list("email", flat=True)) == [
+        "Bettor1@Example.com", "bettor2@example.com", "bettor3@example.com",
+    ]  # fmt: skip
+    assert not Account.objects.filter(owner=other).exists()
+    assert "Created 2 bettor(s)." in output
+
+
 def test_a_taken_email_is_skipped_and_the_count_still_made():
     taken = user_create(email="bettor2@example.com", password="own-pass-1")  # index starts at 2: the 1st bettor
     output = _seed("--users", "3", "--fund", "5", "--password", "pass-word-1")
