@@ -8,7 +8,7 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from ledger.exceptions import InsufficientFunds
 from ledger.models import Account, LedgerEntry
 from ledger.selectors import account_balance_u
-from ledger.services import Line, ledger_post
+from ledger.services import Line, Posting, ledger_post, ledger_post_many
 from tests.conftest import assert_ledger_invariants
 from tests.factories import UserFactory, fund
 
@@ -51,6 +51,32 @@ def test_raw_unbalanced_insert_fails_at_commit():
             [Account.HOUSE, batch_id],
         )
     assert LedgerEntry.objects.filter(ref_type="forged").count() == 0
+    assert_ledger_invariants()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_unbalanced_batch_among_many_in_one_transaction_fails_at_commit():
+    """The trigger remembers only the batch it summed last: a batch whose entries come back after another's
+    is summed again, so a forged line in the first of many batches is still refused."""
+    alice, bob = UserFactory(), UserFactory()
+    postings = [
+        Posting([Line(Account.user_cash_code(u.pk), 10), Line(Account.EXTERNAL_DEPOSITS, -10)], ref_type="t",
+                ref_id=str(i), idempotency_key=f"many-{i}")
+        for i, u in enumerate((alice, bob))
+    ]  # fmt: skip
+    with pytest.raises(IntegrityError, match="does not sum to zero"), transaction.atomic():
+        first, _ = ledger_post_many(postings)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO ledger_entries (account, amount_u, ref_type, ref_id, batch, ts) "
+                "VALUES (%s, 7, 'forged', 'x', %s, now())",
+                [Account.HOUSE, first.batch.pk],
+            )
+    assert LedgerEntry.objects.count() == 0
+    # and the same batches, balanced, commit: each summed once
+    ledger_post_many(postings)
+    assert [account_balance_u(code=Account.user_cash_code(u.pk)) for u in (alice, bob)] == [10, 10]
     assert_ledger_invariants()
 
 
