@@ -142,12 +142,33 @@ def _batch_open(
         )
         row = cursor.fetchone()
     if row is None:
-        earlier = _earlier_batch(idempotency_key, digest)
-        if earlier is None:  # the twin that held the key rolled back between our two statements
-            raise IntegrityError(f"ledger batch key {idempotency_key!r} was taken and released; retry")
-        return earlier
+        return _batch_taken(idempotency_key, digest)
+    return _batch_made(
+        batch_id=row[0],
+        idempotency_key=idempotency_key,
+        ref_type=ref_type,
+        ref_id=ref_id,
+        digest=digest,
+        memo=memo,
+        created_by_id=created_by_id,
+        created_at=created_at,
+    )
+
+
+def _batch_made(
+    *,
+    batch_id: int,
+    idempotency_key: str,
+    ref_type: str,
+    ref_id: str,
+    digest: str,
+    memo: str,
+    created_by_id: Any,
+    created_at: Any,
+) -> Posted:
+    """The batch row this call inserted, as a loaded model (no query): Posted(created=True)."""
     batch = LedgerBatch(
-        id=row[0],
+        id=batch_id,
         idempotency_key=idempotency_key,
         ref_type=ref_type,
         ref_id=ref_id,
@@ -159,6 +180,14 @@ def _batch_open(
     batch._state.adding = False
     batch._state.db = connection.alias
     return Posted(batch=batch, created=True)
+
+
+def _batch_taken(idempotency_key: str, digest: str) -> Posted:
+    """The key's INSERT found it taken: the earlier batch of the same request (a replay), else 422."""
+    earlier = _earlier_batch(idempotency_key, digest)
+    if earlier is None:  # the twin that held the key rolled back between our statements
+        raise IntegrityError(f"ledger batch key {idempotency_key!r} was taken and released; retry")
+    return earlier
 
 
 def _earlier_batch(idempotency_key: str, digest: str) -> Posted | None:
@@ -362,28 +391,22 @@ def _post_one_statement(
         cursor.execute(sql, params)
         batch_id, moved, hot, *then_row = cursor.fetchone()
     if batch_id is None:
-        earlier = _earlier_batch(idempotency_key, digest)
-        if earlier is None:  # the twin that held the key rolled back meanwhile
-            raise IntegrityError(f"ledger batch key {idempotency_key!r} was taken and released; retry")
-        return earlier
+        return _batch_taken(idempotency_key, digest)
     for account, delta, done in ((code, delta_u, moved), (last, last_delta_u, hot)):
         if not done:
             _refusal_raise(code=account, delta_u=delta, allow_negative=allow_negative)
-    batch = LedgerBatch(
-        id=batch_id,
+    if then is not None:
+        then.row, then.ran = (tuple(then_row) if any(value is not None for value in then_row) else None), True
+    return _batch_made(
+        batch_id=batch_id,
         idempotency_key=idempotency_key,
         ref_type=ref_type,
         ref_id=ref_id,
-        lines_digest=digest,
+        digest=digest,
         memo=memo,
         created_by_id=created_by_id,
         created_at=created_at,
     )
-    batch._state.adding = False
-    batch._state.db = connection.alias
-    if then is not None:
-        then.row, then.ran = (tuple(then_row) if any(value is not None for value in then_row) else None), True
-    return Posted(batch=batch, created=True)
 
 
 @dataclass(frozen=True)
