@@ -19,6 +19,22 @@ def os_user() -> str:
         return "os:unknown"
 
 
+def _who(*, action: str, source: str, actor: Any, what: str) -> tuple[Any, str]:
+    """The rules every audit row is written under, and who it names: (the Django user or None, the label).
+
+    Inside the caller's transaction only; `action` one of AuditAction; the label is the user's email,
+    or for a command-line action without one, the OS user that ran it.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError(f"{what} must run inside the transaction of the change it records")
+    if action not in AuditAction.values:
+        raise ValueError(f"{action!r} is not an audit action (audit.events.AuditAction)")
+    person = actor if getattr(actor, "pk", None) else None
+    if person is not None:
+        return person, person.email
+    return None, os_user() if source == AuditEvent.Source.CLI else ""
+
+
 def audit_record(
     *,
     action: str,
@@ -35,15 +51,7 @@ def audit_record(
     `action` must be one of `AuditAction`. The actor is the Django user when there is one; a
     command-line action without one records the OS user that ran it.
     """
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("audit_record must run inside the transaction of the change it records")
-    if action not in AuditAction.values:
-        raise ValueError(f"{action!r} is not an audit action (audit.events.AuditAction)")
-    person = actor if getattr(actor, "pk", None) else None
-    if person is not None:
-        label = person.email
-    else:
-        label = os_user() if source == AuditEvent.Source.CLI else ""
+    person, label = _who(action=action, source=source, actor=actor, what="audit_record")
     return AuditEvent.objects.create(
         action=action,
         source=source,
@@ -70,15 +78,7 @@ def audit_record_many(
 
     `events`: (object_id, after) per row; actor, source, object type and reason are shared.
     """
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("audit_record_many must run inside the transaction of the change it records")
-    if action not in AuditAction.values:
-        raise ValueError(f"{action!r} is not an audit action (audit.events.AuditAction)")
-    person = actor if getattr(actor, "pk", None) else None
-    if person is not None:
-        label = person.email
-    else:
-        label = os_user() if source == AuditEvent.Source.CLI else ""
+    person, label = _who(action=action, source=source, actor=actor, what="audit_record_many")
     now = timezone.now()
     rows_insert(
         AuditEvent,
