@@ -8,13 +8,13 @@ presets (`point_presets_at`), so the presets' own paths and parsing are what the
 """
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from datetime import date
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
+from common.local_http import local_http_serve
 from marketdata.models import PriceSource
 
 PORTS = range(18100, 18200)
@@ -55,18 +55,7 @@ class StubVendors:
             def log_message(self, *args):
                 pass
 
-        for port in ports:
-            try:
-                self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-                break
-            except OSError:
-                continue
-        else:
-            raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1} for the stub vendors")
-        self.server.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.server, self.base, self.thread = local_http_serve(Handler, ports=ports, what="the stub vendors")
 
     def set(self, path: str, answer: Callable[[dict, dict], Answer] | Answer) -> None:
         self.routes[path] = answer if callable(answer) else (lambda query, headers: answer)

@@ -18,10 +18,12 @@ import threading
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from django.utils import timezone
+
+from common.local_http import local_http_serve
 
 TOKEN = "chaos-custodian-token"
 PENDING, COMPLETED, FAILED = "pending", "completed", "failed"
@@ -108,18 +110,9 @@ class CustodianStub:
                     return self._answer(404, {"detail": "unknown reference"})
                 return self._answer(200, payout)
 
-        for port in ports:
-            try:
-                self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-                break
-            except OSError:
-                continue
-        else:
-            raise RuntimeError(f"no free port in {ports.start}-{ports.stop - 1} for the custodian")
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self.thread.start()
+        self.server, self.url, self.thread = local_http_serve(
+            Handler, ports=ports, what="the custodian", poll_interval=0.05
+        )
 
     def settings(self) -> dict[str, Any]:
         """What points our payout adapter (here, and in the workers' environment) at this custodian."""
