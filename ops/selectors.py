@@ -113,7 +113,8 @@ def maintenance_get() -> Maintenance | None:
     (none inside switches_remembered: read once at the start of the request).
 
     Every web process, worker and beat task asks this on each request / run, so a process
-    honours a switch made on another host at its next request, with no lag to wait out.
+    honours a switch made on another host at its next write or task (a GET within
+    SWITCHES_READ_MAX_AGE_SECONDS: ops.maintenance).
     """
     on = _request_switches.get()
     if on is not None:
