@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Count, Max, Q, QuerySet, Sum
+from django.db.models import Count, Max, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from rest_framework.authtoken.models import Token
 
@@ -249,20 +249,6 @@ def bet_by_idempotency_key(*, user_id: Any, idempotency_key: str) -> Bet | None:
 
 
 # --- Reads for operations (ops reads bets and users only through these) --------
-
-
-def bet_user_totals_u(*, user_id: Any, round_id: int, since: dt.datetime) -> tuple[int, int]:
-    """(Σ stake_u of the user's bets in the round, Σ stake_u of the user's bets since `since`): one query.
-
-    bet_place's per-user limits (risk.checks.bet_limits_check) read this, on the (user, round) index.
-    """
-    in_round, today = Q(round_id=round_id), Q(created_at__gte=since)
-    totals = (
-        Bet.objects.filter(user_id=user_id)
-        .filter(in_round | today)
-        .aggregate(round_u=Sum("stake_u", filter=in_round), day_u=Sum("stake_u", filter=today))
-    )
-    return totals["round_u"] or 0, totals["day_u"] or 0
 
 
 def bets_count(*, since: dt.datetime) -> int:

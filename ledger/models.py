@@ -32,11 +32,7 @@ class Account(models.Model):
         permissions = [("manual_adjust", "Can credit or debit a user's cash against the house")]
         # The accounts that are not a user's cash: a handful per round, however many users there are.
         # tvl_get sums them and reads Total Cash off the ledger's zero sum (ledger.selectors).
-        indexes = [
-            models.Index(
-                fields=["kind"], condition=~Q(kind="user_cash"), include=["balance_u"], name="ledger_account_non_user"
-            )
-        ]
+        indexes = [models.Index(fields=["kind"], condition=~Q(kind="user_cash"), name="ledger_account_non_user")]
         constraints = [
             # World accounts may go negative; the house only through a manual adjustment
             # (checked in ledger_post). Users, pools and pending never: the database says so too.

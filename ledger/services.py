@@ -312,7 +312,7 @@ def _post(
         with connection.cursor() as cursor:
             cursor.execute(then.sql.format(after=""), list(then.params))
             row = cursor.fetchone()
-        then.row, then.ran = (None if row is None else tuple(row)), True
+        then.row = None if row is None else tuple(row)
     return posted
 
 
@@ -396,7 +396,7 @@ def _post_one_statement(
         if not done:
             _refusal_raise(code=account, delta_u=delta, allow_negative=allow_negative)
     if then is not None:
-        then.row, then.ran = (tuple(then_row) if any(value is not None for value in then_row) else None), True
+        then.row = tuple(then_row) if any(value is not None for value in then_row) else None
     return _batch_made(
         batch_id=batch_id,
         idempotency_key=idempotency_key,

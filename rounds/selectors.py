@@ -556,7 +556,12 @@ def rounds_board(*, now: datetime) -> RoundsBoard:
             settle_at=current.settle_at,
             up_pool_u=current.up_pool_u,
             down_pool_u=current.down_pool_u,
-            holders=_concentration(current),
+            holders=RoundConcentration(
+                bettors=current.bettors,
+                up_top_u=current.up_top_u,
+                down_top_u=current.down_top_u,
+                top_u=current.top_u,
+            ),
         ),
         overdue=[row.code for row in unsettled if row.is_overdue],
         last_settlement=_settlement_summary(settled),
@@ -580,21 +585,6 @@ def _settlement_summary(round_: Round | None) -> SettlementSummary | None:
         paid_out_u=settlement.paid_out_u,
         fee_u=settlement.fee_u,
     )
-
-
-def _concentration(round_: Round) -> RoundConcentration:
-    return RoundConcentration(
-        bettors=round_.bettors, up_top_u=round_.up_top_u, down_top_u=round_.down_top_u, top_u=round_.top_u
-    )
-
-
-def round_holders(*, round_id: int) -> RoundConcentration:
-    """Who holds the round's pools: how many bettors, the largest one bettor's stake per side and in all.
-
-    Read off the round's row (round_pool_raise keeps them with every bet): one indexed read, whatever
-    the number of bets. rounds_board carries the same for the current round.
-    """
-    return _concentration(Round.objects.only("bettors", "up_top_u", "down_top_u", "top_u").get(pk=round_id))
 
 
 def rounds_awaiting_close(*, now: datetime) -> list[tuple[str, str, date, date]]:

@@ -274,7 +274,7 @@ def round_pool_raise(
     With it, who holds the pools: `bettor_new` (the bettor's first stake in the round) adds one to
     `bettors`; `bettor_side_u` and `bettor_total_u` (the bettor's stakes on that side and in all, this
     one included: betting's running totals) raise the largest-stake columns if they pass them. Stakes
-    only grow while the round is OPEN, so the running maxima are exact, read in O(1) (round_holders).
+    only grow while the round is OPEN, so the running maxima are exact, read in O(1) (rounds_board).
 
     bet_place's last statement (after round_bet_admit, first): the round row is hot, so it is
     held for this one round trip and the commit. One conditional UPDATE both checks the state and

@@ -14,6 +14,6 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AddIndex(
             model_name='account',
-            index=models.Index(condition=models.Q(('kind', 'user_cash'), _negated=True), fields=['kind'], include=('balance_u',), name='ledger_account_non_user'),
+            index=models.Index(condition=models.Q(('kind', 'user_cash'), _negated=True), fields=['kind'], name='ledger_account_non_user'),
         ),
     ]
